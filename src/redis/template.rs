@@ -1,0 +1,194 @@
+//! The ElastiCache Redis CloudFormation template, embedded in the binary, and the one place in
+//! Rust that names its parameters and outputs. A unit test holds these names to the JSON file, so
+//! the two cannot drift apart.
+
+/// The template body, exactly as shipped in `templates/data/elasticache-redis.json`.
+pub const TEMPLATE_BODY: &str = include_str!("../../templates/data/elasticache-redis.json");
+
+/// Parameter keys of the template.
+pub mod param {
+    pub const ENVIRONMENT: &str = "Environment";
+    pub const VPC_STACK_NAME: &str = "VPCStackName";
+    pub const NODE_TYPE: &str = "NodeType";
+    pub const NUM_CACHE_NODES: &str = "NumCacheNodes";
+    pub const ENGINE_VERSION: &str = "EngineVersion";
+    pub const SNAPSHOT_RETENTION_LIMIT: &str = "SnapshotRetentionLimit";
+    pub const AUTOMATIC_FAILOVER_ENABLED: &str = "AutomaticFailoverEnabled";
+
+    /// Every parameter, in the order the seed's commands pass them.
+    pub const ALL: [&str; 7] = [
+        ENVIRONMENT,
+        VPC_STACK_NAME,
+        NODE_TYPE,
+        NUM_CACHE_NODES,
+        ENGINE_VERSION,
+        SNAPSHOT_RETENTION_LIMIT,
+        AUTOMATIC_FAILOVER_ENABLED,
+    ];
+}
+
+/// Output keys of the template; each is exported as `<stack name>-<output key>`.
+pub mod output {
+    pub const ENDPOINT: &str = "RedisEndpoint";
+    pub const PORT: &str = "RedisPort";
+    pub const READER_ENDPOINT: &str = "RedisReaderEndpoint";
+    pub const SECURITY_GROUP_ID: &str = "RedisSecurityGroupId";
+    pub const REPLICATION_GROUP_ID: &str = "RedisReplicationGroupId";
+
+    pub const ALL: [&str; 5] = [
+        ENDPOINT,
+        PORT,
+        READER_ENDPOINT,
+        SECURITY_GROUP_ID,
+        REPLICATION_GROUP_ID,
+    ];
+}
+
+/// The export name CloudFormation gives an output of this template.
+pub fn export_name(stack_name: &str, output_key: &str) -> String {
+    format!("{stack_name}-{output_key}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    fn template() -> Value {
+        serde_json::from_str(TEMPLATE_BODY).expect("the embedded template is JSON")
+    }
+
+    fn keys(v: &Value, section: &str) -> BTreeSet<String> {
+        v[section]
+            .as_object()
+            .unwrap_or_else(|| panic!("template has no {section}"))
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn parameter_names_match_the_template() {
+        let expected: BTreeSet<String> = param::ALL.iter().map(|s| s.to_string()).collect();
+        assert_eq!(keys(&template(), "Parameters"), expected);
+    }
+
+    #[test]
+    fn output_names_match_the_template_and_are_exported_under_the_stack_name() {
+        let t = template();
+        let expected: BTreeSet<String> = output::ALL.iter().map(|s| s.to_string()).collect();
+        assert_eq!(keys(&t, "Outputs"), expected);
+        for name in output::ALL {
+            let export = &t["Outputs"][name]["Export"]["Name"]["Fn::Sub"];
+            assert_eq!(
+                export.as_str(),
+                Some(export_name("${AWS::StackName}", name).as_str()),
+                "export of {name}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_engine_version_maps_to_its_own_parameter_group_family() {
+        let t = template();
+        let versions = t["Parameters"][param::ENGINE_VERSION]["AllowedValues"]
+            .as_array()
+            .expect("EngineVersion has AllowedValues");
+        assert!(!versions.is_empty());
+        for v in versions {
+            let v = v.as_str().expect("versions are strings");
+            let major = v.split('.').next().expect("a major version");
+            // ElastiCache names the families redis6.x and redis7 (and redis7 covers 7.0 and 7.1).
+            let expected = if major == "6" {
+                "redis6.x".to_string()
+            } else {
+                format!("redis{major}")
+            };
+            assert_eq!(
+                t["Mappings"]["EngineFamily"][v]["Family"].as_str(),
+                Some(expected.as_str()),
+                "family for engine {v}"
+            );
+        }
+        // The parameter group takes its family from that mapping, never a literal.
+        let family =
+            &t["Resources"]["RedisParameterGroup"]["Properties"]["CacheParameterGroupFamily"];
+        assert_eq!(family["Fn::FindInMap"][0], "EngineFamily");
+        assert_eq!(family["Fn::FindInMap"][1]["Ref"], param::ENGINE_VERSION);
+    }
+
+    #[test]
+    fn node_type_pattern_accepts_the_seed_types_and_refuses_bogus_ones() {
+        let t = template();
+        let pattern = t["Parameters"][param::NODE_TYPE]["AllowedPattern"]
+            .as_str()
+            .expect("NodeType has an AllowedPattern");
+        let re = regex::Regex::new(pattern).expect("pattern compiles");
+        for good in [
+            "cache.t4g.micro",
+            "cache.t4g.small",
+            "cache.t4g.medium",
+            "cache.m7g.large",
+            "cache.m7g.xlarge",
+            "cache.r7g.large",
+            "cache.r7g.xlarge",
+        ] {
+            assert!(re.is_match(good), "{good} must be accepted");
+        }
+        for bad in [
+            "cache.t4g.huge",
+            "cache.x9.large",
+            "t4g.micro",
+            "cache.m7g.large ",
+            "cache.t4g.micro.extra",
+            "cache.m7g.micro",
+            "",
+        ] {
+            assert!(!re.is_match(bad), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn parameter_group_has_the_seed_settings() {
+        let t = template();
+        let props = &t["Resources"]["RedisParameterGroup"]["Properties"]["Properties"];
+        assert_eq!(props["maxmemory-policy"], "allkeys-lru");
+        assert_eq!(props["timeout"], "300");
+        assert_eq!(props["tcp-keepalive"], "300");
+        assert_eq!(props["maxmemory-samples"], "5");
+    }
+
+    #[test]
+    fn prod_alarms_cover_the_seed_thresholds() {
+        let t = template();
+        let alarms: Vec<&Value> = t["Resources"]
+            .as_object()
+            .expect("resources")
+            .values()
+            .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+            .collect();
+        let find = |metric: &str| {
+            alarms
+                .iter()
+                .find(|a| a["Properties"]["MetricName"] == metric)
+                .unwrap_or_else(|| panic!("no alarm on {metric}"))
+        };
+        let cases = [
+            ("CPUUtilization", "GreaterThanThreshold", 75),
+            ("DatabaseMemoryUsagePercentage", "GreaterThanThreshold", 85),
+            ("CacheHitRate", "LessThanThreshold", 80),
+            ("Evictions", "GreaterThanThreshold", 1000),
+        ];
+        for (metric, op, threshold) in cases {
+            let a = find(metric);
+            assert_eq!(a["Condition"], "IsProd", "{metric} alarm is a prod alarm");
+            assert_eq!(a["Properties"]["ComparisonOperator"], op, "{metric}");
+            assert_eq!(a["Properties"]["Threshold"], threshold, "{metric}");
+        }
+        // Evictions are counted per minute.
+        let ev = find("Evictions");
+        assert_eq!(ev["Properties"]["Period"], 60);
+        assert_eq!(ev["Properties"]["Statistic"], "Sum");
+    }
+}

@@ -1,0 +1,253 @@
+//! The AWS emulator: moto server with the project's extension (`tests/emulator/oms_emulator`),
+//! run from the project's venv on a loopback port, and spoken to by the real aws-sdk over HTTP.
+//! Its control API (`/_oms/...`) sets stack delays, injects failures and counts calls.
+
+use super::proc::{
+    BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, keep, repo_root,
+};
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+pub const REGION: &str = "us-east-1";
+
+#[derive(Clone)]
+pub struct Options {
+    pub port: Option<u16>,
+    pub python: Option<PathBuf>,
+    pub stack_delay_seconds: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            port: None,
+            python: None,
+            stack_delay_seconds: 1.0,
+        }
+    }
+}
+
+pub struct Emulator {
+    pub url: String,
+    pub port: u16,
+    pub startup: Duration,
+    _dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+/// The project venv's Python; `make venv` makes it.
+pub fn venv_python() -> PathBuf {
+    std::env::var_os("OMS_EMULATOR_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+}
+
+impl Emulator {
+    pub fn start(opts: Options) -> Result<Emulator> {
+        let started = Instant::now();
+        let python = opts.python.unwrap_or_else(venv_python);
+        if !python.exists() {
+            return err(format!(
+                "Python for the AWS emulator is missing: {} does not exist; run `make venv` (needs python3 >= 3.11)",
+                python.display()
+            ));
+        }
+        let port = opts.port.map(Ok).unwrap_or_else(free_port)?;
+        ensure_port_free(port, "the AWS emulator")?;
+        let dir = bed_tempdir("oms-emulator")?;
+        let mut proc = Proc::spawn(
+            "AWS emulator",
+            &python,
+            &[
+                "-m".into(),
+                "oms_emulator".into(),
+                "--host".into(),
+                "127.0.0.1".into(),
+                "--port".into(),
+                port.to_string(),
+                "--stack-delay".into(),
+                opts.stack_delay_seconds.to_string(),
+            ],
+            &[
+                (
+                    "PYTHONPATH",
+                    &repo_root().join("tests/emulator").to_string_lossy(),
+                ),
+                ("PYTHONUNBUFFERED", "1"),
+            ],
+            dir.path().join("emulator.log"),
+        )?;
+        let url = format!("http://127.0.0.1:{port}");
+        proc.wait_ready(Duration::from_secs(60), || {
+            matches!(http_json(port, "GET", "/_oms/health", None), Ok((200, _)))
+        })?;
+        Ok(Emulator {
+            url,
+            port,
+            startup: started.elapsed(),
+            _dir: dir,
+            _proc: proc,
+        })
+    }
+
+    /// Calls the control API and returns its JSON answer; panics on anything but 200.
+    pub fn control(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        match http_json(self.port, method, path, body.as_ref()) {
+            Ok((200, v)) => v,
+            Ok((status, v)) => panic!("emulator {method} {path} answered {status}: {v}"),
+            Err(e) => panic!("emulator {method} {path}: {e}"),
+        }
+    }
+
+    pub fn configure(&self, body: Value) -> Value {
+        self.control("POST", "/_oms/config", Some(body))
+    }
+
+    /// Makes the next `operation` (create | update | delete) of `stack` fail on `resource`.
+    pub fn fail_next(&self, stack: &str, operation: &str, resource: &str, reason: &str) {
+        self.control(
+            "POST",
+            "/_oms/fail",
+            Some(serde_json::json!({
+                "stack_name": stack, "operation": operation, "resource": resource, "reason": reason
+            })),
+        );
+    }
+
+    /// Makes the next `count` calls of `action` answer Throttling.
+    pub fn throttle(&self, action: &str, count: u32) {
+        self.control(
+            "POST",
+            "/_oms/throttle",
+            Some(serde_json::json!({"action": action, "count": count})),
+        );
+    }
+
+    /// Calls received for one stack (or all), by `service:Action`.
+    pub fn calls(&self, stack: Option<&str>) -> std::collections::BTreeMap<String, u64> {
+        let path = match stack {
+            Some(s) => format!("/_oms/calls?stack_name={s}"),
+            None => "/_oms/calls".to_string(),
+        };
+        let v = self.control("GET", &path, None);
+        serde_json::from_value(v["counts"].clone()).unwrap_or_default()
+    }
+
+    fn sdk_parts(
+        &self,
+    ) -> (
+        aws_sdk_cloudformation::config::Credentials,
+        aws_sdk_cloudformation::config::Region,
+    ) {
+        (
+            aws_sdk_cloudformation::config::Credentials::new("bed", "bed", None, None, "oms-bed"),
+            aws_sdk_cloudformation::config::Region::new(REGION),
+        )
+    }
+
+    pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
+        let (creds, region) = self.sdk_parts();
+        aws_sdk_cloudformation::Client::from_conf(
+            aws_sdk_cloudformation::Config::builder()
+                .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
+                .region(region)
+                .credentials_provider(creds)
+                .endpoint_url(&self.url)
+                .build(),
+        )
+    }
+
+    /// A CloudFormation client that does not retry, to see single errors as they come.
+    pub fn cloudformation_no_retry(&self) -> aws_sdk_cloudformation::Client {
+        let (creds, region) = self.sdk_parts();
+        aws_sdk_cloudformation::Client::from_conf(
+            aws_sdk_cloudformation::Config::builder()
+                .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
+                .region(region)
+                .credentials_provider(creds)
+                .endpoint_url(&self.url)
+                .retry_config(aws_sdk_cloudformation::config::retry::RetryConfig::disabled())
+                .build(),
+        )
+    }
+
+    pub fn elasticache(&self) -> aws_sdk_elasticache::Client {
+        aws_sdk_elasticache::Client::from_conf(
+            aws_sdk_elasticache::Config::builder()
+                .behavior_version(aws_sdk_elasticache::config::BehaviorVersion::latest())
+                .region(aws_sdk_elasticache::config::Region::new(REGION))
+                .credentials_provider(aws_sdk_elasticache::config::Credentials::new(
+                    "bed", "bed", None, None, "oms-bed",
+                ))
+                .endpoint_url(&self.url)
+                .build(),
+        )
+    }
+}
+
+/// One HTTP/1.1 request to the control API on loopback; the answer's status and JSON body.
+fn http_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+) -> std::result::Result<(u16, Value), String> {
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .map_err(|e| e.to_string())?;
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(req.as_bytes())
+        .map_err(|e| format!("write: {e}"))?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .map_err(|e| format!("read: {e}"))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, payload) = text.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no HTTP status")?;
+    let payload = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(payload)
+    } else {
+        payload.to_string()
+    };
+    let json = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
+    Ok((status, json))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+static SHARED: OnceLock<std::result::Result<Emulator, BedError>> = OnceLock::new();
+
+/// The emulator of this test binary, started on first use.
+pub fn shared() -> &'static Emulator {
+    keep(&SHARED, || Emulator::start(Options::default()))
+}
