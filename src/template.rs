@@ -1,1 +1,0 @@
-pub const X: u8 = 0;
