@@ -136,6 +136,19 @@ impl Emulator {
         serde_json::from_value(v["counts"].clone()).unwrap_or_default()
     }
 
+    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::from_conf(
+            aws_sdk_cloudwatch::Config::builder()
+                .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+                .region(aws_sdk_cloudwatch::config::Region::new(REGION))
+                .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new(
+                    "bed", "bed", None, None, "oms-bed",
+                ))
+                .endpoint_url(&self.url)
+                .build(),
+        )
+    }
+
     fn sdk_parts(
         &self,
     ) -> (

@@ -1,0 +1,1056 @@
+//! The AWS emulator behaves as CloudFormation and ElastiCache document, seen through the real Rust
+//! aws-sdk over HTTP: the shipped template deploys unmodified, stacks take time, parameter
+//! constraints and state errors come back as AWS's, injected failures end in AWS's states, and
+//! concurrent clients never see a 500.
+
+mod support;
+
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use aws_sdk_cloudformation::types::{Parameter, ResourceStatus, Stack, StackStatus};
+use oms_data_operator::redis::template::{TEMPLATE_BODY, output, param};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::emulator::{self, Emulator, Options};
+use support::{eventually, unique_name};
+
+const VPC_TEMPLATE: &str = include_str!("../templates/data/vpc.json");
+
+/// The seed's parameters for an environment, as its create-stack commands pass them.
+fn seed_params(env: &str, vpc: &str) -> Vec<(&'static str, String)> {
+    let (node, nodes, retention, failover) = match env {
+        "dev" => ("cache.t4g.micro", "1", "0", "false"),
+        "staging" => ("cache.t4g.small", "2", "3", "true"),
+        "prod" => ("cache.m7g.large", "3", "7", "true"),
+        other => panic!("no seed preset for {other}"),
+    };
+    vec![
+        (param::ENVIRONMENT, env.to_string()),
+        (param::VPC_STACK_NAME, vpc.to_string()),
+        (param::NODE_TYPE, node.to_string()),
+        (param::NUM_CACHE_NODES, nodes.to_string()),
+        (param::ENGINE_VERSION, "7.1".to_string()),
+        (param::SNAPSHOT_RETENTION_LIMIT, retention.to_string()),
+        (param::AUTOMATIC_FAILOVER_ENABLED, failover.to_string()),
+    ]
+}
+
+fn with(
+    mut params: Vec<(&'static str, String)>,
+    key: &str,
+    value: &str,
+) -> Vec<(&'static str, String)> {
+    for p in params.iter_mut() {
+        if p.0 == key {
+            p.1 = value.to_string();
+        }
+    }
+    params
+}
+
+fn sdk_params(params: &[(&'static str, String)]) -> Vec<Parameter> {
+    params
+        .iter()
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(*k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect()
+}
+
+async fn describe(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> Stack {
+    cfn.describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("describe the stack")
+        .stacks()
+        .first()
+        .cloned()
+        .expect("one stack")
+}
+
+async fn status(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> StackStatus {
+    describe(cfn, stack)
+        .await
+        .stack_status()
+        .cloned()
+        .expect("a status")
+}
+
+async fn wait_for(cfn: &aws_sdk_cloudformation::Client, stack: &str, want: StackStatus) -> Stack {
+    eventually(
+        &format!("{stack} to reach {want:?}"),
+        Duration::from_secs(60),
+        || async {
+            let s = describe(cfn, stack).await;
+            (s.stack_status() == Some(&want)).then_some(s)
+        },
+    )
+    .await
+}
+
+async fn deploy_vpc(cfn: &aws_sdk_cloudformation::Client) -> String {
+    let vpc = unique_name("oms-vpc");
+    cfn.create_stack()
+        .stack_name(&vpc)
+        .template_body(VPC_TEMPLATE)
+        .parameters(
+            Parameter::builder()
+                .parameter_key("Environment")
+                .parameter_value("dev")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create the VPC stack");
+    wait_for(cfn, &vpc, StackStatus::CreateComplete).await;
+    vpc
+}
+
+async fn create_redis(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    params: &[(&'static str, String)],
+) {
+    cfn.create_stack()
+        .stack_name(stack)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(params)))
+        .send()
+        .await
+        .expect("create the Redis stack");
+}
+
+/// A Redis stack of `env` deployed to completion, with a VPC stack of its own.
+async fn deployed(emu: &Emulator, env: &str) -> (String, Vec<(&'static str, String)>) {
+    let cfn = emu.cloudformation();
+    let vpc = deploy_vpc(&cfn).await;
+    let stack = unique_name(&format!("oms-redis-{env}"));
+    let params = seed_params(env, &vpc);
+    create_redis(&cfn, &stack, &params).await;
+    wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
+    (stack, params)
+}
+
+fn outputs(stack: &Stack) -> BTreeMap<String, String> {
+    stack
+        .outputs()
+        .iter()
+        .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+        .collect()
+}
+
+async fn events(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+) -> Vec<aws_sdk_cloudformation::types::StackEvent> {
+    cfn.describe_stack_events()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("describe events")
+        .stack_events()
+        .to_vec()
+}
+
+async fn physical_id(cfn: &aws_sdk_cloudformation::Client, stack: &str, logical: &str) -> String {
+    cfn.describe_stack_resources()
+        .stack_name(stack)
+        .send()
+        .await
+        .expect("describe resources")
+        .stack_resources()
+        .iter()
+        .find(|r| r.logical_resource_id() == Some(logical))
+        .and_then(|r| r.physical_resource_id())
+        .unwrap_or_else(|| panic!("{stack} has no {logical}"))
+        .to_string()
+}
+
+#[tokio::test]
+async fn shipped_template_goes_through_create_in_progress_to_complete_with_all_outputs() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let vpc = deploy_vpc(&cfn).await;
+    let stack = unique_name("oms-redis-dev");
+    create_redis(&cfn, &stack, &seed_params("dev", &vpc)).await;
+
+    let first = describe(&cfn, &stack).await;
+    assert_eq!(first.stack_status(), Some(&StackStatus::CreateInProgress));
+    assert!(first.outputs().is_empty(), "no outputs while in progress");
+
+    let done = wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
+    let outs = outputs(&done);
+    for key in output::ALL {
+        assert!(
+            outs.get(key).is_some_and(|v| !v.is_empty()),
+            "output {key} in {outs:?}"
+        );
+    }
+    assert_eq!(outs[output::PORT], "6379");
+    assert_eq!(outs[output::REPLICATION_GROUP_ID], stack);
+    assert!(
+        outs[output::SECURITY_GROUP_ID].starts_with("sg-"),
+        "{outs:?}"
+    );
+    for o in done.outputs() {
+        let key = o.output_key().unwrap_or_default();
+        assert_eq!(o.export_name(), Some(format!("{stack}-{key}").as_str()));
+    }
+    let exports = cfn.list_exports().send().await.expect("list exports");
+    let endpoint_export = exports
+        .exports()
+        .iter()
+        .find(|e| e.name() == Some(format!("{stack}-{}", output::ENDPOINT).as_str()))
+        .expect("the endpoint is exported");
+    assert_eq!(
+        endpoint_export.value(),
+        Some(outs[output::ENDPOINT].as_str())
+    );
+
+    // Per-resource events, in the order they happened (AWS lists the newest first).
+    let mut evs = events(&cfn, &stack).await;
+    evs.reverse();
+    let seen: Vec<(String, String)> = evs
+        .iter()
+        .map(|e| {
+            (
+                e.logical_resource_id().unwrap_or_default().to_string(),
+                e.resource_status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen.first(),
+        Some(&(stack.clone(), "CREATE_IN_PROGRESS".to_string())),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&(stack.clone(), "CREATE_COMPLETE".to_string())),
+        "{seen:?}"
+    );
+    for logical in [
+        "RedisSecurityGroup",
+        "RedisSubnetGroup",
+        "RedisParameterGroup",
+        "RedisReplicationGroup",
+    ] {
+        let at = |status: &str| seen.iter().position(|(l, s)| l == logical && s == status);
+        let (started, completed) = (at("CREATE_IN_PROGRESS"), at("CREATE_COMPLETE"));
+        assert!(
+            started.is_some() && completed.is_some() && started < completed,
+            "{logical}: {seen:?}"
+        );
+    }
+    let rg_done = seen
+        .iter()
+        .position(|(l, s)| l == "RedisReplicationGroup" && s == "CREATE_COMPLETE");
+    let pg_done = seen
+        .iter()
+        .position(|(l, s)| l == "RedisParameterGroup" && s == "CREATE_COMPLETE");
+    assert!(
+        pg_done < rg_done,
+        "the parameter group comes before the group that uses it: {seen:?}"
+    );
+}
+
+#[tokio::test]
+async fn prod_resources_exist_in_the_backends_with_the_templates_settings() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let (stack, _) = deployed(emu, "prod").await;
+    let ec = emu.elasticache();
+
+    let groups = ec
+        .describe_replication_groups()
+        .replication_group_id(&stack)
+        .send()
+        .await
+        .expect("describe the replication group");
+    let rg = groups
+        .replication_groups()
+        .first()
+        .expect("the group exists");
+    assert_eq!(rg.status(), Some("available"));
+    assert_eq!(rg.cache_node_type(), Some("cache.m7g.large"));
+    assert_eq!(
+        rg.member_clusters(),
+        [
+            format!("{stack}-001"),
+            format!("{stack}-002"),
+            format!("{stack}-003")
+        ]
+    );
+    let members = rg
+        .node_groups()
+        .first()
+        .expect("a node group")
+        .node_group_members();
+    assert_eq!(members.len(), 3);
+    assert_eq!(members[0].current_role(), Some("primary"));
+    assert_eq!(rg.at_rest_encryption_enabled(), Some(true));
+    assert_eq!(rg.transit_encryption_enabled(), Some(true));
+    assert_eq!(rg.snapshot_retention_limit(), Some(7));
+    assert_eq!(rg.multi_az().map(|m| m.as_str()), Some("enabled"));
+    assert_eq!(rg.automatic_failover().map(|m| m.as_str()), Some("enabled"));
+
+    let pg_name = physical_id(&cfn, &stack, "RedisParameterGroup").await;
+    let pgs = ec
+        .describe_cache_parameter_groups()
+        .cache_parameter_group_name(&pg_name)
+        .send()
+        .await
+        .expect("describe the parameter group");
+    let pg = pgs
+        .cache_parameter_groups()
+        .first()
+        .expect("the parameter group exists");
+    assert_eq!(pg.cache_parameter_group_family(), Some("redis7"));
+
+    let sng_name = physical_id(&cfn, &stack, "RedisSubnetGroup").await;
+    let sngs = ec
+        .describe_cache_subnet_groups()
+        .cache_subnet_group_name(&sng_name)
+        .send()
+        .await
+        .expect("describe the subnet group");
+    assert_eq!(sngs.cache_subnet_groups().len(), 1);
+
+    let alarms = emu
+        .cloudwatch()
+        .describe_alarms()
+        .alarm_name_prefix(format!("{stack}-"))
+        .send()
+        .await
+        .expect("describe alarms");
+    let mut metrics: Vec<(String, f64)> = alarms
+        .metric_alarms()
+        .iter()
+        .map(|a| {
+            (
+                a.metric_name().unwrap_or_default().to_string(),
+                a.threshold().unwrap_or_default(),
+            )
+        })
+        .collect();
+    metrics.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        metrics,
+        vec![
+            ("CPUUtilization".to_string(), 75.0),
+            ("CacheHitRate".to_string(), 80.0),
+            ("DatabaseMemoryUsagePercentage".to_string(), 85.0),
+            ("Evictions".to_string(), 1000.0),
+        ]
+    );
+
+    // Deleting the stack deletes what it made.
+    cfn.delete_stack()
+        .stack_name(&stack)
+        .send()
+        .await
+        .expect("delete");
+    eventually(
+        "the group to go with its stack",
+        Duration::from_secs(60),
+        || async {
+            let r = ec
+                .describe_replication_groups()
+                .replication_group_id(&stack)
+                .send()
+                .await;
+            match r {
+                Err(e) if e.code() == Some("ReplicationGroupNotFoundFault") => Some(()),
+                _ => None,
+            }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn dev_and_staging_groups_match_their_presets_and_stack_updates_show() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let ec = emu.elasticache();
+    let (dev, _) = deployed(emu, "dev").await;
+    let (staging, staging_params) = deployed(emu, "staging").await;
+
+    let group = |id: String| {
+        let ec = ec.clone();
+        async move {
+            ec.describe_replication_groups()
+                .replication_group_id(id)
+                .send()
+                .await
+                .expect("describe")
+                .replication_groups()
+                .first()
+                .cloned()
+                .expect("the group")
+        }
+    };
+    let d = group(dev.clone()).await;
+    assert_eq!(d.member_clusters().len(), 1);
+    assert_eq!(d.at_rest_encryption_enabled(), Some(false));
+    assert_eq!(d.automatic_failover().map(|m| m.as_str()), Some("disabled"));
+    let s = group(staging.clone()).await;
+    assert_eq!(s.member_clusters().len(), 2);
+    assert_eq!(s.cache_node_type(), Some("cache.t4g.small"));
+
+    // The seed's scaling steps: a new node type, then one more node.
+    let bigger = with(
+        with(staging_params, param::NODE_TYPE, "cache.t4g.medium"),
+        param::NUM_CACHE_NODES,
+        "3",
+    );
+    cfn.update_stack()
+        .stack_name(&staging)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&bigger)))
+        .send()
+        .await
+        .expect("update the stack");
+    assert_eq!(status(&cfn, &staging).await, StackStatus::UpdateInProgress);
+    wait_for(&cfn, &staging, StackStatus::UpdateComplete).await;
+    let s = group(staging).await;
+    assert_eq!(s.cache_node_type(), Some("cache.t4g.medium"));
+    assert_eq!(s.member_clusters().len(), 3);
+}
+
+#[tokio::test]
+async fn parameter_constraints_and_rules_give_validation_errors() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let vpc = deploy_vpc(&cfn).await;
+    let base = seed_params("dev", &vpc);
+    let cases: Vec<(Vec<(&'static str, String)>, &str)> = vec![
+        (with(base.clone(), param::ENVIRONMENT, "qa"), "Environment"),
+        (
+            with(base.clone(), param::ENGINE_VERSION, "5.0"),
+            "EngineVersion",
+        ),
+        (
+            with(base.clone(), param::NODE_TYPE, "cache.t4g.huge"),
+            "NodeType",
+        ),
+        (
+            with(base.clone(), param::NUM_CACHE_NODES, "7"),
+            "NumCacheNodes",
+        ),
+        (
+            with(base.clone(), param::NUM_CACHE_NODES, "0"),
+            "NumCacheNodes",
+        ),
+        (
+            with(base.clone(), param::SNAPSHOT_RETENTION_LIMIT, "36"),
+            "SnapshotRetentionLimit",
+        ),
+        (
+            with(base.clone(), param::NUM_CACHE_NODES, "two"),
+            "NumCacheNodes",
+        ),
+        (
+            with(base.clone(), param::AUTOMATIC_FAILOVER_ENABLED, "true"),
+            "AutomaticFailoverEnabled=true needs NumCacheNodes of at least 2",
+        ),
+        (
+            with(
+                with(base.clone(), param::ENVIRONMENT, "prod"),
+                param::NUM_CACHE_NODES,
+                "2",
+            ),
+            "Environment=prod needs AutomaticFailoverEnabled=true",
+        ),
+        (
+            base.iter()
+                .filter(|p| p.0 != param::VPC_STACK_NAME)
+                .cloned()
+                .collect(),
+            "VPCStackName",
+        ),
+    ];
+    for (params, mentions) in cases {
+        let stack = unique_name("oms-redis-bad");
+        let err = cfn
+            .create_stack()
+            .stack_name(&stack)
+            .template_body(TEMPLATE_BODY)
+            .set_parameters(Some(sdk_params(&params)))
+            .send()
+            .await
+            .expect_err(&format!("{params:?} must be refused"));
+        assert_eq!(err.code(), Some("ValidationError"), "{err:?}");
+        let msg = err.message().unwrap_or_default();
+        assert!(msg.contains(mentions), "{mentions:?} not in {msg:?}");
+        // Nothing is left behind by a refused create.
+        let gone = cfn
+            .describe_stacks()
+            .stack_name(&stack)
+            .send()
+            .await
+            .expect_err("no stack");
+        assert_eq!(gone.code(), Some("ValidationError"));
+    }
+}
+
+#[tokio::test]
+async fn unchanged_updates_busy_stacks_and_existing_names_are_refused_as_in_aws() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let (stack, params) = deployed(emu, "dev").await;
+
+    let same = cfn
+        .update_stack()
+        .stack_name(&stack)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&params)))
+        .send()
+        .await
+        .expect_err("nothing changed");
+    assert_eq!(same.code(), Some("ValidationError"));
+    assert_eq!(same.message(), Some("No updates are to be performed."));
+
+    // UsePreviousValue for every parameter is no change either.
+    let previous: Vec<Parameter> = params
+        .iter()
+        .map(|(k, _)| {
+            Parameter::builder()
+                .parameter_key(*k)
+                .use_previous_value(true)
+                .build()
+        })
+        .collect();
+    let same = cfn
+        .update_stack()
+        .stack_name(&stack)
+        .use_previous_template(true)
+        .set_parameters(Some(previous))
+        .send()
+        .await
+        .expect_err("nothing changed");
+    assert_eq!(same.message(), Some("No updates are to be performed."));
+
+    let bigger = with(params.clone(), param::NODE_TYPE, "cache.t4g.small");
+    cfn.update_stack()
+        .stack_name(&stack)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&bigger)))
+        .send()
+        .await
+        .expect("a real change is accepted");
+    let busy = cfn
+        .update_stack()
+        .stack_name(&stack)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&with(
+            bigger,
+            param::NODE_TYPE,
+            "cache.t4g.medium",
+        ))))
+        .send()
+        .await
+        .expect_err("the stack is busy");
+    assert_eq!(busy.code(), Some("ValidationError"));
+    let msg = busy.message().unwrap_or_default();
+    assert!(
+        msg.contains("UPDATE_IN_PROGRESS state and can not be updated"),
+        "{msg}"
+    );
+
+    let exists = cfn
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&params)))
+        .send()
+        .await
+        .expect_err("the name is taken");
+    assert_eq!(exists.code(), Some("AlreadyExistsException"), "{exists:?}");
+}
+
+#[tokio::test]
+async fn a_create_retried_with_its_client_request_token_returns_the_same_stack() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let vpc = deploy_vpc(&cfn).await;
+    let stack = unique_name("oms-redis-token");
+    let create = |token: &'static str| {
+        cfn.create_stack()
+            .stack_name(&stack)
+            .template_body(TEMPLATE_BODY)
+            .set_parameters(Some(sdk_params(&seed_params("dev", &vpc))))
+            .client_request_token(token)
+            .send()
+    };
+    let first = create("create-abc").await.expect("create");
+    let again = create("create-abc")
+        .await
+        .expect("the retry is the same request");
+    assert_eq!(first.stack_id(), again.stack_id());
+    let other = create("create-other")
+        .await
+        .expect_err("another request for a taken name");
+    assert_eq!(other.code(), Some("AlreadyExistsException"));
+    let evs = events(&cfn, &stack).await;
+    assert!(
+        evs.iter()
+            .all(|e| e.client_request_token() == Some("create-abc")),
+        "{evs:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_injected_create_failure_rolls_back_with_the_resources_reason() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let vpc = deploy_vpc(&cfn).await;
+    let stack = unique_name("oms-redis-cf");
+    let reason =
+        "Cache node type cache.t4g.micro is not available in us-east-1a (Service: ElastiCache)";
+    emu.fail_next(&stack, "create", "RedisReplicationGroup", reason);
+    create_redis(&cfn, &stack, &seed_params("dev", &vpc)).await;
+    let done = wait_for(&cfn, &stack, StackStatus::RollbackComplete).await;
+    assert!(done.outputs().is_empty());
+    let evs = events(&cfn, &stack).await;
+    let failed = evs
+        .iter()
+        .find(|e| e.resource_status() == Some(&ResourceStatus::CreateFailed))
+        .expect("a CREATE_FAILED event");
+    assert_eq!(failed.logical_resource_id(), Some("RedisReplicationGroup"));
+    assert_eq!(failed.resource_status_reason(), Some(reason));
+    assert!(
+        evs.iter()
+            .any(|e| e.resource_status() == Some(&ResourceStatus::RollbackInProgress))
+    );
+    let ec = emu.elasticache();
+    let gone = ec
+        .describe_replication_groups()
+        .replication_group_id(&stack)
+        .send()
+        .await;
+    assert_eq!(
+        gone.err()
+            .and_then(|e| e.code().map(str::to_string))
+            .as_deref(),
+        Some("ReplicationGroupNotFoundFault")
+    );
+    // A stack in ROLLBACK_COMPLETE can only be deleted.
+    let update = cfn
+        .update_stack()
+        .stack_name(&stack)
+        .use_previous_template(true)
+        .set_parameters(Some(sdk_params(&seed_params("dev", &vpc))))
+        .send()
+        .await
+        .expect_err("cannot update a rolled-back stack");
+    assert!(
+        update
+            .message()
+            .unwrap_or_default()
+            .contains("ROLLBACK_COMPLETE"),
+        "{update:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_injected_update_failure_rolls_back_to_the_previous_parameters() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let (stack, params) = deployed(emu, "staging").await;
+    let before = outputs(&describe(&cfn, &stack).await);
+    let reason =
+        "Resource handler returned message: \"Insufficient capacity for cache.t4g.medium\"";
+    emu.fail_next(&stack, "update", "RedisReplicationGroup", reason);
+    cfn.update_stack()
+        .stack_name(&stack)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&with(
+            params.clone(),
+            param::NODE_TYPE,
+            "cache.t4g.medium",
+        ))))
+        .send()
+        .await
+        .expect("the update starts");
+    let done = wait_for(&cfn, &stack, StackStatus::UpdateRollbackComplete).await;
+    let node_type = done
+        .parameters()
+        .iter()
+        .find(|p| p.parameter_key() == Some(param::NODE_TYPE))
+        .and_then(|p| p.parameter_value());
+    assert_eq!(
+        node_type,
+        Some("cache.t4g.small"),
+        "parameters are the previous ones"
+    );
+    assert_eq!(outputs(&done), before, "outputs are the previous ones");
+    let evs = events(&cfn, &stack).await;
+    let failed = evs
+        .iter()
+        .find(|e| e.resource_status() == Some(&ResourceStatus::UpdateFailed))
+        .expect("an UPDATE_FAILED event");
+    assert_eq!(failed.resource_status_reason(), Some(reason));
+    let rg = emu
+        .elasticache()
+        .describe_replication_groups()
+        .replication_group_id(&stack)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        rg.replication_groups()[0].cache_node_type(),
+        Some("cache.t4g.small")
+    );
+}
+
+#[tokio::test]
+async fn an_injected_delete_failure_leaves_delete_failed_and_a_retry_deletes() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let (stack, _) = deployed(emu, "dev").await;
+    let reason = "Cannot delete replication group while a snapshot is being taken";
+    emu.fail_next(&stack, "delete", "RedisReplicationGroup", reason);
+    cfn.delete_stack()
+        .stack_name(&stack)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(status(&cfn, &stack).await, StackStatus::DeleteInProgress);
+    wait_for(&cfn, &stack, StackStatus::DeleteFailed).await;
+    let evs = events(&cfn, &stack).await;
+    let failed = evs
+        .iter()
+        .find(|e| {
+            e.resource_status() == Some(&ResourceStatus::DeleteFailed)
+                && e.logical_resource_id() != Some(&stack)
+        })
+        .expect("a resource DELETE_FAILED event");
+    assert_eq!(failed.resource_status_reason(), Some(reason));
+
+    let id = describe(&cfn, &stack)
+        .await
+        .stack_id()
+        .expect("an id")
+        .to_string();
+    cfn.delete_stack()
+        .stack_name(&stack)
+        .send()
+        .await
+        .expect("delete again");
+    eventually(
+        "the stack to be gone by name",
+        Duration::from_secs(60),
+        || async {
+            let e = cfn
+                .describe_stacks()
+                .stack_name(&stack)
+                .send()
+                .await
+                .err()?;
+            (e.code() == Some("ValidationError")
+                && e.message().unwrap_or_default().contains("does not exist"))
+            .then_some(())
+        },
+    )
+    .await;
+    let by_id = describe(&cfn, &id).await;
+    assert_eq!(by_id.stack_status(), Some(&StackStatus::DeleteComplete));
+}
+
+#[tokio::test]
+async fn injected_throttling_answers_400_throttling_and_the_sdk_retries_through_it() {
+    let emu = emulator::shared();
+    let (stack, _) = deployed(emu, "dev").await;
+    let once = emu.cloudformation_no_retry();
+    emu.throttle("DescribeStacks", 1);
+    let err = once
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .expect_err("throttled");
+    assert_eq!(err.code(), Some("Throttling"));
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
+    once.describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .expect("the next call passes");
+
+    // The SDK's standard retry (3 attempts) rides out two throttled calls.
+    emu.throttle("DescribeStacks", 2);
+    let before = emu
+        .calls(Some(&stack))
+        .get("cloudformation:DescribeStacks")
+        .copied()
+        .unwrap_or(0);
+    emu.cloudformation()
+        .describe_stacks()
+        .stack_name(&stack)
+        .send()
+        .await
+        .expect("retried");
+    let after = emu
+        .calls(Some(&stack))
+        .get("cloudformation:DescribeStacks")
+        .copied()
+        .unwrap_or(0);
+    assert_eq!(
+        after - before,
+        3,
+        "two throttled attempts and one that passed"
+    );
+}
+
+#[tokio::test]
+async fn elasticache_failover_and_snapshots_work_on_stack_made_groups() {
+    let emu = emulator::shared();
+    let (stack, _) = deployed(emu, "staging").await;
+    let ec = emu.elasticache();
+    let primary = |rg: &aws_sdk_elasticache::types::ReplicationGroup| {
+        rg.node_groups()[0]
+            .node_group_members()
+            .iter()
+            .find(|m| m.current_role() == Some("primary"))
+            .and_then(|m| m.cache_cluster_id())
+            .map(str::to_string)
+    };
+    let before = ec
+        .describe_replication_groups()
+        .replication_group_id(&stack)
+        .send()
+        .await
+        .expect("describe");
+    let was = primary(&before.replication_groups()[0]);
+    ec.test_failover()
+        .replication_group_id(&stack)
+        .node_group_id("0001")
+        .send()
+        .await
+        .expect("test failover");
+    let after = eventually("the primary to move", Duration::from_secs(30), || async {
+        let r = ec
+            .describe_replication_groups()
+            .replication_group_id(&stack)
+            .send()
+            .await
+            .ok()?;
+        let now = primary(&r.replication_groups()[0]);
+        (now.is_some() && now != was).then_some(now)
+    })
+    .await;
+    assert_ne!(after, was);
+
+    let name = format!("oms-redis-backup-20261127-{stack}");
+    let snap = ec
+        .create_snapshot()
+        .replication_group_id(&stack)
+        .snapshot_name(&name)
+        .send()
+        .await
+        .expect("create snapshot");
+    assert_eq!(
+        snap.snapshot().and_then(|s| s.snapshot_status()),
+        Some("creating")
+    );
+    let again = ec
+        .create_snapshot()
+        .replication_group_id(&stack)
+        .snapshot_name(&name)
+        .send()
+        .await;
+    assert_eq!(
+        again
+            .err()
+            .and_then(|e| e.code().map(str::to_string))
+            .as_deref(),
+        Some("SnapshotAlreadyExistsFault")
+    );
+    eventually(
+        "the snapshot to be available",
+        Duration::from_secs(30),
+        || async {
+            let r = ec
+                .describe_snapshots()
+                .snapshot_name(&name)
+                .send()
+                .await
+                .ok()?;
+            let s = r.snapshots().first()?;
+            (s.snapshot_status() == Some("available")).then_some(())
+        },
+    )
+    .await;
+    let by_group = ec
+        .describe_snapshots()
+        .replication_group_id(&stack)
+        .send()
+        .await
+        .expect("by group");
+    assert!(
+        by_group
+            .snapshots()
+            .iter()
+            .any(|s| s.snapshot_name() == Some(name.as_str()))
+    );
+    ec.delete_snapshot()
+        .snapshot_name(&name)
+        .send()
+        .await
+        .expect("delete snapshot");
+    let gone = ec.describe_snapshots().snapshot_name(&name).send().await;
+    assert_eq!(
+        gone.err()
+            .and_then(|e| e.code().map(str::to_string))
+            .as_deref(),
+        Some("SnapshotNotFoundFault")
+    );
+    let missing = ec
+        .test_failover()
+        .replication_group_id("no-such-group")
+        .node_group_id("0001")
+        .send()
+        .await;
+    assert_eq!(
+        missing
+            .err()
+            .and_then(|e| e.code().map(str::to_string))
+            .as_deref(),
+        Some("ReplicationGroupNotFoundFault")
+    );
+}
+
+#[tokio::test]
+async fn sixteen_concurrent_clients_never_see_a_server_error() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation_no_retry();
+    let vpc = deploy_vpc(&emu.cloudformation()).await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let cfn = cfn.clone();
+        let params = seed_params("dev", &vpc);
+        tasks.push(tokio::spawn(async move {
+            let stack = unique_name(&format!("oms-redis-c{i}"));
+            let mut server_errors = Vec::new();
+            let mut note = |r: Option<u16>| {
+                if let Some(code) = r.filter(|c| *c >= 500) {
+                    server_errors.push(code);
+                }
+            };
+            let r = cfn
+                .create_stack()
+                .stack_name(&stack)
+                .template_body(TEMPLATE_BODY)
+                .set_parameters(Some(sdk_params(&params)))
+                .send()
+                .await;
+            note(
+                r.err()
+                    .and_then(|e| e.raw_response().map(|r| r.status().as_u16())),
+            );
+            for _ in 0..5 {
+                let r = cfn.describe_stacks().stack_name(&stack).send().await;
+                note(
+                    r.err()
+                        .and_then(|e| e.raw_response().map(|r| r.status().as_u16())),
+                );
+                let r = cfn.describe_stack_events().stack_name(&stack).send().await;
+                note(
+                    r.err()
+                        .and_then(|e| e.raw_response().map(|r| r.status().as_u16())),
+                );
+            }
+            let r = cfn.delete_stack().stack_name(&stack).send().await;
+            note(
+                r.err()
+                    .and_then(|e| e.raw_response().map(|r| r.status().as_u16())),
+            );
+            server_errors
+        }));
+    }
+    for t in tasks {
+        let errors = t.await.expect("task");
+        assert!(errors.is_empty(), "server errors: {errors:?}");
+    }
+}
+
+#[tokio::test]
+async fn stacks_take_the_configured_time_and_endpoints_can_point_at_a_local_server() {
+    // An emulator of this test's own: its configuration does not leak into other tests.
+    let emu = Emulator::start(Options {
+        stack_delay_seconds: 3.0,
+        ..Options::default()
+    })
+    .expect("start");
+    emu.configure(serde_json::json!({ "endpoint_address": "127.0.0.1", "endpoint_port": 16379 }));
+    let cfn = emu.cloudformation();
+    let vpc = deploy_vpc(&cfn).await;
+    let stack = unique_name("oms-redis-local");
+    let started = std::time::Instant::now();
+    create_redis(&cfn, &stack, &seed_params("dev", &vpc)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        status(&cfn, &stack).await,
+        StackStatus::CreateInProgress,
+        "still in progress half-way"
+    );
+    let done = wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
+    let outs = outputs(&done);
+    assert_eq!(outs[output::ENDPOINT], "127.0.0.1");
+    assert_eq!(outs[output::READER_ENDPOINT], "127.0.0.1");
+    assert_eq!(outs[output::PORT], "16379");
+}
+
+#[tokio::test]
+async fn calls_are_counted_per_stack_and_action() {
+    let emu = emulator::shared();
+    let (stack, _) = deployed(emu, "dev").await;
+    let cfn = emu.cloudformation();
+    let before = emu.calls(Some(&stack));
+    for _ in 0..3 {
+        describe(&cfn, &stack).await;
+    }
+    let after = emu.calls(Some(&stack));
+    let n =
+        |m: &BTreeMap<String, u64>| m.get("cloudformation:DescribeStacks").copied().unwrap_or(0);
+    assert_eq!(n(&after) - n(&before), 3);
+    assert_eq!(after.get("cloudformation:CreateStack"), Some(&1));
+}
+
+#[test]
+fn the_emulator_fails_fast_on_a_taken_port_or_a_missing_python() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let e = Emulator::start(Options {
+        port: Some(port),
+        ..Options::default()
+    })
+    .err()
+    .expect("must fail");
+    assert!(
+        e.0.contains(&format!("port 127.0.0.1:{port} is already in use")),
+        "{e}"
+    );
+
+    let e = Emulator::start(Options {
+        python: Some("/nonexistent/python".into()),
+        ..Options::default()
+    })
+    .err()
+    .expect("must fail");
+    assert!(
+        e.0.contains("Python for the AWS emulator is missing") && e.0.contains("make venv"),
+        "{e}"
+    );
+}
