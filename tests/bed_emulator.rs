@@ -321,20 +321,13 @@ async fn prod_resources_exist_in_the_backends_with_the_templates_settings() {
         .expect("describe the subnet group");
     assert_eq!(sngs.cache_subnet_groups().len(), 1);
 
-    let alarms = emu
-        .cloudwatch()
-        .describe_alarms()
-        .alarm_name_prefix(format!("{stack}-"))
-        .send()
-        .await
-        .expect("describe alarms");
-    let mut metrics: Vec<(String, f64)> = alarms
-        .metric_alarms()
+    let mut metrics: Vec<(String, f64)> = emu
+        .alarms(&format!("{stack}-"))
         .iter()
         .map(|a| {
             (
-                a.metric_name().unwrap_or_default().to_string(),
-                a.threshold().unwrap_or_default(),
+                a["metric_name"].as_str().unwrap_or_default().to_string(),
+                a["threshold"].as_f64().unwrap_or_default(),
             )
         })
         .collect();
@@ -768,7 +761,7 @@ async fn injected_throttling_answers_400_throttling_and_the_sdk_retries_through_
     let emu = emulator::shared();
     let (stack, _) = deployed(emu, "dev").await;
     let once = emu.cloudformation_no_retry();
-    emu.throttle("DescribeStacks", 1);
+    emu.throttle("DescribeStacks", 1, &stack);
     let err = once
         .describe_stacks()
         .stack_name(&stack)
@@ -784,7 +777,7 @@ async fn injected_throttling_answers_400_throttling_and_the_sdk_retries_through_
         .expect("the next call passes");
 
     // The SDK's standard retry (3 attempts) rides out two throttled calls.
-    emu.throttle("DescribeStacks", 2);
+    emu.throttle("DescribeStacks", 2, &stack);
     let before = emu
         .calls(Some(&stack))
         .get("cloudformation:DescribeStacks")
@@ -846,6 +839,21 @@ async fn elasticache_failover_and_snapshots_work_on_stack_made_groups() {
     })
     .await;
     assert_ne!(after, was);
+    // A failover leaves the group modifying for a while; snapshots need it available.
+    eventually(
+        "the group to be available again",
+        Duration::from_secs(30),
+        || async {
+            let r = ec
+                .describe_replication_groups()
+                .replication_group_id(&stack)
+                .send()
+                .await
+                .ok()?;
+            (r.replication_groups()[0].status() == Some("available")).then_some(())
+        },
+    )
+    .await;
 
     let name = format!("oms-redis-backup-20261127-{stack}");
     let snap = ec

@@ -117,13 +117,20 @@ impl Emulator {
         );
     }
 
-    /// Makes the next `count` calls of `action` answer Throttling.
-    pub fn throttle(&self, action: &str, count: u32) {
+    /// Makes the next `count` calls of `action` for `stack` answer Throttling.
+    pub fn throttle(&self, action: &str, count: u32, stack: &str) {
         self.control(
             "POST",
             "/_oms/throttle",
-            Some(serde_json::json!({"action": action, "count": count})),
+            Some(serde_json::json!({"action": action, "count": count, "stack_name": stack})),
         );
+    }
+
+    /// The CloudWatch alarms in the emulator's backend whose names start with `prefix`. (The Rust
+    /// CloudWatch SDK speaks RPCv2 CBOR, which moto does not serve.)
+    pub fn alarms(&self, prefix: &str) -> Vec<Value> {
+        let v = self.control("GET", &format!("/_oms/alarms?prefix={prefix}"), None);
+        v["alarms"].as_array().cloned().unwrap_or_default()
     }
 
     /// Calls received for one stack (or all), by `service:Action`.
@@ -134,19 +141,6 @@ impl Emulator {
         };
         let v = self.control("GET", &path, None);
         serde_json::from_value(v["counts"].clone()).unwrap_or_default()
-    }
-
-    pub fn cloudwatch(&self) -> aws_sdk_cloudwatch::Client {
-        aws_sdk_cloudwatch::Client::from_conf(
-            aws_sdk_cloudwatch::Config::builder()
-                .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
-                .region(aws_sdk_cloudwatch::config::Region::new(REGION))
-                .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new(
-                    "bed", "bed", None, None, "oms-bed",
-                ))
-                .endpoint_url(&self.url)
-                .build(),
-        )
     }
 
     fn sdk_parts(

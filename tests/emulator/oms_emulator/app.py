@@ -1,0 +1,274 @@
+"""WSGI wrapper around moto's server app: the /_oms/ control API, call counters,
+throttling, one global lock around every request, and XML errors instead of
+HTML 500 pages."""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import traceback
+import uuid
+from typing import Any, Callable
+from urllib.parse import parse_qs
+from xml.sax.saxutils import escape
+
+from . import state
+
+log = logging.getLogger("oms_emulator")
+
+CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "stack_delay_seconds": (int, float),
+    "stack_delays": (dict,),
+    "endpoint_address": (str, type(None)),
+    "endpoint_port": (int, type(None)),
+    "snapshot_delay_seconds": (int, float),
+    "failover_delay_seconds": (int, float),
+    "constraint_descriptions": (bool,),
+}
+
+_ARN_NAME = re.compile(r"^arn:[^:]+:cloudformation:[^:]*:[^:]*:stack/([^/]+)/")
+
+
+def error_xml(code: str, message: str, sender: bool = True) -> bytes:
+    return (
+        "<ErrorResponse><Error><Type>{}</Type><Code>{}</Code><Message>{}</Message></Error>"
+        "<RequestId>{}</RequestId></ErrorResponse>".format(
+            "Sender" if sender else "Receiver", escape(code), escape(message), uuid.uuid4()
+        )
+    ).encode()
+
+
+def _json(start_response: Callable, status: int, obj: Any) -> list[bytes]:
+    body = json.dumps(obj, default=str).encode()
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "OK")
+    start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _xml(start_response: Callable, status: int, body: bytes) -> list[bytes]:
+    reason = {400: "Bad Request", 500: "Internal Server Error"}.get(status, "OK")
+    start_response(
+        f"{status} {reason}",
+        [("Content-Type", "text/xml"), ("Content-Length", str(len(body))), ("x-amzn-RequestId", str(uuid.uuid4()))],
+    )
+    return [body]
+
+
+def _read_body(environ: dict[str, Any]) -> bytes:
+    try:
+        n = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        n = 0
+    body = environ["wsgi.input"].read(n) if n > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    return body
+
+
+def _service_of(environ: dict[str, Any]) -> str:
+    auth = environ.get("HTTP_AUTHORIZATION", "")
+    m = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", auth)
+    if m:
+        return m.group(1).lower()
+    return "unknown"
+
+
+def _action_and_params(environ: dict[str, Any], body: bytes) -> tuple[str, dict[str, str]]:
+    params: dict[str, str] = {}
+    qs = environ.get("QUERY_STRING", "")
+    for k, v in parse_qs(qs).items():
+        params[k] = v[0]
+    ctype = environ.get("CONTENT_TYPE", "")
+    if body and "x-www-form-urlencoded" in ctype:
+        try:
+            for k, v in parse_qs(body.decode("utf-8"), keep_blank_values=True).items():
+                params[k] = v[0]
+        except UnicodeDecodeError:
+            pass
+    action = params.get("Action", "")
+    if not action:
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if target:
+            action = target.split(".")[-1]
+    if not action:
+        m = re.search(r"/operation/([A-Za-z0-9]+)$", environ.get("PATH_INFO", ""))
+        if m:
+            action = m.group(1)
+    if body and "json" in ctype and not params.get("StackName"):
+        try:
+            j = json.loads(body)
+            if isinstance(j, dict):
+                for k in ("StackName", "ReplicationGroupId"):
+                    if isinstance(j.get(k), str):
+                        params[k] = j[k]
+        except ValueError:
+            pass
+    return action, params
+
+
+class OmsApp:
+    def __init__(self, moto_app: Any, reset_moto: Callable[[], None]):
+        self.moto_app = moto_app
+        self.reset_moto = reset_moto
+
+    # ------------------------------------------------------------ AWS requests
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_oms/") or path == "/_oms":
+            return self.control(environ, start_response)
+        body = _read_body(environ)
+        service = _service_of(environ)
+        action, params = _action_and_params(environ, body)
+        with state.LOCK:
+            key = f"{service}:{action or 'Unknown'}"
+            state.CALLS[key] += 1
+            names = []
+            for pname in ("StackName", "ReplicationGroupId"):
+                v = params.get(pname)
+                if v:
+                    m = _ARN_NAME.match(v)
+                    name = m.group(1) if m else v
+                    names.append(name)
+                    state.CALLS_BY_NAME.setdefault(name, state.Counter())[key] += 1
+            # A throttle scoped to one stack (or replication group) keeps concurrent tests apart.
+            for tkey in [f"{action}@{n}" for n in names] + [action]:
+                left = state.THROTTLES.get(tkey, 0)
+                if left > 0:
+                    state.THROTTLES[tkey] = left - 1
+                    return _xml(start_response, 400, error_xml("Throttling", "Rate exceeded"))
+            state.advance()
+            return self._call_moto(environ, start_response, action)
+
+    def _call_moto(self, environ: dict[str, Any], start_response: Callable, action: str) -> Any:
+        captured: dict[str, Any] = {}
+
+        def sr(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable:
+            captured["status"] = status
+            captured["headers"] = headers
+            return lambda data: None
+
+        try:
+            it = self.moto_app(environ, sr)
+            try:
+                chunks = b"".join(it)
+            finally:
+                if hasattr(it, "close"):
+                    it.close()
+        except NotImplementedError:
+            return _xml(start_response, 400, error_xml("InvalidAction", f"The action {action} is not valid for this web service."))
+        except Exception as e:  # noqa: BLE001
+            if type(e).__name__ == "OperationNotFoundError":
+                return _xml(start_response, 400, error_xml("InvalidAction", f"The action {action} is not valid for this web service."))
+            log.error("internal error in %s: %s\n%s", action, e, traceback.format_exc())
+            return _xml(start_response, 500, error_xml("InternalFailure", f"{type(e).__name__}: {e}", sender=False))
+        status = captured.get("status", "500 Internal Server Error")
+        headers = captured.get("headers", [])
+        ctype = next((v for k, v in headers if k.lower() == "content-type"), "")
+        if status.startswith("5") and "html" in ctype:
+            return _xml(start_response, 500, error_xml("InternalFailure", "internal error", sender=False))
+        if status.startswith("404") and "html" in ctype:
+            return _xml(start_response, 400, error_xml("InvalidAction", f"The action {action} is not valid for this web service."))
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(chunks))))
+        start_response(status, headers)
+        return [chunks]
+
+    # ------------------------------------------------------------ control API
+    def control(self, environ: dict[str, Any], start_response: Callable) -> Any:
+        path = environ.get("PATH_INFO", "").rstrip("/")
+        method = environ.get("REQUEST_METHOD", "GET")
+        body = _read_body(environ)
+        try:
+            data = json.loads(body) if body.strip() else {}
+        except ValueError:
+            return _json(start_response, 400, {"error": "body is not JSON"})
+        if not isinstance(data, dict):
+            return _json(start_response, 400, {"error": "body must be a JSON object"})
+        qs = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        with state.LOCK:
+            state.advance()
+            if path == "/_oms/health" and method == "GET":
+                return _json(start_response, 200, {"status": "ok"})
+            if path == "/_oms/reset" and method == "POST":
+                self.reset_moto()
+                state.reset_all()
+                return _json(start_response, 200, {"status": "ok"})
+            if path == "/_oms/config":
+                if method == "GET":
+                    return _json(start_response, 200, state.CONFIG)
+                if method != "POST":
+                    return _json(start_response, 405, {"error": "use GET or POST"})
+                for k, v in data.items():
+                    if k not in CONFIG_TYPES:
+                        return _json(start_response, 400, {"error": f"unknown config key {k}"})
+                    if not isinstance(v, CONFIG_TYPES[k]) or (isinstance(v, bool) and bool not in CONFIG_TYPES[k]):
+                        return _json(start_response, 400, {"error": f"bad type for {k}"})
+                    if k == "stack_delays" and not all(isinstance(x, (int, float, type(None))) for x in v.values()):
+                        return _json(start_response, 400, {"error": "stack_delays values must be numbers (or null to remove)"})
+                for k, v in data.items():
+                    if k == "stack_delays":
+                        merged = dict(state.CONFIG.get("stack_delays") or {})
+                        for n, x in v.items():
+                            if x is None:
+                                merged.pop(n, None)
+                            else:
+                                merged[n] = float(x)
+                        state.CONFIG["stack_delays"] = merged
+                    elif k.endswith("_seconds"):
+                        state.CONFIG[k] = float(v)
+                    else:
+                        state.CONFIG[k] = v
+                return _json(start_response, 200, state.CONFIG)
+            if path == "/_oms/fail" and method == "POST":
+                name = data.get("stack_name")
+                op = data.get("operation")
+                if not isinstance(name, str) or op not in ("create", "update", "delete"):
+                    return _json(start_response, 400, {"error": "need stack_name and operation create|update|delete"})
+                spec = {"resource": data.get("resource") or "RedisReplicationGroup"}
+                if data.get("reason"):
+                    spec["reason"] = str(data["reason"])
+                state.FAILS[(name, op)] = spec
+                return _json(start_response, 200, {"armed": {"stack_name": name, "operation": op, **spec}})
+            if path == "/_oms/throttle" and method == "POST":
+                action = data.get("action")
+                count = data.get("count", 1)
+                if not isinstance(action, str) or not isinstance(count, int) or count < 0:
+                    return _json(start_response, 400, {"error": "need action (str) and count (int >= 0)"})
+                scope = data.get("stack_name")
+                if scope is not None and not isinstance(scope, str):
+                    return _json(start_response, 400, {"error": "stack_name must be a string"})
+                state.THROTTLES[f"{action}@{scope}" if scope else action] = count
+                return _json(start_response, 200, {"throttles": state.THROTTLES})
+            if path == "/_oms/alarms" and method == "GET":
+                # CloudWatch's Rust SDK speaks RPCv2 CBOR, which moto does not; this shows the
+                # alarms in moto's CloudWatch backend to clients that cannot ask CloudWatch.
+                from moto.cloudwatch.models import cloudwatch_backends
+                from moto.core import DEFAULT_ACCOUNT_ID
+
+                prefix = qs.get("prefix", "")
+                backend = cloudwatch_backends[DEFAULT_ACCOUNT_ID][qs.get("region", "us-east-1")]
+                alarms = [
+                    {
+                        "name": a.name,
+                        "metric_name": a.metric_name,
+                        "namespace": a.namespace,
+                        "comparison_operator": a.comparison_operator,
+                        "threshold": a.threshold,
+                        "period": a.period,
+                        "statistic": a.statistic,
+                        "dimensions": [{"name": d.name, "value": d.value} for d in (a.dimensions or [])],
+                    }
+                    for a in backend.alarms.values()
+                    if a.name.startswith(prefix)
+                ]
+                return _json(start_response, 200, {"alarms": alarms})
+            if path == "/_oms/calls" and method == "GET":
+                name = qs.get("stack_name")
+                counts = state.CALLS_BY_NAME.get(name, {}) if name else state.CALLS
+                return _json(start_response, 200, {"counts": dict(counts)})
+            if path == "/_oms/calls/reset" and method == "POST":
+                state.CALLS.clear()
+                state.CALLS_BY_NAME.clear()
+                return _json(start_response, 200, {"status": "ok"})
+        return _json(start_response, 404, {"error": f"no control endpoint {method} {path}"})

@@ -1,0 +1,748 @@
+"""CloudFormation resource models moto lacks (ElastiCache ReplicationGroup,
+SubnetGroup, ParameterGroup; CloudWatch Alarm), intrinsic-function fixes
+(Fn::Cidr, Fn::Equals on numbers), and ElastiCache API additions
+(TestFailover, DescribeCacheParameterGroups, DescribeCacheParameters, delayed
+snapshots, DescribeSnapshots for deleted groups).
+
+Import this module before the server handles its first request: moto caches
+CloudFormationModel.__subclasses__() on first use.
+"""
+from __future__ import annotations
+
+import ipaddress
+import random
+import string
+from typing import Any
+
+from moto.cloudformation import parsing
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.core.common_models import BaseModel, CloudFormationModel
+from moto.core.exceptions import ServiceException
+from moto.core.responses import ActionResult
+from moto.core.utils import utcnow
+from moto.elasticache import models as ec_models
+from moto.elasticache.exceptions import (
+    ReplicationGroupNotFound,
+    SnapshotAlreadyExists,
+    SnapshotNotFound,
+)
+from moto.elasticache.models import CacheSubnetGroup, elasticache_backends
+from moto.elasticache.responses import ElastiCacheResponse
+
+from . import state
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    return str(v).strip().lower() == "true"
+
+
+def _lower_name(stack_name: str, logical_id: str) -> str:
+    suffix = "".join(random.choices(string.ascii_lowercase + string.digits, k=12))
+    return f"{stack_name}-{logical_id}-{suffix}".lower()[:255]
+
+
+class ElastiCacheFault(ServiceException):
+    def __init__(self, code: str, message: str):
+        self.code = code
+        super().__init__(message)
+
+
+# ---------------------------------------------------------------- replication group
+class OmsReplicationGroup(CloudFormationModel):
+    """A cluster-mode-disabled Redis replication group made by CloudFormation.
+
+    Stored in moto's elasticache backend `replication_groups`, so moto's own
+    DescribeReplicationGroups / CreateSnapshot / ModifyReplicationGroup see it.
+    Attribute names follow the botocore shape (moto serialises by attribute).
+    """
+
+    def __init__(self, account_id: str, region_name: str, rg_id: str, props: dict[str, Any]):
+        self.account_id = account_id
+        self.region_name = region_name
+        self.replication_group_id = rg_id
+        self.arn = f"arn:aws:elasticache:{region_name}:{account_id}:replicationgroup:{rg_id}"
+        self.status = "creating"
+        self.cluster_mode = "disabled"
+        self.cluster_enabled = False
+        self.global_replication_group_id = ""
+        self.replication_group_create_time = utcnow()
+        self.member_clusters_outpost_arns: list[str] = []
+        self.log_delivery_configurations: list[dict[str, Any]] = []
+        self.user_group_ids: list[str] = []
+        self.auth_token_enabled = False
+        self.data_tiering = "disabled"
+        self.network_type = "ipv4"
+        self.ip_discovery = "ipv4"
+        self.primary_index = 0
+        self.failover_until = 0.0
+        self.oms_stack_id = None
+        self.apply_props(props)
+
+    # ------------------------------------------------------------ properties
+    def apply_props(self, props: dict[str, Any]) -> None:
+        self.description = props.get("ReplicationGroupDescription", "")
+        self.engine = props.get("Engine", "redis")
+        self.engine_version = str(props.get("EngineVersion", "7.1"))
+        self.cache_node_type = props.get("CacheNodeType", "cache.t4g.micro")
+        n = props.get("NumCacheClusters")
+        if n is None:
+            n = int(props.get("ReplicasPerNodeGroup", 0) or 0) + 1
+        self.num_cache_clusters = max(1, int(n))
+        if self.primary_index >= self.num_cache_clusters:
+            self.primary_index = 0
+        self.port = int(props.get("Port", 6379) or 6379)
+        self.automatic_failover = "enabled" if _bool(props.get("AutomaticFailoverEnabled", False)) else "disabled"
+        self.multi_az = "enabled" if _bool(props.get("MultiAZEnabled", False)) else "disabled"
+        self.at_rest_encryption_enabled = _bool(props.get("AtRestEncryptionEnabled", False))
+        self.transit_encryption_enabled = _bool(props.get("TransitEncryptionEnabled", False))
+        if self.transit_encryption_enabled:
+            self.transit_encryption_mode = "required"
+        else:
+            self.transit_encryption_mode = None
+        self.snapshot_retention_limit = int(props.get("SnapshotRetentionLimit", 0) or 0)
+        self.snapshot_window = props.get("SnapshotWindow") or "06:30-07:30"
+        self.snapshotting_cluster_id = None
+        self.preferred_maintenance_window = props.get("PreferredMaintenanceWindow")
+        self.cache_parameter_group_name = props.get("CacheParameterGroupName")
+        self.cache_subnet_group_name = props.get("CacheSubnetGroupName")
+        self.security_group_ids = list(props.get("SecurityGroupIds", []) or [])
+        self.tags = list(props.get("Tags", []) or [])
+        self.auto_minor_version_upgrade = _bool(props.get("AutoMinorVersionUpgrade", True))
+        self.kms_key_id = props.get("KmsKeyId")
+
+    # ------------------------------------------------------------ endpoints
+    def _default_domain(self) -> str:
+        return "abc123.ng.0001.use1.cache.amazonaws.com"
+
+    @property
+    def primary_address(self) -> str:
+        return state.CONFIG.get("endpoint_address") or f"{self.replication_group_id}.{self._default_domain()}"
+
+    @property
+    def reader_address(self) -> str:
+        return state.CONFIG.get("endpoint_address") or f"{self.replication_group_id}-ro.{self._default_domain()}"
+
+    @property
+    def endpoint_port(self) -> int:
+        p = state.CONFIG.get("endpoint_port")
+        return int(p) if p else self.port
+
+    def member_ids(self) -> list[str]:
+        return [f"{self.replication_group_id}-{i + 1:03d}" for i in range(self.num_cache_clusters)]
+
+    @property
+    def member_clusters(self) -> list[str]:
+        return self.member_ids()
+
+    @property
+    def primary_cluster_id(self) -> str:
+        return self.member_ids()[self.primary_index]
+
+    @property
+    def node_groups(self) -> list[dict[str, Any]]:
+        ids = self.member_ids()
+        order = [self.primary_index] + [i for i in range(len(ids)) if i != self.primary_index]
+        azs = ["us-east-1a", "us-east-1b", "us-east-1c", "us-east-1d"]
+        members = []
+        for i in order:
+            cid = ids[i]
+            addr = state.CONFIG.get("endpoint_address") or (
+                f"{cid}.{self.replication_group_id}.abc123.use1.cache.amazonaws.com"
+            )
+            members.append(
+                {
+                    "CacheClusterId": cid,
+                    "CacheNodeId": "0001",
+                    "ReadEndpoint": {"Address": addr, "Port": self.endpoint_port},
+                    "PreferredAvailabilityZone": azs[i % len(azs)],
+                    "CurrentRole": "primary" if i == self.primary_index else "replica",
+                }
+            )
+        ng_status = "modifying" if self.status == "modifying" else ("available" if self.status == "available" else self.status)
+        return [
+            {
+                "NodeGroupId": "0001",
+                "Status": ng_status,
+                "PrimaryEndpoint": {"Address": self.primary_address, "Port": self.endpoint_port},
+                "ReaderEndpoint": {"Address": self.reader_address, "Port": self.endpoint_port},
+                "NodeGroupMembers": members,
+            }
+        ]
+
+    @property
+    def pending_modified_values(self) -> dict[str, Any]:
+        return {}
+
+    # ------------------------------------------------------------ CFN model
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "ReplicationGroupId"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ElastiCache::ReplicationGroup"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in {
+            "PrimaryEndPoint.Address",
+            "PrimaryEndPoint.Port",
+            "ReaderEndPoint.Address",
+            "ReaderEndPoint.Port",
+            "ReadEndPoint.Addresses",
+            "ReadEndPoint.Ports",
+            "ReadEndPoint.Addresses.List",
+            "ReadEndPoint.Ports.List",
+            "ConfigurationEndPoint.Address",
+            "ConfigurationEndPoint.Port",
+        }
+
+    def get_cfn_attribute(self, attr: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        ports = [str(self.endpoint_port)] * self.num_cache_clusters
+        addrs = [m["ReadEndpoint"]["Address"] for m in self.node_groups[0]["NodeGroupMembers"]]
+        table = {
+            "PrimaryEndPoint.Address": self.primary_address,
+            "PrimaryEndPoint.Port": str(self.endpoint_port),
+            "ReaderEndPoint.Address": self.reader_address,
+            "ReaderEndPoint.Port": str(self.endpoint_port),
+            "ReadEndPoint.Addresses": ",".join(addrs),
+            "ReadEndPoint.Ports": ",".join(ports),
+            "ReadEndPoint.Addresses.List": addrs,
+            "ReadEndPoint.Ports.List": ports,
+        }
+        if attr in table:
+            return table[attr]
+        raise UnformattedGetAttTemplateException()
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.replication_group_id
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):  # type: ignore[no-untyped-def,override]
+        props = cloudformation_json.get("Properties", {})
+        backend = elasticache_backends[account_id][region_name]
+        rg_id = str(props.get("ReplicationGroupId") or resource_name).lower()
+        if rg_id in backend.replication_groups:
+            raise ElastiCacheFault("ReplicationGroupAlreadyExists", f"Replication group {rg_id} already exists.")
+        rg = cls(account_id, region_name, rg_id, props)
+        rg.oms_stack_id = kwargs.get("StackId")
+        backend.replication_groups[rg_id] = rg
+        if rg.tags:
+            backend.tagging_service.tag_resource(rg.arn, rg.tags)
+        return rg
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def,override]
+        props = cloudformation_json.get("Properties", {})
+        original_resource.apply_props(props)
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def,override]
+        backend = elasticache_backends[account_id][region_name]
+        backend.replication_groups.pop(resource_name, None)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        backend = elasticache_backends[account_id][region_name]
+        if backend.replication_groups.get(self.replication_group_id) is self:
+            backend.replication_groups.pop(self.replication_group_id, None)
+
+    def is_created(self) -> bool:
+        return True
+
+
+# ---------------------------------------------------------------- subnet group
+class OmsCacheSubnetGroup(CacheSubnetGroup, CloudFormationModel):
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "CacheSubnetGroupName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ElastiCache::SubnetGroup"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.cache_subnet_group_name
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):  # type: ignore[no-untyped-def,override]
+        props = cloudformation_json.get("Properties", {})
+        name = props.get("CacheSubnetGroupName") or resource_name
+        name = name.lower()
+        backend = elasticache_backends[account_id][region_name]
+        sg = cls(
+            account_id=account_id,
+            region_name=region_name,
+            cache_subnet_group_name=name,
+            cache_subnet_group_description=props.get("Description", ""),
+            subnet_ids=list(props.get("SubnetIds", [])),
+            tags=props.get("Tags"),
+        )
+        backend.cache_subnet_groups[name] = sg
+        return sg
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def,override]
+        props = cloudformation_json.get("Properties", {})
+        original_resource.cache_subnet_group_description = props.get("Description", "")
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def,override]
+        elasticache_backends[account_id][region_name].cache_subnet_groups.pop(resource_name, None)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        elasticache_backends[account_id][region_name].cache_subnet_groups.pop(self.cache_subnet_group_name, None)
+
+    def is_created(self) -> bool:
+        return True
+
+
+# ---------------------------------------------------------------- parameter group
+def _param_groups(backend: Any) -> dict[str, Any]:
+    groups = getattr(backend, "oms_parameter_groups", None)
+    if groups is None:
+        groups = {}
+        backend.oms_parameter_groups = groups
+    return groups
+
+
+class OmsCacheParameterGroup(CloudFormationModel):
+    def __init__(self, account_id: str, region_name: str, name: str, family: str, description: str, params: dict[str, str]):
+        self.cache_parameter_group_name = name
+        self.cache_parameter_group_family = family
+        self.description = description
+        self.is_global = False
+        self.parameters = {k: str(v) for k, v in (params or {}).items()}
+        self.arn = f"arn:aws:elasticache:{region_name}:{account_id}:parametergroup:{name}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "CacheParameterGroupName": self.cache_parameter_group_name,
+            "CacheParameterGroupFamily": self.cache_parameter_group_family,
+            "Description": self.description,
+            "IsGlobal": False,
+            "ARN": self.arn,
+        }
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "CacheParameterGroupName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::ElastiCache::ParameterGroup"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.cache_parameter_group_name
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):  # type: ignore[no-untyped-def,override]
+        props = cloudformation_json.get("Properties", {})
+        name = (props.get("CacheParameterGroupName") or resource_name).lower()
+        pg = cls(
+            account_id,
+            region_name,
+            name,
+            props.get("CacheParameterGroupFamily", ""),
+            props.get("Description", ""),
+            props.get("Properties", {}),
+        )
+        _param_groups(elasticache_backends[account_id][region_name])[name] = pg
+        return pg
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def,override]
+        props = cloudformation_json.get("Properties", {})
+        original_resource.cache_parameter_group_family = props.get("CacheParameterGroupFamily", "")
+        original_resource.description = props.get("Description", "")
+        original_resource.parameters = {k: str(v) for k, v in (props.get("Properties") or {}).items()}
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def,override]
+        _param_groups(elasticache_backends[account_id][region_name]).pop(resource_name, None)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        _param_groups(elasticache_backends[account_id][region_name]).pop(self.cache_parameter_group_name, None)
+
+    def is_created(self) -> bool:
+        return True
+
+
+# ---------------------------------------------------------------- CloudWatch alarm
+class OmsCloudWatchAlarm(CloudFormationModel):
+    def __init__(self, account_id: str, region_name: str, alarm: Any):
+        self.alarm = alarm
+        self.name = alarm.name
+        self.arn = alarm.alarm_arn
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "AlarmName"
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::CloudWatch::Alarm"
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr == "Arn"
+
+    def get_cfn_attribute(self, attr: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attr == "Arn":
+            return self.arn
+        raise UnformattedGetAttTemplateException()
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.name
+
+    @staticmethod
+    def _put(name: str, props: dict[str, Any], account_id: str, region_name: str) -> Any:
+        backend = cloudwatch_backends[account_id][region_name]
+        return backend.put_metric_alarm(
+            name=name,
+            namespace=props.get("Namespace"),
+            metric_name=props.get("MetricName"),
+            comparison_operator=props.get("ComparisonOperator"),
+            evaluation_periods=int(props.get("EvaluationPeriods", 1)),
+            period=int(props.get("Period", 60)),
+            threshold=float(props.get("Threshold", 0)),
+            statistic=props.get("Statistic"),
+            description=props.get("AlarmDescription"),
+            dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in props.get("Dimensions", [])],
+            alarm_actions=list(props.get("AlarmActions", [])),
+            ok_actions=list(props.get("OKActions", [])),
+            insufficient_data_actions=list(props.get("InsufficientDataActions", [])),
+            unit=props.get("Unit"),
+            actions_enabled=_bool(props.get("ActionsEnabled", True)),
+            treat_missing_data=props.get("TreatMissingData"),
+            datapoints_to_alarm=props.get("DatapointsToAlarm"),
+        )
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):  # type: ignore[no-untyped-def,override]
+        props = cloudformation_json.get("Properties", {})
+        name = props.get("AlarmName") or resource_name
+        return cls(account_id, region_name, cls._put(name, props, account_id, region_name))
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def,override]
+        props = cloudformation_json.get("Properties", {})
+        name = props.get("AlarmName") or original_resource.name
+        if name != original_resource.name:
+            cloudwatch_backends[account_id][region_name].delete_alarms([original_resource.name])
+        return cls(account_id, region_name, cls._put(name, props, account_id, region_name))
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def,override]
+        cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        cloudwatch_backends[account_id][region_name].delete_alarms([self.name])
+
+    def is_created(self) -> bool:
+        return True
+
+
+# ---------------------------------------------------------------- intrinsics
+_orig_clean_json = parsing.clean_json
+_orig_generate_resource_name = parsing.generate_resource_name
+
+
+def _fn_cidr(args: list[Any]) -> list[str]:
+    block, count, bits = args
+    net = ipaddress.ip_network(str(block), strict=False)
+    prefix = net.max_prefixlen - int(bits)
+    subnets = net.subnets(new_prefix=prefix)
+    out = []
+    for _ in range(int(count)):
+        out.append(str(next(subnets)))
+    return out
+
+
+def clean_json(resource_json: Any, resources_map: Any) -> Any:
+    if isinstance(resource_json, dict) and "Fn::Cidr" in resource_json:
+        args = _orig_clean_json(resource_json["Fn::Cidr"], resources_map)
+        return _fn_cidr(args)
+    return _orig_clean_json(resource_json, resources_map)
+
+
+def generate_resource_name(resource_type: str, stack_name: str, logical_id: str) -> str:
+    if resource_type in ("AWS::ElastiCache::SubnetGroup", "AWS::ElastiCache::ParameterGroup"):
+        return _lower_name(stack_name, logical_id)
+    return _orig_generate_resource_name(resource_type, stack_name, logical_id)
+
+
+def _eq(a: Any, b: Any) -> bool:
+    def norm(x: Any) -> Any:
+        if isinstance(x, bool):
+            return str(x).lower()
+        if isinstance(x, (int, float)):
+            return str(int(x)) if float(x).is_integer() else str(x)
+        if isinstance(x, list):
+            return [norm(i) for i in x]
+        return x
+
+    return norm(a) == norm(b)
+
+
+def parse_condition(condition: Any, resources_map: Any, condition_map: dict[str, Any]) -> bool:
+    """moto's parse_condition compares a Number parameter (parsed to int) with a
+    string literal and gets False for Fn::Equals [Ref N, "0"]; compare as AWS
+    does, on the string forms."""
+    if isinstance(condition, bool):
+        return condition
+    op = list(condition.keys())[0]
+    values = []
+    for value in list(condition.values())[0]:
+        if isinstance(value, dict) and "Condition" in value:
+            values.append(condition_map[value["Condition"]])
+        else:
+            values.append(parsing.clean_json(value, resources_map))
+    if op == "Fn::Equals":
+        return _eq(values[0], values[1])
+    if op == "Fn::Not":
+        return not parse_condition(values[0], resources_map, condition_map)
+    if op == "Fn::And":
+        return all(parse_condition(v, resources_map, condition_map) for v in values)
+    if op == "Fn::Or":
+        return any(parse_condition(v, resources_map, condition_map) for v in values)
+    return False
+
+
+_orig_getitem = parsing.ResourceMap.__getitem__
+
+
+def _resource_map_getitem(self: Any, key: str) -> Any:
+    # Once a stack's resources are being deleted, never re-create one lazily.
+    if getattr(self, "_oms_no_create", False) and key not in self._parsed_resources and key in self._resource_json_map:
+        return None
+    return _orig_getitem(self, key)
+
+
+def install_parsing_patches() -> None:
+    parsing.clean_json = clean_json
+    parsing.generate_resource_name = generate_resource_name
+    parsing.parse_condition = parse_condition
+    parsing.ResourceMap.__getitem__ = _resource_map_getitem
+
+
+# ---------------------------------------------------------------- ElastiCache API
+def _ec_backend(resp: ElastiCacheResponse) -> Any:
+    return elasticache_backends[resp.current_account][resp.region]
+
+
+def _test_failover(self: ElastiCacheResponse) -> ActionResult:
+    rg_id = self._get_param("ReplicationGroupId")
+    ng_id = self._get_param("NodeGroupId")
+    backend = _ec_backend(self)
+    rg = backend.replication_groups.get(rg_id)
+    if rg is None:
+        raise ReplicationGroupNotFound(rg_id)
+    if not isinstance(rg, OmsReplicationGroup):
+        raise ElastiCacheFault("InvalidParameterValue", "TestFailover is only emulated for groups made by CloudFormation.")
+    if ng_id != "0001":
+        raise ElastiCacheFault("NodeGroupNotFoundFault", f"The node group {ng_id} was not found for replication group {rg_id}.")
+    if rg.status != "available":
+        raise ElastiCacheFault(
+            "InvalidReplicationGroupState",
+            f"Replication group {rg_id} is not in available state. Current state: {rg.status}",
+        )
+    if rg.automatic_failover != "enabled" or rg.num_cache_clusters < 2:
+        raise ElastiCacheFault(
+            "InvalidReplicationGroupState",
+            f"Replication group {rg_id} must have automatic failover enabled and at least one replica to test failover.",
+        )
+    rg.primary_index = (rg.primary_index + 1) % rg.num_cache_clusters
+    rg.status = "modifying"
+    delay = float(state.CONFIG.get("failover_delay_seconds", 1.0))
+
+    def done(_due: float, rg: Any = rg) -> None:
+        if rg.status == "modifying" and rg.failover_until:
+            rg.status = "available"
+            rg.failover_until = 0.0
+
+    rg.failover_until = state.now() + delay
+    state.schedule(rg.failover_until, done)
+    state.advance()
+    return ActionResult({"ReplicationGroup": rg})
+
+
+def _describe_cache_parameter_groups(self: ElastiCacheResponse) -> ActionResult:
+    name = self._get_param("CacheParameterGroupName")
+    groups = _param_groups(_ec_backend(self))
+    if name:
+        if name not in groups:
+            raise ElastiCacheFault("CacheParameterGroupNotFound", f"CacheParameterGroup {name} not found.")
+        found = [groups[name]]
+    else:
+        found = list(groups.values())
+    return ActionResult({"CacheParameterGroups": [g.to_dict() for g in found]})
+
+
+def _describe_cache_parameters(self: ElastiCacheResponse) -> ActionResult:
+    name = self._get_param("CacheParameterGroupName")
+    groups = _param_groups(_ec_backend(self))
+    if name not in groups:
+        raise ElastiCacheFault("CacheParameterGroupNotFound", f"CacheParameterGroup {name} not found.")
+    params = [
+        {
+            "ParameterName": k,
+            "ParameterValue": v,
+            "Source": "user",
+            "DataType": "string",
+            "IsModifiable": True,
+            "ChangeType": "immediate",
+        }
+        for k, v in sorted(groups[name].parameters.items())
+    ]
+    return ActionResult({"Parameters": params})
+
+
+_orig_create_snapshot = ec_models.ElastiCacheBackend.create_snapshot
+
+
+def _create_snapshot(self: Any, snapshot_name: str, replication_group_id: str | None, cache_cluster_id: str | None, kms_key_id: str | None, tags: Any) -> Any:
+    if snapshot_name in self.snapshots:
+        raise SnapshotAlreadyExists(snapshot_name)
+    if replication_group_id:
+        rg = self.replication_groups.get(replication_group_id)
+        if rg is None:
+            raise ReplicationGroupNotFound(replication_group_id)
+        if getattr(rg, "status", "available") != "available":
+            raise ElastiCacheFault(
+                "InvalidReplicationGroupState",
+                f"Replication group {replication_group_id} is not in available state.",
+            )
+    snap = _orig_create_snapshot(self, snapshot_name, replication_group_id, cache_cluster_id, kms_key_id, tags)
+    if replication_group_id and isinstance(self.replication_groups.get(replication_group_id), OmsReplicationGroup):
+        rg = self.replication_groups[replication_group_id]
+        snap.num_node_groups = 1
+        snap.num_cache_nodes = None
+        snap.automatic_failover = rg.automatic_failover
+        snap.node_snapshots = [
+            {
+                "CacheClusterId": rg.primary_cluster_id if rg.num_cache_clusters == 1 else rg.member_ids()[(rg.primary_index + 1) % rg.num_cache_clusters],
+                "NodeGroupId": "0001",
+                "CacheNodeId": "0001",
+                "CacheSize": "6 MB",
+                "CacheNodeCreateTime": rg.replication_group_create_time,
+                "SnapshotCreateTime": utcnow(),
+            }
+        ]
+    snap.snapshot_status = "creating"
+    rg = self.replication_groups.get(replication_group_id) if replication_group_id else None
+    if isinstance(rg, OmsReplicationGroup):
+        rg.status = "snapshotting"
+    delay = float(state.CONFIG.get("snapshot_delay_seconds", 1.0))
+
+    def done(_due: float, snap: Any = snap, rg: Any = rg) -> None:
+        if snap.snapshot_status == "creating":
+            snap.snapshot_status = "available"
+        if isinstance(rg, OmsReplicationGroup) and rg.status == "snapshotting":
+            rg.status = "available"
+
+    state.schedule(state.now() + delay, done)
+    state.advance()
+    return snap
+
+
+def _delete_snapshot(self: Any, snapshot_name: str) -> Any:
+    snap = self.snapshots.get(snapshot_name)
+    if snap is None:
+        raise SnapshotNotFound(snapshot_name)
+    if snap.snapshot_status != "available":
+        raise ElastiCacheFault(
+            "InvalidSnapshotState",
+            f"Snapshot {snapshot_name} is not in available state. Current state: {snap.snapshot_status}",
+        )
+    self.snapshots.pop(snapshot_name)
+    snap.snapshot_status = "deleting"
+    return snap
+
+
+def _describe_snapshots(self: Any, replication_group_id: str | None = None, cache_cluster_id: str | None = None, snapshot_name: str | None = None, snapshot_source: str | None = None, marker: str | None = None, max_records: int | None = None, show_node_group_config: bool | None = None) -> list[Any]:
+    snaps = list(self.snapshots.values())
+    if snapshot_name:
+        snaps = [s for s in snaps if s.snapshot_name == snapshot_name]
+        if not snaps:
+            raise SnapshotNotFound(snapshot_name)
+        return snaps
+    if replication_group_id:
+        snaps = [s for s in snaps if s.replication_group_id == replication_group_id]
+    if cache_cluster_id:
+        snaps = [s for s in snaps if s.cache_cluster_id == cache_cluster_id]
+    if snapshot_source:
+        src = {"system": "automated", "user": "manual"}.get(snapshot_source.lower(), snapshot_source.lower())
+        snaps = [s for s in snaps if s.snapshot_source == src]
+    return snaps
+
+
+_orig_delete_rg = ec_models.ElastiCacheBackend.delete_replication_group
+
+
+def _delete_replication_group(self: Any, replication_group_id: str, retain_primary_cluster: bool | None) -> Any:
+    rg = self.replication_groups.get(replication_group_id)
+    if rg is None:
+        raise ReplicationGroupNotFound(replication_group_id)
+    if not isinstance(rg, OmsReplicationGroup):
+        return _orig_delete_rg(self, replication_group_id, retain_primary_cluster)
+    if rg.status != "available":
+        raise ElastiCacheFault(
+            "InvalidReplicationGroupState",
+            f"Replication group {replication_group_id} is not in available state.",
+        )
+    rg.status = "deleting"
+
+    def done(_due: float, backend: Any = self, rg: Any = rg) -> None:
+        if backend.replication_groups.get(rg.replication_group_id) is rg:
+            backend.replication_groups.pop(rg.replication_group_id, None)
+
+    state.schedule(state.now() + float(state.CONFIG["stack_delay_seconds"]), done)
+    return rg
+
+
+def install_elasticache_patches() -> None:
+    ElastiCacheResponse.test_failover = _test_failover
+    ElastiCacheResponse.describe_cache_parameter_groups = _describe_cache_parameter_groups
+    ElastiCacheResponse.describe_cache_parameters = _describe_cache_parameters
+    ec_models.ElastiCacheBackend.create_snapshot = _create_snapshot
+    ec_models.ElastiCacheBackend.delete_snapshot = _delete_snapshot
+    ec_models.ElastiCacheBackend.describe_snapshots = _describe_snapshots
+    ec_models.ElastiCacheBackend.delete_replication_group = _delete_replication_group
+
+
+def install() -> None:
+    install_parsing_patches()
+    install_elasticache_patches()
+    # Cache the model list now that our subclasses exist.
+    parsing.get_model_list.cache_clear()
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()
+    types = parsing.get_model_map()
+    for t in (
+        "AWS::ElastiCache::ReplicationGroup",
+        "AWS::ElastiCache::SubnetGroup",
+        "AWS::ElastiCache::ParameterGroup",
+        "AWS::CloudWatch::Alarm",
+    ):
+        assert t in types, t
