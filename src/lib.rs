@@ -1,7 +1,13 @@
 //! oms-data-operator: OMS Spider data-layer resources on Kubernetes, reconciled into
 //! CloudFormation stacks.
 //!
-//! Each kind of data stack lives in a module of its own (today [`redis`]); the generic stack
-//! lifecycle will grow beside it without Redis words in it.
+//! [`stack`] is the generic lifecycle (CloudFormation, ownership, deletion policies, status and
+//! Secret); each kind of data stack is one module beside it (today [`redis`]) that implements
+//! [`stack::DataStack`].
 
+pub mod controller;
+pub mod crd;
+pub mod error;
+pub mod metrics;
 pub mod redis;
+pub mod stack;

@@ -1,3 +1,198 @@
-//! The ElastiCache Redis data stack: its CloudFormation template and the names in it.
+//! The ElastiCache Redis data stack: the `OmsRedis` resource, the seed's presets, the template,
+//! and how a spec becomes stack parameters and stack outputs become the connection Secret.
 
+pub mod presets;
+pub mod spec;
 pub mod template;
+
+use crate::stack::{
+    BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError, status::StackStatus,
+};
+use kube::ResourceExt;
+use presets::{DEFAULT_ENGINE_VERSION, preset};
+pub use spec::{EngineVersion, Environment, OmsRedis, OmsRedisSpec, OmsRedisStatus};
+use std::collections::BTreeMap;
+use template::{output, param};
+
+/// The Secret's keys; REDIS_HOST and REDIS_PORT are the seed's variable names.
+pub mod secret_key {
+    pub const HOST: &str = "REDIS_HOST";
+    pub const PORT: &str = "REDIS_PORT";
+    pub const READER_HOST: &str = "REDIS_READER_HOST";
+    pub const URL: &str = "REDIS_URL";
+    pub const TLS: &str = "REDIS_TLS";
+    pub const REPLICATION_GROUP_ID: &str = "REDIS_REPLICATION_GROUP_ID";
+    pub const SECURITY_GROUP_ID: &str = "REDIS_SECURITY_GROUP_ID";
+}
+
+impl OmsRedis {
+    /// The stack parameters this spec resolves to, presets filled in.
+    pub fn parameters(&self) -> Result<BTreeMap<String, String>, SpecError> {
+        let s = &self.spec;
+        let p = preset(s.environment);
+        let nodes = s.num_cache_nodes.unwrap_or(p.num_cache_nodes);
+        let failover = s
+            .automatic_failover_enabled
+            .unwrap_or(p.automatic_failover_enabled);
+        // The schema and CEL rules refuse these at apply time; this guards objects that predate them.
+        if !(1..=6).contains(&nodes) {
+            return Err(SpecError(format!(
+                "numCacheNodes must be between 1 and 6, not {nodes}"
+            )));
+        }
+        if failover && nodes < 2 {
+            return Err(SpecError(
+                "automaticFailoverEnabled needs at least 2 cache nodes".into(),
+            ));
+        }
+        if s.environment == Environment::Prod && !failover {
+            return Err(SpecError(
+                "environment prod needs automaticFailoverEnabled: true".into(),
+            ));
+        }
+        let retention = s
+            .snapshot_retention_limit
+            .unwrap_or(p.snapshot_retention_limit);
+        if !(0..=35).contains(&retention) {
+            return Err(SpecError(format!(
+                "snapshotRetentionLimit must be between 0 and 35, not {retention}"
+            )));
+        }
+        Ok(BTreeMap::from([
+            (
+                param::ENVIRONMENT.to_string(),
+                s.environment.as_str().to_string(),
+            ),
+            (param::VPC_STACK_NAME.to_string(), s.vpc_stack_name.clone()),
+            (
+                param::NODE_TYPE.to_string(),
+                s.node_type
+                    .clone()
+                    .unwrap_or_else(|| p.node_type.to_string()),
+            ),
+            (param::NUM_CACHE_NODES.to_string(), nodes.to_string()),
+            (
+                param::ENGINE_VERSION.to_string(),
+                s.engine_version
+                    .unwrap_or(DEFAULT_ENGINE_VERSION)
+                    .as_str()
+                    .to_string(),
+            ),
+            (
+                param::SNAPSHOT_RETENTION_LIMIT.to_string(),
+                retention.to_string(),
+            ),
+            (
+                param::AUTOMATIC_FAILOVER_ENABLED.to_string(),
+                failover.to_string(),
+            ),
+        ]))
+    }
+
+    pub fn stack_name(&self) -> String {
+        self.spec
+            .stack_name
+            .clone()
+            .unwrap_or_else(|| self.name_any())
+    }
+
+    pub fn secret_name(&self) -> String {
+        self.spec
+            .secret_name
+            .clone()
+            .unwrap_or_else(|| format!("{}-redis", self.name_any()))
+    }
+}
+
+/// Whether the stack runs with TLS: the template encrypts in transit exactly in prod.
+fn encrypted_in_transit(parameters: &BTreeMap<String, String>) -> bool {
+    parameters.get(param::ENVIRONMENT).map(String::as_str) == Some(Environment::Prod.as_str())
+}
+
+impl DataStack for OmsRedis {
+    fn template_body() -> &'static str {
+        template::TEMPLATE_BODY
+    }
+
+    fn desired(&self) -> Result<Desired, SpecError> {
+        Ok(Desired {
+            stack_name: self.stack_name(),
+            parameters: self.parameters()?,
+            tags: self.spec.tags.clone().unwrap_or_default(),
+            region: self.spec.region.clone(),
+            secret_name: self.secret_name(),
+            deletion_policy: self.spec.deletion_policy,
+            adopt_existing: self.spec.adopt_existing_stack.unwrap_or(false),
+        })
+    }
+
+    fn publish(
+        &self,
+        outputs: &BTreeMap<String, String>,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<Published, SpecError> {
+        let get = |key: &str| {
+            outputs
+                .get(key)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .ok_or_else(|| SpecError(format!("the stack has no {key} output")))
+        };
+        let host = get(output::ENDPOINT)?;
+        let port = get(output::PORT)?;
+        let port_number: i32 = port.parse().map_err(|_| {
+            SpecError(format!(
+                "the stack's {} output is not a port: {port}",
+                output::PORT
+            ))
+        })?;
+        let reader = get(output::READER_ENDPOINT)?;
+        let group = get(output::REPLICATION_GROUP_ID)?;
+        let security_group = get(output::SECURITY_GROUP_ID)?;
+        let tls = encrypted_in_transit(parameters);
+        let scheme = if tls { "rediss" } else { "redis" };
+        let secret = BTreeMap::from([
+            (secret_key::HOST.to_string(), host.clone()),
+            (secret_key::PORT.to_string(), port.clone()),
+            (secret_key::READER_HOST.to_string(), reader.clone()),
+            (
+                secret_key::URL.to_string(),
+                format!("{scheme}://{host}:{port}"),
+            ),
+            (secret_key::TLS.to_string(), tls.to_string()),
+            (secret_key::REPLICATION_GROUP_ID.to_string(), group.clone()),
+            (
+                secret_key::SECURITY_GROUP_ID.to_string(),
+                security_group.clone(),
+            ),
+        ]);
+        let mut status = serde_json::Map::new();
+        status.insert("endpoint".into(), host.into());
+        status.insert("port".into(), port_number.into());
+        status.insert("readerEndpoint".into(), reader.into());
+        status.insert("securityGroupId".into(), security_group.into());
+        status.insert("replicationGroupId".into(), group.into());
+        Ok(Published { secret, status })
+    }
+
+    fn backup_target(&self, date: &str) -> Option<BackupTarget> {
+        let group = self.status.as_ref()?.replication_group_id.clone()?;
+        Some(BackupTarget::ElastiCacheReplicationGroup {
+            // The seed's manual backup name, made unique per resource.
+            snapshot_name: format!("oms-redis-backup-{date}-{}", self.name_any()),
+            replication_group_id: group,
+        })
+    }
+
+    fn deletion_policy(&self) -> DeletionPolicy {
+        self.spec.deletion_policy
+    }
+
+    fn region(&self) -> Option<String> {
+        self.spec.region.clone()
+    }
+
+    fn stack_status(&self) -> Option<&StackStatus> {
+        self.status.as_ref().map(|s| &s.stack)
+    }
+}

@@ -1,0 +1,107 @@
+//! Errors of the reconcile, each with a static category: the category is the metrics label and
+//! the Event reason, so neither ever carries object names or free text.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("AWS {action} failed ({category}): {message}")]
+    Aws {
+        action: &'static str,
+        category: AwsCategory,
+        message: String,
+    },
+
+    #[error("Kubernetes {action} failed: {source}")]
+    Kube {
+        action: &'static str,
+        #[source]
+        source: kube::Error,
+    },
+
+    #[error("{action} timed out after {after:?}")]
+    Timeout {
+        action: &'static str,
+        after: Duration,
+    },
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Broad classes of AWS failures, for retries, metrics and Event reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsCategory {
+    Throttled,
+    Validation,
+    AccessDenied,
+    NotFound,
+    Transient,
+    Other,
+}
+
+impl std::fmt::Display for AwsCategory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AwsCategory::Throttled => "throttled",
+            AwsCategory::Validation => "validation",
+            AwsCategory::AccessDenied => "access denied",
+            AwsCategory::NotFound => "not found",
+            AwsCategory::Transient => "transient",
+            AwsCategory::Other => "other",
+        })
+    }
+}
+
+impl Error {
+    /// A static, bounded label: the Event reason and the metrics label of this error.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Aws {
+                category: AwsCategory::Throttled,
+                ..
+            } => "AwsThrottled",
+            Error::Aws {
+                category: AwsCategory::Validation,
+                ..
+            } => "AwsValidationError",
+            Error::Aws {
+                category: AwsCategory::AccessDenied,
+                ..
+            } => "AwsAccessDenied",
+            Error::Aws {
+                category: AwsCategory::NotFound,
+                ..
+            } => "AwsNotFound",
+            Error::Aws {
+                category: AwsCategory::Transient,
+                ..
+            } => "AwsUnavailable",
+            Error::Aws {
+                category: AwsCategory::Other,
+                ..
+            } => "AwsError",
+            Error::Kube { .. } => "KubernetesError",
+            Error::Timeout { .. } => "Timeout",
+            Error::Internal(_) => "InternalError",
+        }
+    }
+
+    pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
+        move |source| Error::Kube { action, source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs a Kubernetes call with a deadline.
+pub async fn kube_call<T>(
+    action: &'static str,
+    after: Duration,
+    call: impl std::future::Future<Output = Result<T, kube::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(after, call).await {
+        Ok(r) => r.map_err(Error::kube(action)),
+        Err(_) => Err(Error::Timeout { action, after }),
+    }
+}

@@ -1,0 +1,139 @@
+//! The seed's environment presets: what an omitted sizing field means in dev, staging and prod.
+//!
+//! The same table feeds the operator's parameter resolution and the CEL rules the apiserver
+//! enforces, so a preset cannot say one thing in Rust and another in the schema.
+
+use super::spec::{EngineVersion, Environment};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preset {
+    pub node_type: &'static str,
+    pub num_cache_nodes: i32,
+    pub snapshot_retention_limit: i32,
+    pub automatic_failover_enabled: bool,
+    /// At-rest and in-transit encryption; the template turns both on for prod.
+    pub encrypted: bool,
+}
+
+pub const DEFAULT_ENGINE_VERSION: EngineVersion = EngineVersion::V7_1;
+
+pub const fn preset(env: Environment) -> Preset {
+    match env {
+        Environment::Dev => Preset {
+            node_type: "cache.t4g.micro",
+            num_cache_nodes: 1,
+            snapshot_retention_limit: 0,
+            automatic_failover_enabled: false,
+            encrypted: false,
+        },
+        Environment::Staging => Preset {
+            node_type: "cache.t4g.small",
+            num_cache_nodes: 2,
+            snapshot_retention_limit: 3,
+            automatic_failover_enabled: true,
+            encrypted: false,
+        },
+        Environment::Prod => Preset {
+            node_type: "cache.m7g.large",
+            num_cache_nodes: 3,
+            snapshot_retention_limit: 7,
+            automatic_failover_enabled: true,
+            encrypted: true,
+        },
+    }
+}
+
+const ALL_ENVIRONMENTS: [Environment; 3] =
+    [Environment::Dev, Environment::Staging, Environment::Prod];
+
+/// A CEL expression for a spec field with its preset fallback, e.g.
+/// `(has(self.numCacheNodes) ? self.numCacheNodes : (self.environment == 'dev' ? 1 : ...))`.
+fn effective(field: &str, value: impl Fn(Preset) -> String) -> String {
+    let mut fallback = value(preset(Environment::Prod));
+    for env in ALL_ENVIRONMENTS.iter().rev().skip(1) {
+        fallback = format!(
+            "(self.environment == '{}' ? {} : {fallback})",
+            env.as_str(),
+            value(preset(*env))
+        );
+    }
+    format!("(has(self.{field}) ? self.{field} : {fallback})")
+}
+
+fn effective_failover() -> String {
+    effective("automaticFailoverEnabled", |p| {
+        p.automatic_failover_enabled.to_string()
+    })
+}
+
+/// CEL: failover, as given or preset, needs at least two nodes, as given or preset.
+pub fn failover_needs_nodes_rule() -> String {
+    let nodes = effective("numCacheNodes", |p| p.num_cache_nodes.to_string());
+    format!("!{} || {nodes} >= 2", effective_failover())
+}
+
+/// CEL: prod runs with failover.
+pub fn prod_needs_failover_rule() -> String {
+    format!("self.environment != 'prod' || {}", effective_failover())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_the_seeds() {
+        assert_eq!(
+            preset(Environment::Dev),
+            Preset {
+                node_type: "cache.t4g.micro",
+                num_cache_nodes: 1,
+                snapshot_retention_limit: 0,
+                automatic_failover_enabled: false,
+                encrypted: false
+            }
+        );
+        assert_eq!(preset(Environment::Staging).node_type, "cache.t4g.small");
+        assert_eq!(preset(Environment::Staging).num_cache_nodes, 2);
+        assert_eq!(preset(Environment::Staging).snapshot_retention_limit, 3);
+        assert!(preset(Environment::Staging).automatic_failover_enabled);
+        let prod = preset(Environment::Prod);
+        assert_eq!(
+            (
+                prod.node_type,
+                prod.num_cache_nodes,
+                prod.snapshot_retention_limit
+            ),
+            ("cache.m7g.large", 3, 7)
+        );
+        assert!(prod.automatic_failover_enabled && prod.encrypted);
+    }
+
+    #[test]
+    fn every_preset_satisfies_the_rules_it_feeds() {
+        for env in ALL_ENVIRONMENTS {
+            let p = preset(env);
+            assert!(
+                !p.automatic_failover_enabled || p.num_cache_nodes >= 2,
+                "{env:?}"
+            );
+            assert!(env != Environment::Prod || p.automatic_failover_enabled);
+        }
+    }
+
+    #[test]
+    fn rules_spell_out_each_presets_fallback() {
+        let rule = failover_needs_nodes_rule();
+        assert_eq!(
+            rule,
+            "!(has(self.automaticFailoverEnabled) ? self.automaticFailoverEnabled : \
+             (self.environment == 'dev' ? false : (self.environment == 'staging' ? true : true))) || \
+             (has(self.numCacheNodes) ? self.numCacheNodes : \
+             (self.environment == 'dev' ? 1 : (self.environment == 'staging' ? 2 : 3))) >= 2"
+        );
+        assert!(
+            prod_needs_failover_rule()
+                .starts_with("self.environment != 'prod' || (has(self.automaticFailoverEnabled)")
+        );
+    }
+}

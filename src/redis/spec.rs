@@ -1,0 +1,194 @@
+//! The `OmsRedis` custom resource: what a platform team asks for, and what the operator reports.
+//!
+//! Every rule a user can break is in the schema or in a CEL rule here, so the apiserver refuses a
+//! bad manifest at apply time with a message that says what to change. Omitted sizing fields are not
+//! defaulted in the schema: they take the environment's preset (see [`super::presets`]), and the CEL
+//! rules that depend on sizing reason about those presets too.
+
+use crate::stack::status::StackStatus;
+use kube::{CustomResource, KubeSchema};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use super::presets::{failover_needs_nodes_rule, prod_needs_failover_rule};
+
+/// Stack names double as ElastiCache replication-group ids (the seed's `oms-redis-prod`, members
+/// `oms-redis-prod-001`…), so they obey the stricter of the two rule sets.
+pub const STACK_NAME_PATTERN: &str = "^[a-z]([a-z0-9]|-[a-z0-9])*$";
+pub const STACK_NAME_MAX: usize = 40;
+const DNS_SUBDOMAIN_PATTERN: &str =
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
+
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "data.oms-spider.io",
+    version = "v1alpha1",
+    kind = "OmsRedis",
+    plural = "omsredises",
+    singular = "omsredis",
+    shortname = "omsr",
+    namespaced,
+    status = "OmsRedisStatus",
+    doc = "An OMS Spider ElastiCache Redis data stack, reconciled into a CloudFormation stack",
+    printcolumn(name = "Env", type_ = "string", json_path = ".spec.environment"),
+    printcolumn(name = "NodeType", type_ = "string", json_path = ".status.appliedParameters.NodeType"),
+    printcolumn(name = "Nodes", type_ = "string", json_path = ".status.appliedParameters.NumCacheNodes"),
+    printcolumn(name = "Status", type_ = "string", json_path = ".status.stackStatus"),
+    printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new(format!(
+        "has(self.spec.stackName) || (size(self.metadata.name) <= {STACK_NAME_MAX} && self.metadata.name.matches(r'{STACK_NAME_PATTERN}'))"
+    )).message(
+        "metadata.name becomes the CloudFormation stack and replication-group name, so it must be at most 40 characters of lowercase letters, digits and single hyphens, starting with a letter; choose such a name or set spec.stackName"
+    ),
+)]
+#[x_kube(validation = Rule::new(failover_needs_nodes_rule()).message(
+    "automaticFailoverEnabled needs at least 2 cache nodes: set numCacheNodes to 2 or more (dev's preset is 1 node), or turn failover off"
+))]
+#[x_kube(validation = Rule::new(prod_needs_failover_rule()).message(
+    "environment prod needs automaticFailoverEnabled: true; remove the field to take the prod preset or set it to true"
+))]
+#[x_kube(validation = Rule::new(
+    "has(oldSelf.stackName) ? (has(self.stackName) && self.stackName == oldSelf.stackName) : !has(self.stackName)"
+).message("stackName is immutable: it names the CloudFormation stack; create a new OmsRedis to move to another stack"))]
+#[x_kube(validation = Rule::new(
+    "double(has(self.engineVersion) ? self.engineVersion : '7.1') >= double(has(oldSelf.engineVersion) ? oldSelf.engineVersion : '7.1')"
+).message("engineVersion can only go up (ElastiCache cannot downgrade Redis): keep the current version or choose a newer one"))]
+#[serde(rename_all = "camelCase")]
+pub struct OmsRedisSpec {
+    /// dev, staging or prod; selects the preset for every omitted sizing field. Immutable.
+    #[x_kube(validation = Rule::new("self == oldSelf").message(
+        "environment is immutable: create a new OmsRedis for another environment"
+    ))]
+    pub environment: Environment,
+
+    /// The CloudFormation stack exporting <name>-VpcId, <name>-VpcCidr and <name>-PrivateSubnetIds. Immutable.
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[a-zA-Z][-a-zA-Z0-9]*$")
+    )]
+    #[x_kube(validation = Rule::new("self == oldSelf").message(
+        "vpcStackName is immutable: the cache cannot move to another VPC in place"
+    ))]
+    pub vpc_stack_name: String,
+
+    /// ElastiCache node type, e.g. cache.t4g.micro or cache.m7g.large. Default: the environment's preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new(format!("self.matches(r'{NODE_TYPE_PATTERN}')")).message(
+        "nodeType must look like cache.<family>.<size>, e.g. cache.t4g.micro or cache.m7g.large"
+    ))]
+    pub node_type: Option<String>,
+
+    /// Cache nodes: one primary plus replicas, 1 to 6. Default: the environment's preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 6))]
+    pub num_cache_nodes: Option<i32>,
+
+    /// Redis engine version; it can only go up. Default: 7.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine_version: Option<EngineVersion>,
+
+    /// Days of automatic snapshots, 0 (off) to 35. Default: the environment's preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 35))]
+    pub snapshot_retention_limit: Option<i32>,
+
+    /// Automatic failover with Multi-AZ; needs at least 2 nodes, required in prod. Default: the environment's preset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automatic_failover_enabled: Option<bool>,
+
+    /// CloudFormation stack name. Default: metadata.name. Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 40), regex(pattern = STACK_NAME_PATTERN))]
+    pub stack_name: Option<String>,
+
+    /// Secret that receives the connection settings. Default: <metadata.name>-redis.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
+    pub secret_name: Option<String>,
+
+    /// AWS region. Default: the operator's region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]$"))]
+    pub region: Option<String>,
+
+    /// Extra tags for the stack and its resources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("maxProperties" = 40))]
+    #[x_kube(validation = Rule::new(
+        "self.all(k, size(k) <= 128 && !k.startsWith('aws:') && !k.startsWith('oms-data-operator/') && size(self[k]) <= 256)"
+    ).message("tags: keys at most 128 characters and not starting with aws: or oms-data-operator/ (reserved), values at most 256 characters"))]
+    pub tags: Option<BTreeMap<String, String>>,
+
+    /// What deleting this resource does to the stack: Delete (default), Retain or Snapshot.
+    #[serde(default)]
+    pub deletion_policy: DeletionPolicy,
+
+    /// Take over an existing stack of this name that no operator owns. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt_existing_stack: Option<bool>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    Dev,
+    Staging,
+    Prod,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Environment::Dev => "dev",
+            Environment::Staging => "staging",
+            Environment::Prod => "prod",
+        }
+    }
+}
+
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
+)]
+pub enum EngineVersion {
+    #[serde(rename = "6.2")]
+    V6_2,
+    #[serde(rename = "7.0")]
+    V7_0,
+    #[serde(rename = "7.1")]
+    V7_1,
+}
+
+impl EngineVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineVersion::V6_2 => "6.2",
+            EngineVersion::V7_0 => "7.0",
+            EngineVersion::V7_1 => "7.1",
+        }
+    }
+}
+
+pub use crate::stack::DeletionPolicy;
+
+/// What the operator reports. The stack lifecycle fields are shared by every kind of data stack;
+/// the endpoint fields are Redis's.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OmsRedisStatus {
+    #[serde(flatten)]
+    pub stack: StackStatus,
+    /// Primary (write) endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i32>,
+    /// Reader endpoint (replicas).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reader_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_group_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication_group_id: Option<String>,
+}

@@ -1,0 +1,532 @@
+//! The AWS edge: CloudFormation stack operations and the ElastiCache backups the Snapshot deletion
+//! policy takes. Every call has a deadline (the SDK's operation timeout and a tokio timeout around
+//! it) and maps failures to a static [`AwsCategory`].
+
+use crate::error::{AwsCategory, Error, Result};
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::types::{Parameter, Stack, Tag};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A stack as CloudFormation reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedStack {
+    pub id: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub tags: BTreeMap<String, String>,
+    pub outputs: BTreeMap<String, String>,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// What UpdateStack did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateOutcome {
+    Started,
+    /// "No updates are to be performed.": the stack already is what was asked.
+    NoChange,
+}
+
+/// Clients for one region.
+#[derive(Clone)]
+pub struct RegionClients {
+    pub cloudformation: aws_sdk_cloudformation::Client,
+    pub elasticache: aws_sdk_elasticache::Client,
+}
+
+/// AWS clients, one set per region, all from one base configuration (the default credential chain
+/// in production, so IRSA works; an endpoint override only for emulators).
+pub struct Aws {
+    base: aws_config::SdkConfig,
+    default_region: Option<String>,
+    by_region: Mutex<HashMap<String, RegionClients>>,
+    deadline: Duration,
+}
+
+impl Aws {
+    pub fn new(base: aws_config::SdkConfig, deadline: Duration) -> Aws {
+        let default_region = base.region().map(|r| r.to_string());
+        Aws {
+            base,
+            default_region,
+            by_region: Mutex::new(HashMap::new()),
+            deadline,
+        }
+    }
+
+    /// Clients for `region`, or the operator's default region.
+    pub fn clients(&self, region: Option<&str>) -> Result<Ops> {
+        let region = region
+            .map(str::to_string)
+            .or_else(|| self.default_region.clone())
+            .ok_or_else(|| {
+                Error::Internal("no AWS region: set spec.region, --region or AWS_REGION".into())
+            })?;
+        let mut map = self
+            .by_region
+            .lock()
+            .map_err(|_| Error::Internal("AWS client cache poisoned".into()))?;
+        let clients = map
+            .entry(region.clone())
+            .or_insert_with(|| {
+                let conf = self
+                    .base
+                    .to_builder()
+                    .region(aws_config::Region::new(region.clone()))
+                    .build();
+                RegionClients {
+                    cloudformation: aws_sdk_cloudformation::Client::new(&conf),
+                    elasticache: aws_sdk_elasticache::Client::new(&conf),
+                }
+            })
+            .clone();
+        Ok(Ops {
+            clients,
+            deadline: self.deadline,
+        })
+    }
+}
+
+/// Stack and backup operations against one region.
+pub struct Ops {
+    clients: RegionClients,
+    deadline: Duration,
+}
+
+fn categorize<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> AwsCategory {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            AwsCategory::Transient
+        }
+        _ => match err.code() {
+            Some(
+                "Throttling"
+                | "ThrottlingException"
+                | "RequestLimitExceeded"
+                | "TooManyRequestsException",
+            ) => AwsCategory::Throttled,
+            Some("ValidationError" | "InvalidParameterValue" | "InvalidParameterCombination") => {
+                AwsCategory::Validation
+            }
+            Some(c) if c.starts_with("AccessDenied") || c == "UnauthorizedOperation" => {
+                AwsCategory::AccessDenied
+            }
+            Some(c) if c.ends_with("NotFoundFault") || c.ends_with("NotFound") => {
+                AwsCategory::NotFound
+            }
+            Some("InternalFailure" | "ServiceUnavailable") => AwsCategory::Transient,
+            _ => AwsCategory::Other,
+        },
+    }
+}
+
+fn aws_error<E, R>(action: &'static str, err: SdkError<E, R>) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let category = categorize(&err);
+    let message = err
+        .message()
+        .map(str::to_string)
+        .unwrap_or_else(|| aws_sdk_cloudformation::error::DisplayErrorContext(&err).to_string());
+    Error::Aws {
+        action,
+        category,
+        message,
+    }
+}
+
+fn is_missing_stack<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.code() == Some("ValidationError")
+        && err.message().is_some_and(|m| m.contains("does not exist"))
+}
+
+fn observed(stack: &Stack) -> ObservedStack {
+    ObservedStack {
+        id: stack.stack_id().unwrap_or_default().to_string(),
+        status: stack
+            .stack_status()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        status_reason: stack.stack_status_reason().map(str::to_string),
+        tags: stack
+            .tags()
+            .iter()
+            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+            .collect(),
+        outputs: stack
+            .outputs()
+            .iter()
+            .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
+            .collect(),
+        parameters: stack
+            .parameters()
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    p.parameter_key()?.to_string(),
+                    p.parameter_value()?.to_string(),
+                ))
+            })
+            .collect(),
+    }
+}
+
+fn sdk_parameters(params: &BTreeMap<String, String>) -> Vec<Parameter> {
+    params
+        .iter()
+        .map(|(k, v)| {
+            Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect()
+}
+
+fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+    tags.iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect()
+}
+
+impl Ops {
+    async fn call<T, E, R>(
+        &self,
+        action: &'static str,
+        fut: impl std::future::Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    ) -> Result<std::result::Result<T, SdkError<E, R>>> {
+        tokio::time::timeout(self.deadline, fut)
+            .await
+            .map_err(|_| Error::Timeout {
+                action,
+                after: self.deadline,
+            })
+    }
+
+    /// The stack by name or id; `None` when CloudFormation has no live stack by that name.
+    pub async fn describe(&self, stack: &str) -> Result<Option<ObservedStack>> {
+        let action = "DescribeStacks";
+        match self
+            .call(
+                action,
+                self.clients
+                    .cloudformation
+                    .describe_stacks()
+                    .stack_name(stack)
+                    .send(),
+            )
+            .await?
+        {
+            Ok(out) => Ok(out.stacks().first().map(observed)),
+            Err(e) if is_missing_stack(&e) => Ok(None),
+            Err(e) => Err(aws_error(action, e)),
+        }
+    }
+
+    pub async fn create(
+        &self,
+        stack: &str,
+        template: &str,
+        params: &BTreeMap<String, String>,
+        tags: &BTreeMap<String, String>,
+        token: &str,
+    ) -> Result<()> {
+        let action = "CreateStack";
+        let req = self
+            .clients
+            .cloudformation
+            .create_stack()
+            .stack_name(stack)
+            .template_body(template)
+            .set_parameters(Some(sdk_parameters(params)))
+            .set_tags(Some(sdk_tags(tags)))
+            .client_request_token(token)
+            .send();
+        match self.call(action, req).await? {
+            Ok(_) => Ok(()),
+            // A create that raced ours (or an earlier attempt of ours): the next describe sorts it out.
+            Err(e) if e.code() == Some("AlreadyExistsException") => Ok(()),
+            Err(e) => Err(aws_error(action, e)),
+        }
+    }
+
+    pub async fn update(
+        &self,
+        stack: &str,
+        template: &str,
+        params: &BTreeMap<String, String>,
+        tags: &BTreeMap<String, String>,
+        token: &str,
+    ) -> Result<UpdateOutcome> {
+        let action = "UpdateStack";
+        let req = self
+            .clients
+            .cloudformation
+            .update_stack()
+            .stack_name(stack)
+            .template_body(template)
+            .set_parameters(Some(sdk_parameters(params)))
+            .set_tags(Some(sdk_tags(tags)))
+            .client_request_token(token)
+            .send();
+        self.update_outcome(action, req).await
+    }
+
+    /// Replaces the stack's tags and nothing else (used to mark a retained stack orphaned).
+    pub async fn retag(
+        &self,
+        stack: &ObservedStack,
+        tags: &BTreeMap<String, String>,
+        token: &str,
+    ) -> Result<UpdateOutcome> {
+        let action = "UpdateStack";
+        let keep: Vec<Parameter> = stack
+            .parameters
+            .keys()
+            .map(|k| {
+                Parameter::builder()
+                    .parameter_key(k)
+                    .use_previous_value(true)
+                    .build()
+            })
+            .collect();
+        let req = self
+            .clients
+            .cloudformation
+            .update_stack()
+            .stack_name(&stack.id)
+            .use_previous_template(true)
+            .set_parameters(Some(keep))
+            .set_tags(Some(sdk_tags(tags)))
+            .client_request_token(token)
+            .send();
+        self.update_outcome(action, req).await
+    }
+
+    async fn update_outcome<T, E, R>(
+        &self,
+        action: &'static str,
+        req: impl std::future::Future<Output = std::result::Result<T, SdkError<E, R>>>,
+    ) -> Result<UpdateOutcome>
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        match self.call(action, req).await? {
+            Ok(_) => Ok(UpdateOutcome::Started),
+            Err(e)
+                if e.code() == Some("ValidationError")
+                    && e.message() == Some("No updates are to be performed.") =>
+            {
+                Ok(UpdateOutcome::NoChange)
+            }
+            Err(e) => Err(aws_error(action, e)),
+        }
+    }
+
+    pub async fn delete(&self, stack_id: &str, token: &str) -> Result<()> {
+        let action = "DeleteStack";
+        let req = self
+            .clients
+            .cloudformation
+            .delete_stack()
+            .stack_name(stack_id)
+            .client_request_token(token)
+            .send();
+        match self.call(action, req).await? {
+            Ok(_) => Ok(()),
+            Err(e) => Err(aws_error(action, e)),
+        }
+    }
+
+    /// The first failure of the stack's latest operation: `<LogicalId>: <ResourceStatusReason>`.
+    pub async fn first_failure(&self, stack_id: &str) -> Result<Option<String>> {
+        let action = "DescribeStackEvents";
+        let out = match self
+            .call(
+                action,
+                self.clients
+                    .cloudformation
+                    .describe_stack_events()
+                    .stack_name(stack_id)
+                    .send(),
+            )
+            .await?
+        {
+            Ok(out) => out,
+            Err(e) => return Err(aws_error(action, e)),
+        };
+        let events: Vec<Event> = out
+            .stack_events()
+            .iter()
+            .map(|e| Event {
+                logical_id: e.logical_resource_id().unwrap_or_default().to_string(),
+                is_stack: e.resource_type() == Some("AWS::CloudFormation::Stack"),
+                status: e
+                    .resource_status()
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
+                reason: e.resource_status_reason().map(str::to_string),
+            })
+            .collect();
+        Ok(first_failure(&events))
+    }
+
+    /// Starts an ElastiCache snapshot; an existing snapshot of that name counts as started.
+    pub async fn create_snapshot(&self, replication_group: &str, name: &str) -> Result<()> {
+        let action = "CreateSnapshot";
+        let req = self
+            .clients
+            .elasticache
+            .create_snapshot()
+            .replication_group_id(replication_group)
+            .snapshot_name(name)
+            .send();
+        match self.call(action, req).await? {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some("SnapshotAlreadyExistsFault") => Ok(()),
+            Err(e) => Err(aws_error(action, e)),
+        }
+    }
+
+    /// The snapshot's status (`creating`, `available`, `failed`…), `None` when there is none.
+    pub async fn snapshot_status(&self, name: &str) -> Result<Option<String>> {
+        let action = "DescribeSnapshots";
+        match self
+            .call(
+                action,
+                self.clients
+                    .elasticache
+                    .describe_snapshots()
+                    .snapshot_name(name)
+                    .send(),
+            )
+            .await?
+        {
+            Ok(out) => Ok(out
+                .snapshots()
+                .first()
+                .and_then(|s| s.snapshot_status())
+                .map(str::to_string)),
+            Err(e) if e.code() == Some("SnapshotNotFoundFault") => Ok(None),
+            Err(e) => Err(aws_error(action, e)),
+        }
+    }
+}
+
+/// A stack event, reduced to what failure reporting needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub logical_id: String,
+    pub is_stack: bool,
+    pub status: String,
+    pub reason: Option<String>,
+}
+
+/// From events newest first (as CloudFormation lists them): the oldest failed resource of the
+/// latest operation, which is the cause; later failures are usually its consequences.
+pub fn first_failure(events_newest_first: &[Event]) -> Option<String> {
+    // The latest operation starts at the newest stack-level *_IN_PROGRESS event that opens one.
+    let opens = |e: &Event| {
+        e.is_stack
+            && matches!(
+                e.status.as_str(),
+                "CREATE_IN_PROGRESS" | "UPDATE_IN_PROGRESS" | "DELETE_IN_PROGRESS"
+            )
+    };
+    let end = events_newest_first
+        .iter()
+        .position(opens)
+        .unwrap_or(events_newest_first.len());
+    let latest = &events_newest_first[..end];
+    let failed = |e: &&Event| {
+        e.status.ends_with("_FAILED") && e.reason.as_deref().is_some_and(|r| !r.is_empty())
+    };
+    latest
+        .iter()
+        .rev()
+        .filter(failed)
+        .find(|e| !e.is_stack)
+        .or_else(|| latest.iter().rev().find(failed))
+        .map(|e| {
+            format!(
+                "{}: {}",
+                e.logical_id,
+                e.reason.as_deref().unwrap_or_default()
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(logical: &str, is_stack: bool, status: &str, reason: Option<&str>) -> Event {
+        Event {
+            logical_id: logical.into(),
+            is_stack,
+            status: status.into(),
+            reason: reason.map(String::from),
+        }
+    }
+
+    #[test]
+    fn first_failure_is_the_oldest_failed_resource_of_the_latest_operation() {
+        // Newest first, as CloudFormation lists them.
+        let events = vec![
+            ev("s", true, "ROLLBACK_COMPLETE", None),
+            ev("Sg", false, "DELETE_COMPLETE", None),
+            ev(
+                "s",
+                true,
+                "ROLLBACK_IN_PROGRESS",
+                Some("The following resource(s) failed to create: [Rg]."),
+            ),
+            ev(
+                "Alarm",
+                false,
+                "CREATE_FAILED",
+                Some("Resource creation cancelled"),
+            ),
+            ev(
+                "Rg",
+                false,
+                "CREATE_FAILED",
+                Some("node type not available"),
+            ),
+            ev("Rg", false, "CREATE_IN_PROGRESS", None),
+            ev("s", true, "CREATE_IN_PROGRESS", Some("User Initiated")),
+            // An older operation's failure must not be reported.
+            ev("Old", false, "UPDATE_FAILED", Some("stale")),
+            ev("s", true, "UPDATE_IN_PROGRESS", Some("User Initiated")),
+        ];
+        assert_eq!(
+            first_failure(&events).as_deref(),
+            Some("Rg: node type not available")
+        );
+    }
+
+    #[test]
+    fn a_stack_level_failure_is_reported_when_no_resource_failed() {
+        let events = vec![
+            ev(
+                "s",
+                true,
+                "DELETE_FAILED",
+                Some("Export s-Out cannot be deleted as it is in use"),
+            ),
+            ev("s", true, "DELETE_IN_PROGRESS", Some("User Initiated")),
+        ];
+        assert_eq!(
+            first_failure(&events).as_deref(),
+            Some("s: Export s-Out cannot be deleted as it is in use")
+        );
+        assert_eq!(
+            first_failure(&[ev("s", true, "CREATE_COMPLETE", None)]),
+            None
+        );
+    }
+}

@@ -1,0 +1,98 @@
+//! What a kind of data stack provides to the generic lifecycle: its template, how a spec becomes
+//! stack parameters, and how stack outputs become Secret keys and status fields. All of it pure.
+
+use super::status::StackStatus;
+use kube::core::NamespaceResourceScope;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+
+/// What deleting the resource does to its stack.
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
+)]
+pub enum DeletionPolicy {
+    /// Delete the stack and wait until it is gone.
+    #[default]
+    Delete,
+    /// Keep the stack (tagged as orphaned) and the Secret (without its owner reference).
+    Retain,
+    /// Back the data up, wait for the backup, then delete the stack.
+    Snapshot,
+}
+
+/// A spec the operator cannot act on. The message is for the user, as is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SpecError(pub String);
+
+/// The stack a resource asks for, with everything resolved (presets applied, names defaulted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Desired {
+    pub stack_name: String,
+    pub parameters: BTreeMap<String, String>,
+    /// The user's tags; the operator adds its ownership tags on top.
+    pub tags: BTreeMap<String, String>,
+    pub region: Option<String>,
+    pub secret_name: String,
+    pub deletion_policy: DeletionPolicy,
+    pub adopt_existing: bool,
+}
+
+/// What a settled stack gives the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// Secret keys and values.
+    pub secret: BTreeMap<String, String>,
+    /// The kind's own status fields (camelCase JSON), merged into status.
+    pub status: serde_json::Map<String, serde_json::Value>,
+}
+
+/// How to back up a stack's data before deleting it (deletion policy Snapshot).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BackupTarget {
+    /// An ElastiCache snapshot of a replication group.
+    ElastiCacheReplicationGroup {
+        replication_group_id: String,
+        snapshot_name: String,
+    },
+}
+
+/// A kind of data stack.
+pub trait DataStack:
+    kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + Debug
+    + Serialize
+    + DeserializeOwned
+    + Send
+    + Sync
+    + 'static
+{
+    /// The CloudFormation template body, embedded in the binary.
+    fn template_body() -> &'static str;
+
+    /// Validates the spec and resolves the stack it asks for.
+    fn desired(&self) -> Result<Desired, SpecError>;
+
+    /// Secret keys and status fields from a settled stack's outputs and the parameters it runs with.
+    fn publish(
+        &self,
+        outputs: &BTreeMap<String, String>,
+        parameters: &BTreeMap<String, String>,
+    ) -> Result<Published, SpecError>;
+
+    /// What to back up under deletion policy Snapshot, from the last published status; `date` is
+    /// today as YYYYMMDD, for the backup's name.
+    fn backup_target(&self, date: &str) -> Option<BackupTarget>;
+
+    /// The deletion policy, readable even when the rest of the spec is not valid.
+    fn deletion_policy(&self) -> DeletionPolicy;
+
+    /// The AWS region the stack lives in, `None` for the operator's default.
+    fn region(&self) -> Option<String>;
+
+    /// The lifecycle part of the resource's status, if any was written.
+    fn stack_status(&self) -> Option<&StackStatus>;
+}

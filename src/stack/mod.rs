@@ -1,0 +1,16 @@
+//! The generic data-stack lifecycle: a namespaced resource becomes a CloudFormation stack, the
+//! stack's settled outputs become status and a Secret, and deleting the resource does what its
+//! deletion policy says. Nothing here knows Redis; a kind plugs in through [`DataStack`].
+//!
+//! The reconcile is a pipeline: read → validate and build the desired stack (pure, in the kind) →
+//! decide (pure, [`plan`]) → act on AWS ([`cfn`]) → publish to Kubernetes ([`publish`]).
+
+pub mod cfn;
+pub mod kind;
+pub mod ownership;
+pub mod plan;
+pub mod publish;
+pub mod reconcile;
+pub mod status;
+
+pub use kind::{BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError};

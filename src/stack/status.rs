@@ -1,0 +1,207 @@
+//! The lifecycle part of a data stack's status, and its conditions with kstatus semantics, so
+//! Argo CD, Flux and `kubectl wait --for=condition=Ready` read the truth:
+//! - `Ready` is True only when the stack has settled at the spec's generation and is published;
+//! - `Reconciling` is True while the operator (or CloudFormation) is still working;
+//! - `Stalled` is True when nothing will change until someone acts.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub const READY: &str = "Ready";
+pub const RECONCILING: &str = "Reconciling";
+pub const STALLED: &str = "Stalled";
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StackStatus {
+    /// The spec generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_id: Option<String>,
+    /// The CloudFormation stack status, e.g. CREATE_COMPLETE.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_status: Option<String>,
+    /// The parameters last sent to CloudFormation. Spec changes are compared with these, never
+    /// with the live stack's normalised values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_parameters: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// Times the stack was deleted and created again after a failed create.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recreate_attempts: Option<i32>,
+    /// The backup taken under deletion policy Snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_name: Option<String>,
+}
+
+/// Where a resource stands, in kstatus terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    Ready {
+        reason: &'static str,
+        message: String,
+    },
+    Reconciling {
+        reason: &'static str,
+        message: String,
+    },
+    Stalled {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+impl Health {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Health::Ready { reason, .. }
+            | Health::Reconciling { reason, .. }
+            | Health::Stalled { reason, .. } => reason,
+        }
+    }
+    pub fn message(&self) -> &str {
+        match self {
+            Health::Ready { message, .. }
+            | Health::Reconciling { message, .. }
+            | Health::Stalled { message, .. } => message,
+        }
+    }
+}
+
+/// The three conditions for `health`, keeping each condition's lastTransitionTime when its status
+/// did not change.
+pub fn conditions(
+    previous: &[Condition],
+    health: &Health,
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    let (ready, reconciling, stalled) = match health {
+        Health::Ready { .. } => ("True", "False", "False"),
+        Health::Reconciling { .. } => ("False", "True", "False"),
+        Health::Stalled { .. } => ("False", "False", "True"),
+    };
+    let make = |type_: &str, status: &str| {
+        let since = previous
+            .iter()
+            .find(|c| c.type_ == type_ && c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or_else(|| now.clone());
+        let (reason, message) = if status == "True" || type_ == READY {
+            (health.reason().to_string(), health.message().to_string())
+        } else {
+            (format!("Not{type_}"), String::new())
+        };
+        Condition {
+            type_: type_.to_string(),
+            status: status.to_string(),
+            reason,
+            message,
+            observed_generation: generation,
+            last_transition_time: since,
+        }
+    };
+    vec![
+        make(READY, ready),
+        make(RECONCILING, reconciling),
+        make(STALLED, stalled),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Time {
+        Time(k8s_openapi::jiff::Timestamp::from_second(secs).expect("a time"))
+    }
+
+    fn get<'a>(cs: &'a [Condition], t: &str) -> &'a Condition {
+        cs.iter().find(|c| c.type_ == t).expect("condition present")
+    }
+
+    #[test]
+    fn ready_reconciling_and_stalled_are_exclusive() {
+        let cases = [
+            (
+                Health::Ready {
+                    reason: "StackReady",
+                    message: "ok".into(),
+                },
+                ["True", "False", "False"],
+            ),
+            (
+                Health::Reconciling {
+                    reason: "StackInProgress",
+                    message: "…".into(),
+                },
+                ["False", "True", "False"],
+            ),
+            (
+                Health::Stalled {
+                    reason: "InvalidSpec",
+                    message: "bad".into(),
+                },
+                ["False", "False", "True"],
+            ),
+        ];
+        for (health, want) in cases {
+            let cs = conditions(&[], &health, Some(3), &at(10));
+            let got = [READY, RECONCILING, STALLED].map(|t| get(&cs, t).status.clone());
+            assert_eq!(got, want.map(String::from), "{health:?}");
+            assert!(cs.iter().all(|c| c.observed_generation == Some(3)));
+            assert_eq!(
+                get(&cs, READY).reason,
+                health.reason(),
+                "Ready carries the reason"
+            );
+            assert_eq!(get(&cs, READY).message, health.message());
+        }
+    }
+
+    #[test]
+    fn transition_time_moves_only_when_the_status_changes() {
+        let first = conditions(
+            &[],
+            &Health::Reconciling {
+                reason: "A",
+                message: "a".into(),
+            },
+            Some(1),
+            &at(10),
+        );
+        let same = conditions(
+            &first,
+            &Health::Reconciling {
+                reason: "B",
+                message: "b".into(),
+            },
+            Some(1),
+            &at(20),
+        );
+        assert_eq!(get(&same, RECONCILING).last_transition_time, at(10));
+        let ready = conditions(
+            &same,
+            &Health::Ready {
+                reason: "R",
+                message: "r".into(),
+            },
+            Some(1),
+            &at(30),
+        );
+        assert_eq!(get(&ready, READY).last_transition_time, at(30));
+        assert_eq!(get(&ready, RECONCILING).last_transition_time, at(30));
+        assert_eq!(
+            get(&ready, STALLED).last_transition_time,
+            at(10),
+            "Stalled stayed False"
+        );
+    }
+}
