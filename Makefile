@@ -57,5 +57,9 @@ bed: $(VENV_STAMP)
 	KUBEBUILDER_ASSETS="$$assets" OMS_EMULATOR_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
 	  cargo test --locked --test 'bed_*' -- --test-threads=$(BED_TEST_THREADS)
 
+.PHONY: crds
+crds:
+	cargo run --quiet -- crd > crds/omsredis.yaml
+
 .PHONY: test
 test: fmt-check clippy unit lint-templates bed

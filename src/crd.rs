@@ -19,3 +19,54 @@ pub fn render() -> Result<String, String> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `crds/` is generated; regenerate it with `make crds` when the types change.
+    #[test]
+    fn crds_dir_matches_the_rust_types() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/crds/omsredis.yaml");
+        let on_disk = std::fs::read_to_string(path).expect("crds/omsredis.yaml exists");
+        assert!(
+            on_disk == render().expect("render"),
+            "crds/omsredis.yaml drifted from the Rust types: run `make crds`"
+        );
+    }
+
+    #[test]
+    fn the_crd_has_its_identity_columns_and_rules() {
+        let crd = &all()[0];
+        assert_eq!(crd.spec.group, "data.oms-spider.io");
+        assert_eq!(
+            crd.spec.names.short_names.as_deref(),
+            Some(&["omsr".to_string()][..])
+        );
+        let version = &crd.spec.versions[0];
+        assert_eq!(version.name, "v1alpha1");
+        let columns: Vec<&str> = version
+            .additional_printer_columns
+            .as_ref()
+            .expect("columns")
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            columns,
+            ["Env", "NodeType", "Nodes", "Status", "Endpoint", "Age"]
+        );
+        assert!(
+            version
+                .subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
+        let yaml = render().expect("render");
+        assert!(
+            yaml.matches("x-kubernetes-validations").count() >= 5,
+            "CEL rules are in the schema"
+        );
+    }
+}

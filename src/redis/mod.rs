@@ -196,3 +196,183 @@ impl DataStack for OmsRedis {
         self.status.as_ref().map(|s| &s.stack)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redis(spec: serde_json::Value) -> OmsRedis {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "data.oms-spider.io/v1alpha1",
+            "kind": "OmsRedis",
+            "metadata": { "name": "cache", "namespace": "team" },
+            "spec": spec,
+        }))
+        .expect("an OmsRedis")
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    /// The seed's three create-stack commands, parameter for parameter.
+    fn seed(env: &str) -> BTreeMap<String, String> {
+        let (node, nodes, retention, failover) = match env {
+            "dev" => ("cache.t4g.micro", "1", "0", "false"),
+            "staging" => ("cache.t4g.small", "2", "3", "true"),
+            _ => ("cache.m7g.large", "3", "7", "true"),
+        };
+        let vpc = format!("oms-vpc-{env}");
+        params(&[
+            ("Environment", env),
+            ("VPCStackName", vpc.as_str()),
+            ("NodeType", node),
+            ("NumCacheNodes", nodes),
+            ("EngineVersion", "7.1"),
+            ("SnapshotRetentionLimit", retention),
+            ("AutomaticFailoverEnabled", failover),
+        ])
+    }
+
+    #[test]
+    fn omitted_fields_take_the_environments_preset() {
+        for env in ["dev", "staging", "prod"] {
+            let r = redis(
+                serde_json::json!({ "environment": env, "vpcStackName": format!("oms-vpc-{env}") }),
+            );
+            assert_eq!(r.parameters().expect("valid"), seed(env), "{env}");
+        }
+    }
+
+    #[test]
+    fn the_examples_are_the_seeds_commands() {
+        for env in ["dev", "staging", "prod"] {
+            let path = format!("{}/examples/{env}.yaml", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).expect("example exists");
+            let r: OmsRedis = serde_saphyr::from_str(&text).expect("example parses");
+            assert_eq!(r.parameters().expect("valid"), seed(env), "{path}");
+            assert_eq!(
+                r.stack_name(),
+                format!("oms-redis-{env}"),
+                "the seed's stack name"
+            );
+        }
+    }
+
+    #[test]
+    fn given_fields_override_the_preset_and_names_default_from_the_resource() {
+        let r = redis(serde_json::json!({
+            "environment": "staging", "vpcStackName": "v", "nodeType": "cache.r7g.large", "numCacheNodes": 4,
+            "engineVersion": "6.2", "snapshotRetentionLimit": 10, "automaticFailoverEnabled": false,
+        }));
+        let p = r.parameters().expect("valid");
+        assert_eq!(p[param::NODE_TYPE], "cache.r7g.large");
+        assert_eq!(p[param::NUM_CACHE_NODES], "4");
+        assert_eq!(p[param::ENGINE_VERSION], "6.2");
+        assert_eq!(p[param::SNAPSHOT_RETENTION_LIMIT], "10");
+        assert_eq!(p[param::AUTOMATIC_FAILOVER_ENABLED], "false");
+        let d = r.desired().expect("desired");
+        assert_eq!(d.stack_name, "cache");
+        assert_eq!(d.secret_name, "cache-redis");
+        assert_eq!(d.deletion_policy, DeletionPolicy::Delete);
+        assert!(!d.adopt_existing);
+        let named = redis(
+            serde_json::json!({ "environment": "dev", "vpcStackName": "v", "stackName": "oms-redis-x", "secretName": "conn" }),
+        );
+        assert_eq!(named.desired().expect("desired").stack_name, "oms-redis-x");
+        assert_eq!(named.desired().expect("desired").secret_name, "conn");
+    }
+
+    #[test]
+    fn impossible_combinations_are_refused_even_past_the_schema() {
+        let cases = [
+            (
+                serde_json::json!({ "environment": "dev", "vpcStackName": "v", "automaticFailoverEnabled": true }),
+                "at least 2",
+            ),
+            (
+                serde_json::json!({ "environment": "prod", "vpcStackName": "v", "automaticFailoverEnabled": false }),
+                "prod",
+            ),
+            (
+                serde_json::json!({ "environment": "dev", "vpcStackName": "v", "numCacheNodes": 9 }),
+                "between 1 and 6",
+            ),
+            (
+                serde_json::json!({ "environment": "dev", "vpcStackName": "v", "snapshotRetentionLimit": 40 }),
+                "between 0 and 35",
+            ),
+        ];
+        for (spec, want) in cases {
+            let e = redis(spec.clone()).desired().expect_err("refused");
+            assert!(e.0.contains(want), "{spec}: {e}");
+        }
+    }
+
+    fn outputs() -> BTreeMap<String, String> {
+        params(&[
+            (
+                "RedisEndpoint",
+                "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com",
+            ),
+            ("RedisPort", "6379"),
+            (
+                "RedisReaderEndpoint",
+                "oms-redis-prod-ro.abc123.ng.0001.use1.cache.amazonaws.com",
+            ),
+            ("RedisSecurityGroupId", "sg-0123"),
+            ("RedisReplicationGroupId", "oms-redis-prod"),
+        ])
+    }
+
+    #[test]
+    fn outputs_become_the_secret_and_status() {
+        let r = redis(serde_json::json!({ "environment": "prod", "vpcStackName": "v" }));
+        let p = r.publish(&outputs(), &seed("prod")).expect("published");
+        assert_eq!(
+            p.secret[secret_key::HOST],
+            "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com"
+        );
+        assert_eq!(p.secret[secret_key::PORT], "6379");
+        assert_eq!(
+            p.secret[secret_key::READER_HOST],
+            "oms-redis-prod-ro.abc123.ng.0001.use1.cache.amazonaws.com"
+        );
+        assert_eq!(
+            p.secret[secret_key::URL],
+            "rediss://oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com:6379"
+        );
+        assert_eq!(p.secret[secret_key::TLS], "true");
+        assert_eq!(p.secret[secret_key::REPLICATION_GROUP_ID], "oms-redis-prod");
+        assert_eq!(p.secret[secret_key::SECURITY_GROUP_ID], "sg-0123");
+        assert_eq!(p.secret.len(), 7);
+        assert_eq!(p.status["port"], 6379);
+        assert_eq!(
+            p.status["endpoint"],
+            "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com"
+        );
+
+        let dev = r.publish(&outputs(), &seed("dev")).expect("published");
+        assert!(dev.secret[secret_key::URL].starts_with("redis://"));
+        assert_eq!(dev.secret[secret_key::TLS], "false");
+    }
+
+    #[test]
+    fn missing_or_malformed_outputs_are_errors_not_empty_secrets() {
+        let r = redis(serde_json::json!({ "environment": "dev", "vpcStackName": "v" }));
+        let mut missing = outputs();
+        missing.remove("RedisReaderEndpoint");
+        assert!(
+            r.publish(&missing, &seed("dev"))
+                .expect_err("missing")
+                .0
+                .contains("RedisReaderEndpoint")
+        );
+        let mut bad_port = outputs();
+        bad_port.insert("RedisPort".into(), "six".into());
+        assert!(r.publish(&bad_port, &seed("dev")).is_err());
+    }
+}

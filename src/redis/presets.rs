@@ -77,6 +77,15 @@ pub fn prod_needs_failover_rule() -> String {
     format!("self.environment != 'prod' || {}", effective_failover())
 }
 
+/// CEL (transition): the engine version, as given or defaulted, never goes down.
+pub fn engine_never_downgrades_rule() -> String {
+    let default = DEFAULT_ENGINE_VERSION.as_str();
+    format!(
+        "double(has(self.engineVersion) ? self.engineVersion : '{default}') >= \
+         double(has(oldSelf.engineVersion) ? oldSelf.engineVersion : '{default}')"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

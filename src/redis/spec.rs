@@ -10,7 +10,9 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::presets::{failover_needs_nodes_rule, prod_needs_failover_rule};
+use super::presets::{
+    engine_never_downgrades_rule, failover_needs_nodes_rule, prod_needs_failover_rule,
+};
 
 /// Stack names double as ElastiCache replication-group ids (the seed's `oms-redis-prod`, members
 /// `oms-redis-prod-001`…), so they obey the stricter of the two rule sets.
@@ -52,9 +54,7 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 #[x_kube(validation = Rule::new(
     "has(oldSelf.stackName) ? (has(self.stackName) && self.stackName == oldSelf.stackName) : !has(self.stackName)"
 ).message("stackName is immutable: it names the CloudFormation stack; create a new OmsRedis to move to another stack"))]
-#[x_kube(validation = Rule::new(
-    "double(has(self.engineVersion) ? self.engineVersion : '7.1') >= double(has(oldSelf.engineVersion) ? oldSelf.engineVersion : '7.1')"
-).message("engineVersion can only go up (ElastiCache cannot downgrade Redis): keep the current version or choose a newer one"))]
+#[x_kube(validation = Rule::new(engine_never_downgrades_rule()).message("engineVersion can only go up (ElastiCache cannot downgrade Redis): keep the current version or choose a newer one"))]
 #[serde(rename_all = "camelCase")]
 pub struct OmsRedisSpec {
     /// dev, staging or prod; selects the preset for every omitted sizing field. Immutable.

@@ -317,7 +317,14 @@ static SHARED: OnceLock<std::result::Result<ControlPlane, BedError>> = OnceLock:
 
 /// The control plane of this test binary, started on first use.
 pub fn shared() -> &'static ControlPlane {
-    keep(&SHARED, || ControlPlane::start(Options::default()))
+    keep(&SHARED, || {
+        let cp = ControlPlane::start(Options::default())?;
+        eprintln!(
+            "bed: control plane ready in {:.1}s",
+            cp.startup.as_secs_f64()
+        );
+        Ok(cp)
+    })
 }
 
 /// A fresh namespace for one test, on the shared control plane.

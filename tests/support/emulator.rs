@@ -256,5 +256,12 @@ static SHARED: OnceLock<std::result::Result<Emulator, BedError>> = OnceLock::new
 
 /// The emulator of this test binary, started on first use.
 pub fn shared() -> &'static Emulator {
-    keep(&SHARED, || Emulator::start(Options::default()))
+    keep(&SHARED, || {
+        let emu = Emulator::start(Options::default())?;
+        eprintln!(
+            "bed: AWS emulator ready in {:.1}s",
+            emu.startup.as_secs_f64()
+        );
+        Ok(emu)
+    })
 }

@@ -8,6 +8,7 @@
 
 pub mod controlplane;
 pub mod emulator;
+pub mod operator;
 pub mod proc;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -1,0 +1,351 @@
+//! Bad OmsRedis manifests are refused by the real apiserver at apply time, each with a message that
+//! says what to change: the generated schema and CEL rules at work, with no operator running.
+
+mod support;
+
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use oms_data_operator::redis::OmsRedis;
+use serde_json::{Value, json};
+use support::controlplane;
+use support::operator::install_crds;
+
+fn manifest(name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": "data.oms-spider.io/v1alpha1",
+        "kind": "OmsRedis",
+        "metadata": { "name": name },
+        "spec": spec,
+    })
+}
+
+fn with(mut base: Value, extra: Value) -> Value {
+    if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            if v.is_null() {
+                b.remove(k);
+            } else {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    base
+}
+
+fn dev() -> Value {
+    json!({ "environment": "dev", "vpcStackName": "oms-vpc-dev" })
+}
+
+async fn api() -> Api<OmsRedis> {
+    let client = controlplane::shared().client().await;
+    install_crds(&client).await;
+    let ns = controlplane::test_namespace(&client, "crd").await;
+    Api::namespaced(client, &ns)
+}
+
+async fn refused(api: &Api<OmsRedis>, body: Value) -> String {
+    let obj: OmsRedis = match serde_json::from_value(body.clone()) {
+        Ok(o) => o,
+        // Bodies the Rust type cannot even hold go in as raw JSON.
+        Err(_) => return refused_raw(api, body).await,
+    };
+    match api.create(&PostParams::default(), &obj).await {
+        Ok(_) => panic!("accepted, but should be refused: {body}"),
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            s.message
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+async fn refused_raw(api: &Api<OmsRedis>, body: Value) -> String {
+    let ar = kube::core::ApiResource::erase::<OmsRedis>(&());
+    let raw: Api<kube::core::DynamicObject> = Api::namespaced_with(
+        api.clone().into_client(),
+        api.namespace().unwrap_or("default"),
+        &ar,
+    );
+    let obj: kube::core::DynamicObject =
+        serde_json::from_value(body.clone()).expect("a raw object");
+    match raw.create(&PostParams::default(), &obj).await {
+        Ok(_) => panic!("accepted, but should be refused: {body}"),
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            s.message
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[tokio::test]
+async fn bad_manifests_are_refused_with_messages_that_say_what_to_change() {
+    let api = api().await;
+    let long_name = format!("a{}", "b".repeat(40));
+    let cases: Vec<(&str, Value, Vec<&str>)> = vec![
+        (
+            "env-enum",
+            manifest("a1", with(dev(), json!({ "environment": "qa" }))),
+            vec!["spec.environment", "Unsupported value", "\"prod\""],
+        ),
+        (
+            "engine-enum",
+            manifest("a2", with(dev(), json!({ "engineVersion": "5.0" }))),
+            vec!["spec.engineVersion", "Unsupported value", "\"7.1\""],
+        ),
+        (
+            "node-type-shape",
+            manifest("a3", with(dev(), json!({ "nodeType": "t4g.micro" }))),
+            vec!["nodeType must look like cache.<family>.<size>"],
+        ),
+        (
+            "node-type-short",
+            manifest("a4", with(dev(), json!({ "nodeType": "cache.t4g" }))),
+            vec!["nodeType must look like cache.<family>.<size>"],
+        ),
+        (
+            "nodes-zero",
+            manifest("a5", with(dev(), json!({ "numCacheNodes": 0 }))),
+            vec!["spec.numCacheNodes", "greater than or equal to 1"],
+        ),
+        (
+            "nodes-seven",
+            manifest("a6", with(dev(), json!({ "numCacheNodes": 7 }))),
+            vec!["spec.numCacheNodes", "less than or equal to 6"],
+        ),
+        (
+            "retention-high",
+            manifest("a7", with(dev(), json!({ "snapshotRetentionLimit": 36 }))),
+            vec!["spec.snapshotRetentionLimit", "less than or equal to 35"],
+        ),
+        (
+            "retention-negative",
+            manifest("a8", with(dev(), json!({ "snapshotRetentionLimit": -1 }))),
+            vec!["spec.snapshotRetentionLimit", "greater than or equal to 0"],
+        ),
+        (
+            "failover-one-node",
+            manifest(
+                "a9",
+                with(
+                    dev(),
+                    json!({ "automaticFailoverEnabled": true, "numCacheNodes": 1 }),
+                ),
+            ),
+            vec!["automaticFailoverEnabled needs at least 2 cache nodes"],
+        ),
+        (
+            "failover-dev-preset",
+            manifest(
+                "a10",
+                with(dev(), json!({ "automaticFailoverEnabled": true })),
+            ),
+            vec![
+                "automaticFailoverEnabled needs at least 2 cache nodes",
+                "dev's preset is 1 node",
+            ],
+        ),
+        (
+            "staging-one-node",
+            manifest(
+                "a11",
+                json!({ "environment": "staging", "vpcStackName": "v", "numCacheNodes": 1 }),
+            ),
+            vec!["automaticFailoverEnabled needs at least 2 cache nodes"],
+        ),
+        (
+            "prod-without-failover",
+            manifest(
+                "a12",
+                json!({ "environment": "prod", "vpcStackName": "v", "automaticFailoverEnabled": false }),
+            ),
+            vec!["environment prod needs automaticFailoverEnabled: true"],
+        ),
+        (
+            "name-too-long",
+            manifest(&long_name, dev()),
+            vec![
+                "metadata.name becomes the CloudFormation stack",
+                "set spec.stackName",
+            ],
+        ),
+        (
+            "name-with-dot",
+            manifest("oms.redis", dev()),
+            vec!["metadata.name becomes the CloudFormation stack"],
+        ),
+        (
+            "stack-name-pattern",
+            manifest("a15", with(dev(), json!({ "stackName": "Bad_Name" }))),
+            vec!["spec.stackName", "should match"],
+        ),
+        (
+            "stack-name-length",
+            manifest("a16", with(dev(), json!({ "stackName": long_name }))),
+            vec!["spec.stackName", "40"],
+        ),
+        (
+            "stack-name-double-hyphen",
+            manifest("a17", with(dev(), json!({ "stackName": "oms--redis" }))),
+            vec!["spec.stackName", "should match"],
+        ),
+        (
+            "secret-name",
+            manifest("a18", with(dev(), json!({ "secretName": "Bad Secret" }))),
+            vec!["spec.secretName", "should match"],
+        ),
+        (
+            "region",
+            manifest("a19", with(dev(), json!({ "region": "mars-1" }))),
+            vec!["spec.region", "should match"],
+        ),
+        (
+            "vpc-pattern",
+            manifest("a20", with(dev(), json!({ "vpcStackName": "1vpc" }))),
+            vec!["spec.vpcStackName", "should match"],
+        ),
+        (
+            "vpc-missing",
+            manifest("a21", json!({ "environment": "dev" })),
+            vec!["spec.vpcStackName", "Required value"],
+        ),
+        (
+            "env-missing",
+            manifest("a22", json!({ "vpcStackName": "v" })),
+            vec!["spec.environment", "Required value"],
+        ),
+        (
+            "reserved-tag",
+            manifest(
+                "a23",
+                with(
+                    dev(),
+                    json!({ "tags": { "oms-data-operator/uid": "forged" } }),
+                ),
+            ),
+            vec![
+                "tags: keys at most 128 characters and not starting with aws: or oms-data-operator/ (reserved)",
+            ],
+        ),
+        (
+            "aws-tag",
+            manifest(
+                "a24",
+                with(dev(), json!({ "tags": { "aws:cloudformation:x": "y" } })),
+            ),
+            vec!["not starting with aws:"],
+        ),
+        (
+            "deletion-policy",
+            manifest("a25", with(dev(), json!({ "deletionPolicy": "Destroy" }))),
+            vec!["spec.deletionPolicy", "Unsupported value", "\"Retain\""],
+        ),
+        (
+            "nodes-not-a-number",
+            manifest("a26", with(dev(), json!({ "numCacheNodes": "two" }))),
+            vec!["spec.numCacheNodes", "integer"],
+        ),
+    ];
+    assert!(cases.len() >= 20);
+    let mut failures = Vec::new();
+    for (label, body, wants) in cases {
+        let message = refused(&api, body).await;
+        for want in wants {
+            if !message.contains(want) {
+                failures.push(format!("{label}: {want:?} not in {message:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The positive control: a good manifest passes the same checks.
+    let good: OmsRedis = serde_json::from_value(manifest("good", dev())).expect("good");
+    api.create(&PostParams::default(), &good)
+        .await
+        .expect("a valid manifest is accepted");
+}
+
+async fn update_refused(api: &Api<OmsRedis>, name: &str, patch: Value) -> String {
+    match api
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": patch })),
+        )
+        .await
+    {
+        Ok(_) => panic!("update accepted, but should be refused: {patch}"),
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{s:?}");
+            s.message
+        }
+        Err(e) => panic!("unexpected error {e}"),
+    }
+}
+
+#[tokio::test]
+async fn immutable_fields_and_engine_downgrades_are_refused_on_update() {
+    let api = api().await;
+    let start: OmsRedis = serde_json::from_value(manifest(
+        "moving",
+        with(dev(), json!({ "engineVersion": "7.0" })),
+    ))
+    .expect("m");
+    api.create(&PostParams::default(), &start)
+        .await
+        .expect("create");
+    let cases = [
+        (
+            json!({ "environment": "staging", "numCacheNodes": 2 }),
+            "environment is immutable",
+        ),
+        (
+            json!({ "vpcStackName": "oms-vpc-other" }),
+            "vpcStackName is immutable",
+        ),
+        (
+            json!({ "stackName": "oms-redis-other" }),
+            "stackName is immutable",
+        ),
+        (
+            json!({ "engineVersion": "6.2" }),
+            "engineVersion can only go up",
+        ),
+    ];
+    for (patch, want) in cases {
+        let message = update_refused(&api, "moving", patch.clone()).await;
+        assert!(
+            message.contains(want),
+            "{patch}: {want:?} not in {message:?}"
+        );
+    }
+    // Going up is fine, and an omitted version means 7.1, so 7.0 is a downgrade from it.
+    api.patch(
+        "moving",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "engineVersion": null } })),
+    )
+    .await
+    .expect("omitting the version (7.1) is an upgrade from 7.0");
+    let message = update_refused(&api, "moving", json!({ "engineVersion": "7.0" })).await;
+    assert!(
+        message.contains("engineVersion can only go up"),
+        "{message}"
+    );
+    api.patch(
+        "moving",
+        &PatchParams::default(),
+        &Patch::Merge(json!({ "spec": { "nodeType": "cache.t4g.small" } })),
+    )
+    .await
+    .expect("sizing changes are allowed");
+
+    let named: OmsRedis = serde_json::from_value(manifest(
+        "named",
+        with(dev(), json!({ "stackName": "oms-redis-named" })),
+    ))
+    .expect("m");
+    api.create(&PostParams::default(), &named)
+        .await
+        .expect("create");
+    let message = update_refused(&api, "named", json!({ "stackName": null })).await;
+    assert!(message.contains("stackName is immutable"), "{message}");
+}

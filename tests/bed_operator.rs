@@ -1,0 +1,897 @@
+//! The operator end to end on the bed: OmsRedis resources on a real kube-apiserver become stacks
+//! on the AWS emulator, and status, Secrets, Events and deletion behave as documented.
+
+mod support;
+
+use aws_sdk_cloudformation::error::ProvideErrorMetadata;
+use k8s_openapi::api::core::v1::{Event as CoreEvent, Secret};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use oms_data_operator::redis::template::param;
+use oms_data_operator::redis::{OmsRedis, secret_key};
+use oms_data_operator::stack::ownership;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use support::controlplane::{self, ControlPlane};
+use support::emulator::{self, Emulator};
+use support::operator::Operator;
+use support::{eventually, unique_name};
+
+const VPC_TEMPLATE: &str = include_str!("../templates/data/vpc.json");
+const WAIT: Duration = Duration::from_secs(90);
+
+/// One test's world: a namespace, a VPC stack, and the operator watching that namespace.
+struct World {
+    cp: &'static ControlPlane,
+    emu: &'static Emulator,
+    client: kube::Client,
+    ns: String,
+    vpc: String,
+    api: Api<OmsRedis>,
+    operator: Option<Operator>,
+}
+
+impl World {
+    async fn new(prefix: &str) -> World {
+        let cp = controlplane::shared();
+        let emu = emulator::shared();
+        let client = cp.client().await;
+        let ns = controlplane::test_namespace(&client, prefix).await;
+        let vpc = deploy_vpc(emu).await;
+        let operator = Some(Operator::start(cp, emu, &ns).await);
+        let api = Api::namespaced(client.clone(), &ns);
+        World {
+            cp,
+            emu,
+            client,
+            ns,
+            vpc,
+            api,
+            operator,
+        }
+    }
+
+    fn manifest(&self, name: &str, env: &str, extra: Value) -> OmsRedis {
+        let mut spec = json!({ "environment": env, "vpcStackName": self.vpc });
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        serde_json::from_value(json!({
+            "apiVersion": "data.oms-spider.io/v1alpha1",
+            "kind": "OmsRedis",
+            "metadata": { "name": name },
+            "spec": spec,
+        }))
+        .expect("a valid OmsRedis")
+    }
+
+    async fn create(&self, name: &str, env: &str, extra: Value) -> OmsRedis {
+        self.api
+            .create(&PostParams::default(), &self.manifest(name, env, extra))
+            .await
+            .expect("create the OmsRedis")
+    }
+
+    async fn patch_spec(&self, name: &str, spec: Value) {
+        self.api
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": spec })),
+            )
+            .await
+            .expect("patch the spec");
+    }
+
+    async fn get(&self, name: &str) -> OmsRedis {
+        self.api.get(name).await.expect("get the OmsRedis")
+    }
+
+    /// Waits for Ready=True at the current generation.
+    async fn ready(&self, name: &str) -> OmsRedis {
+        eventually(&format!("{name} to be Ready"), WAIT, || async {
+            let o = self.api.get(name).await.ok()?;
+            let generation = o.metadata.generation;
+            let status = o.status.as_ref()?;
+            let ready = condition(&o, "Ready")?;
+            (ready.status == "True"
+                && status.stack.observed_generation == generation
+                && ready.observed_generation == generation)
+                .then_some(o)
+        })
+        .await
+    }
+
+    async fn condition_reason(
+        &self,
+        name: &str,
+        type_: &str,
+        status: &str,
+        reason: &str,
+    ) -> OmsRedis {
+        eventually(
+            &format!("{name} {type_}={status} ({reason})"),
+            WAIT,
+            || async {
+                let o = self.api.get(name).await.ok()?;
+                let c = condition(&o, type_)?;
+                (c.status == status && c.reason == reason).then_some(o)
+            },
+        )
+        .await
+    }
+
+    async fn secret(&self, name: &str) -> Option<Secret> {
+        Api::<Secret>::namespaced(self.client.clone(), &self.ns)
+            .get_opt(name)
+            .await
+            .expect("get the Secret")
+    }
+
+    async fn events(&self, reason: &str) -> Vec<CoreEvent> {
+        Api::<CoreEvent>::namespaced(self.client.clone(), &self.ns)
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|e| e.reason.as_deref() == Some(reason))
+            .collect()
+    }
+
+    async fn event_note(&self, reason: &str) -> String {
+        eventually(&format!("an Event {reason}"), WAIT, || async {
+            let evs = self.events(reason).await;
+            evs.first().map(|e| e.message.clone().unwrap_or_default())
+        })
+        .await
+    }
+
+    async fn gone(&self, name: &str) {
+        eventually(&format!("{name} to be deleted"), WAIT, || async {
+            matches!(self.api.get_opt(name).await, Ok(None)).then_some(())
+        })
+        .await;
+    }
+
+    /// AWS write calls for a stack, counted on the emulator.
+    fn writes(&self, stack: &str) -> u64 {
+        self.emu
+            .calls(Some(stack))
+            .iter()
+            .filter(|(k, _)| {
+                [
+                    "CreateStack",
+                    "UpdateStack",
+                    "DeleteStack",
+                    "CreateSnapshot",
+                ]
+                .iter()
+                .any(|a| k.ends_with(&format!(":{a}")))
+            })
+            .map(|(_, v)| *v)
+            .sum()
+    }
+
+    fn count(&self, stack: &str, action: &str) -> u64 {
+        self.emu
+            .calls(Some(stack))
+            .get(action)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+fn condition<'a>(
+    o: &'a OmsRedis,
+    type_: &str,
+) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    o.status
+        .as_ref()?
+        .stack
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+async fn deploy_vpc(emu: &Emulator) -> String {
+    let cfn = emu.cloudformation();
+    let vpc = unique_name("oms-vpc");
+    cfn.create_stack()
+        .stack_name(&vpc)
+        .template_body(VPC_TEMPLATE)
+        .send()
+        .await
+        .expect("create the VPC stack");
+    eventually("the VPC stack", WAIT, || async {
+        let s = cfn.describe_stacks().stack_name(&vpc).send().await.ok()?;
+        (s.stacks().first()?.stack_status().map(|s| s.as_str()) == Some("CREATE_COMPLETE"))
+            .then_some(())
+    })
+    .await;
+    vpc
+}
+
+async fn stack(emu: &Emulator, name: &str) -> Option<aws_sdk_cloudformation::types::Stack> {
+    match emu
+        .cloudformation()
+        .describe_stacks()
+        .stack_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.stacks().first().cloned(),
+        Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => None,
+        Err(e) => panic!("describe {name}: {e:?}"),
+    }
+}
+
+fn stack_params(s: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
+    s.parameters()
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.parameter_key()?.to_string(),
+                p.parameter_value()?.to_string(),
+            ))
+        })
+        .collect()
+}
+
+fn stack_tags(s: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
+    s.tags()
+        .iter()
+        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
+        .collect()
+}
+
+fn secret_data(s: &Secret) -> BTreeMap<String, String> {
+    s.data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .collect()
+}
+
+fn seed(env: &str, vpc: &str) -> BTreeMap<String, String> {
+    let (node, nodes, retention, failover) = match env {
+        "dev" => ("cache.t4g.micro", "1", "0", "false"),
+        "staging" => ("cache.t4g.small", "2", "3", "true"),
+        _ => ("cache.m7g.large", "3", "7", "true"),
+    };
+    BTreeMap::from([
+        (param::ENVIRONMENT.to_string(), env.to_string()),
+        (param::VPC_STACK_NAME.to_string(), vpc.to_string()),
+        (param::NODE_TYPE.to_string(), node.to_string()),
+        (param::NUM_CACHE_NODES.to_string(), nodes.to_string()),
+        (param::ENGINE_VERSION.to_string(), "7.1".to_string()),
+        (
+            param::SNAPSHOT_RETENTION_LIMIT.to_string(),
+            retention.to_string(),
+        ),
+        (
+            param::AUTOMATIC_FAILOVER_ENABLED.to_string(),
+            failover.to_string(),
+        ),
+    ])
+}
+
+#[tokio::test]
+async fn dev_staging_and_prod_reach_ready_with_the_seeds_presets() {
+    let w = World::new("life").await;
+    let names: Vec<(String, &str)> = ["dev", "staging", "prod"]
+        .iter()
+        .map(|env| (unique_name(&format!("oms-redis-{env}")), *env))
+        .collect();
+    for (name, env) in &names {
+        w.create(name, env, json!({})).await;
+    }
+    for (name, env) in &names {
+        let o = w.ready(name).await;
+        let status = o.status.clone().expect("status");
+        let want = seed(env, &w.vpc);
+        assert_eq!(
+            status.stack.applied_parameters.as_ref(),
+            Some(&want),
+            "{env}: applied"
+        );
+        let live = stack(w.emu, name).await.expect("the stack exists");
+        assert_eq!(
+            stack_params(&live),
+            want,
+            "{env}: the stack runs the seed's parameters"
+        );
+        assert_eq!(
+            status.stack.stack_status.as_deref(),
+            Some("CREATE_COMPLETE")
+        );
+        assert_eq!(status.stack.stack_name.as_deref(), Some(name.as_str()));
+        assert_eq!(status.stack.stack_id.as_deref(), live.stack_id());
+        assert_eq!(status.replication_group_id.as_deref(), Some(name.as_str()));
+        assert_eq!(status.port, Some(6379));
+        let tags = stack_tags(&live);
+        assert_eq!(tags.get(ownership::NAMESPACE), Some(&w.ns));
+        assert_eq!(tags.get(ownership::NAME), Some(name));
+        assert_eq!(tags.get(ownership::UID), o.metadata.uid.as_ref());
+
+        let secret = w
+            .secret(&format!("{name}-redis"))
+            .await
+            .expect("the Secret exists");
+        let data = secret_data(&secret);
+        let host = status.endpoint.clone().expect("an endpoint");
+        assert_eq!(data[secret_key::HOST], host);
+        assert_eq!(data[secret_key::PORT], "6379");
+        assert_eq!(
+            data[secret_key::READER_HOST],
+            status.reader_endpoint.clone().expect("a reader endpoint")
+        );
+        assert_eq!(data[secret_key::REPLICATION_GROUP_ID], *name);
+        assert!(data[secret_key::SECURITY_GROUP_ID].starts_with("sg-"));
+        let (scheme, tls) = if *env == "prod" {
+            ("rediss", "true")
+        } else {
+            ("redis", "false")
+        };
+        assert_eq!(
+            data[secret_key::URL],
+            format!("{scheme}://{host}:6379"),
+            "{env}"
+        );
+        assert_eq!(data[secret_key::TLS], tls);
+        let owner = secret.metadata.owner_references.clone().unwrap_or_default();
+        assert_eq!(owner.len(), 1);
+        assert_eq!(Some(&owner[0].uid), o.metadata.uid.as_ref());
+        assert!(
+            secret
+                .metadata
+                .annotations
+                .unwrap_or_default()
+                .contains_key("oms-data-operator/content-hash")
+        );
+        assert_eq!(
+            w.count(name, "cloudformation:CreateStack"),
+            1,
+            "{env}: one create"
+        );
+    }
+}
+
+#[tokio::test]
+async fn spec_edits_update_the_stack_and_status_follows() {
+    let w = World::new("edit").await;
+    let name = unique_name("oms-redis-edit");
+    w.create(&name, "dev", json!({})).await;
+    w.ready(&name).await;
+    let secret_before = secret_data(&w.secret(&format!("{name}-redis")).await.expect("secret"));
+
+    w.patch_spec(&name, json!({ "nodeType": "cache.t4g.small" }))
+        .await;
+    let o = w.ready(&name).await;
+    let applied = o
+        .status
+        .clone()
+        .and_then(|s| s.stack.applied_parameters)
+        .expect("applied");
+    assert_eq!(applied[param::NODE_TYPE], "cache.t4g.small");
+    assert_eq!(
+        stack_params(&stack(w.emu, &name).await.expect("stack"))[param::NODE_TYPE],
+        "cache.t4g.small"
+    );
+    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 1);
+
+    w.patch_spec(&name, json!({ "numCacheNodes": 2 })).await;
+    let o = w.ready(&name).await;
+    let applied = o
+        .status
+        .clone()
+        .and_then(|s| s.stack.applied_parameters)
+        .expect("applied");
+    assert_eq!(applied[param::NUM_CACHE_NODES], "2");
+    assert_eq!(applied[param::NODE_TYPE], "cache.t4g.small");
+    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 2);
+    let groups = w
+        .emu
+        .elasticache()
+        .describe_replication_groups()
+        .replication_group_id(&name)
+        .send()
+        .await
+        .expect("rg");
+    assert_eq!(groups.replication_groups()[0].member_clusters().len(), 2);
+    assert_eq!(
+        groups.replication_groups()[0].cache_node_type(),
+        Some("cache.t4g.small")
+    );
+    let secret_after = secret_data(&w.secret(&format!("{name}-redis")).await.expect("secret"));
+    assert_eq!(
+        secret_after[secret_key::HOST],
+        secret_before[secret_key::HOST]
+    );
+}
+
+#[tokio::test]
+async fn a_label_only_edit_makes_no_aws_write_calls() {
+    let w = World::new("label").await;
+    let name = unique_name("oms-redis-label");
+    w.create(&name, "dev", json!({})).await;
+    w.ready(&name).await;
+    let writes = w.writes(&name);
+    assert_eq!(writes, 1, "just the create");
+    let metrics = w.operator.as_ref().expect("operator").metrics.clone();
+    let reconciles = || {
+        metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with("oms_data_operator_reconcile_total"))
+            .count()
+    };
+    let before = metrics.encode();
+    w.api
+        .patch(
+            &name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "metadata": { "labels": { "team": "payments" } } })),
+        )
+        .await
+        .expect("label");
+    // The label change is seen and reconciled...
+    eventually("a reconcile after the label edit", WAIT, || async {
+        (metrics.encode() != before).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(reconciles() > 0);
+    // ...without a single AWS write.
+    assert_eq!(w.writes(&name), writes);
+    assert_eq!(
+        condition(&w.get(&name).await, "Ready")
+            .map(|c| c.status.clone())
+            .as_deref(),
+        Some("True")
+    );
+}
+
+#[tokio::test]
+async fn a_failed_create_is_deleted_and_created_again_with_a_warning() {
+    let w = World::new("cfail").await;
+    let name = unique_name("oms-redis-cfail");
+    let reason = "Cache node type cache.t4g.micro is not available in us-east-1a";
+    w.emu
+        .configure(json!({ "stack_delays": { name.clone(): 2.5 } }));
+    w.emu
+        .fail_next(&name, "create", "RedisReplicationGroup", reason);
+    w.create(&name, "dev", json!({})).await;
+    let note = w.event_note("StackRecreating").await;
+    assert!(
+        note.contains(reason) && note.contains("RedisReplicationGroup"),
+        "{note}"
+    );
+    let events = w.events("StackRecreating").await;
+    assert_eq!(events[0].type_.as_deref(), Some("Warning"));
+    let o = w.ready(&name).await;
+    assert_eq!(w.count(&name, "cloudformation:CreateStack"), 2);
+    assert_eq!(w.count(&name, "cloudformation:DeleteStack"), 1);
+    assert_eq!(
+        o.status.and_then(|s| s.stack.stack_status).as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+}
+
+#[tokio::test]
+async fn a_rolled_back_update_is_reported_and_the_old_endpoints_stay_published() {
+    let w = World::new("ufail").await;
+    let name = unique_name("oms-redis-ufail");
+    w.create(&name, "staging", json!({})).await;
+    let before = w.ready(&name).await;
+    let secret_before = secret_data(&w.secret(&format!("{name}-redis")).await.expect("secret"));
+    let reason = "Insufficient capacity for cache.t4g.medium";
+    w.emu
+        .fail_next(&name, "update", "RedisReplicationGroup", reason);
+    w.patch_spec(&name, json!({ "nodeType": "cache.t4g.medium" }))
+        .await;
+    let o = w
+        .condition_reason(&name, "Stalled", "True", "StackUpdateRolledBack")
+        .await;
+    let ready = condition(&o, "Ready").expect("Ready");
+    assert_eq!(ready.status, "False");
+    assert!(ready.message.contains(reason), "{}", ready.message);
+    let status = o.status.clone().expect("status");
+    assert_eq!(
+        status.stack.stack_status.as_deref(),
+        Some("UPDATE_ROLLBACK_COMPLETE")
+    );
+    assert_eq!(
+        status.endpoint,
+        before.status.as_ref().and_then(|s| s.endpoint.clone())
+    );
+    assert_eq!(
+        secret_data(&w.secret(&format!("{name}-redis")).await.expect("secret")),
+        secret_before
+    );
+    let note = w.event_note("StackUpdateRolledBack").await;
+    assert!(note.contains(reason), "{note}");
+    // No retry loop: the same spec is not sent again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 1);
+    // A new spec change tries again.
+    w.patch_spec(
+        &name,
+        json!({ "nodeType": "cache.t4g.medium", "numCacheNodes": 3 }),
+    )
+    .await;
+    let o = w.ready(&name).await;
+    assert_eq!(
+        o.status.and_then(|s| s.stack.stack_status).as_deref(),
+        Some("UPDATE_COMPLETE")
+    );
+}
+
+#[tokio::test]
+async fn a_failed_delete_is_reported_and_retried() {
+    let w = World::new("dfail").await;
+    let name = unique_name("oms-redis-dfail");
+    w.create(&name, "dev", json!({})).await;
+    w.ready(&name).await;
+    let reason = "Cannot delete replication group while a snapshot is in progress";
+    w.emu
+        .fail_next(&name, "delete", "RedisReplicationGroup", reason);
+    w.api
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete");
+    let note = w.event_note("StackDeleteFailed").await;
+    assert!(note.contains(reason), "{note}");
+    w.gone(&name).await;
+    assert!(stack(w.emu, &name).await.is_none(), "the stack is gone");
+    assert_eq!(w.count(&name, "cloudformation:DeleteStack"), 2);
+}
+
+#[tokio::test]
+async fn throttling_is_ridden_out() {
+    let w = World::new("throttle").await;
+    let name = unique_name("oms-redis-throttle");
+    // More throttled calls than one SDK call retries through: reconciles fail and come back.
+    w.emu.throttle("DescribeStacks", 7, &name);
+    w.create(&name, "dev", json!({})).await;
+    w.ready(&name).await;
+    assert!(w.count(&name, "cloudformation:DescribeStacks") > 7);
+    assert_eq!(w.count(&name, "cloudformation:CreateStack"), 1);
+    assert!(
+        !w.events("AwsThrottled").await.is_empty(),
+        "the throttling was reported"
+    );
+}
+
+#[tokio::test]
+async fn each_deletion_policy_does_what_it_says() {
+    let w = World::new("policy").await;
+    let deleted = unique_name("oms-redis-del");
+    let retained = unique_name("oms-redis-ret");
+    let snapshotted = unique_name("oms-redis-snap");
+    w.create(&deleted, "dev", json!({ "deletionPolicy": "Delete" }))
+        .await;
+    w.create(&retained, "dev", json!({ "deletionPolicy": "Retain" }))
+        .await;
+    w.create(
+        &snapshotted,
+        "staging",
+        json!({ "deletionPolicy": "Snapshot" }),
+    )
+    .await;
+    for n in [&deleted, &retained, &snapshotted] {
+        w.ready(n).await;
+    }
+    for n in [&deleted, &retained, &snapshotted] {
+        w.api
+            .delete(n, &DeleteParams::default())
+            .await
+            .expect("delete");
+    }
+    for n in [&deleted, &retained, &snapshotted] {
+        w.gone(n).await;
+    }
+
+    // Delete: the stack is gone, and the garbage collector takes the Secret.
+    assert!(stack(w.emu, &deleted).await.is_none());
+    eventually(
+        "the garbage collector to remove the Secret",
+        WAIT,
+        || async {
+            w.secret(&format!("{deleted}-redis"))
+                .await
+                .is_none()
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Retain: the stack stays, tagged orphaned; the Secret stays, owned by nobody.
+    let kept = stack(w.emu, &retained).await.expect("the retained stack");
+    assert_eq!(
+        kept.stack_status().map(|s| s.as_str()),
+        Some("UPDATE_COMPLETE")
+    );
+    assert_eq!(
+        stack_tags(&kept)
+            .get(ownership::ORPHANED)
+            .map(String::as_str),
+        Some("true")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let secret = w
+        .secret(&format!("{retained}-redis"))
+        .await
+        .expect("the retained Secret");
+    assert!(
+        secret
+            .metadata
+            .owner_references
+            .clone()
+            .unwrap_or_default()
+            .is_empty()
+    );
+    assert!(secret_data(&secret).contains_key(secret_key::HOST));
+
+    // Snapshot: a snapshot named like the seed's backups, announced in an Event, then deletion.
+    assert!(stack(w.emu, &snapshotted).await.is_none());
+    let note = w.event_note("SnapshotStarted").await;
+    let date = k8s_openapi::jiff::Timestamp::now()
+        .strftime("%Y%m%d")
+        .to_string();
+    let snapshot = format!("oms-redis-backup-{date}-{snapshotted}");
+    assert!(note.contains(&snapshot), "{note}");
+    let snaps = w
+        .emu
+        .elasticache()
+        .describe_snapshots()
+        .snapshot_name(&snapshot)
+        .send()
+        .await
+        .expect("snapshot");
+    assert_eq!(snaps.snapshots()[0].snapshot_status(), Some("available"));
+    assert_eq!(
+        snaps.snapshots()[0].replication_group_id(),
+        Some(snapshotted.as_str())
+    );
+}
+
+#[tokio::test]
+async fn the_secret_is_recreated_when_deleted_and_restored_when_edited() {
+    let w = World::new("secret").await;
+    let name = unique_name("oms-redis-sec");
+    w.create(&name, "dev", json!({ "secretName": "cache-conn" }))
+        .await;
+    w.ready(&name).await;
+    let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
+    let original = secret_data(&w.secret("cache-conn").await.expect("secret"));
+
+    secrets
+        .delete("cache-conn", &DeleteParams::default())
+        .await
+        .expect("delete the Secret");
+    let recreated = eventually("the Secret to come back", WAIT, || async {
+        w.secret("cache-conn").await
+    })
+    .await;
+    assert_eq!(secret_data(&recreated), original);
+
+    secrets
+        .patch(
+            "cache-conn",
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": { secret_key::HOST: "evil.example" } })),
+        )
+        .await
+        .expect("edit the Secret");
+    eventually("the Secret to be restored", WAIT, || async {
+        let s = w.secret("cache-conn").await?;
+        (secret_data(&s) == original).then_some(())
+    })
+    .await;
+    assert_eq!(
+        w.writes(&name),
+        1,
+        "repairing the Secret needs no AWS write"
+    );
+}
+
+#[tokio::test]
+async fn a_stack_owned_in_another_namespace_is_refused_and_left_untouched() {
+    let w = World::new("own-a").await;
+    let other_ns = controlplane::test_namespace(&w.client, "own-b").await;
+    let _other_operator = Operator::start(w.cp, w.emu, &other_ns).await;
+    let name = unique_name("oms-redis-shared");
+    w.create(&name, "dev", json!({})).await;
+    w.ready(&name).await;
+    let writes = w.writes(&name);
+
+    let other: Api<OmsRedis> = Api::namespaced(w.client.clone(), &other_ns);
+    let mut intruder = w.manifest(
+        "intruder",
+        "dev",
+        json!({ "stackName": name, "nodeType": "cache.t4g.small" }),
+    );
+    intruder.metadata.namespace = Some(other_ns.clone());
+    other
+        .create(&PostParams::default(), &intruder)
+        .await
+        .expect("create the intruder");
+    let o = eventually("the intruder to stall", WAIT, || async {
+        let o = other.get("intruder").await.ok()?;
+        let c = condition(&o, "Stalled")?;
+        (c.status == "True" && c.reason == "StackOwnedElsewhere").then_some(o)
+    })
+    .await;
+    let msg = condition(&o, "Ready")
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        msg.contains(&format!("{}/{name}", w.ns)),
+        "names the owner: {msg}"
+    );
+    assert_eq!(w.writes(&name), writes, "nothing was touched");
+    let other_secrets: Api<Secret> = Api::namespaced(w.client.clone(), &other_ns);
+    assert!(
+        other_secrets
+            .get_opt("intruder-redis")
+            .await
+            .expect("get")
+            .is_none(),
+        "no Secret for the intruder"
+    );
+
+    // Deleting the intruder leaves the stack alone too.
+    other
+        .delete("intruder", &DeleteParams::default())
+        .await
+        .expect("delete the intruder");
+    eventually("the intruder to go", WAIT, || async {
+        matches!(other.get_opt("intruder").await, Ok(None)).then_some(())
+    })
+    .await;
+    assert_eq!(w.writes(&name), writes);
+    assert_eq!(
+        stack(w.emu, &name)
+            .await
+            .and_then(|s| s.stack_status().map(|s| s.as_str().to_string()))
+            .as_deref(),
+        Some("CREATE_COMPLETE")
+    );
+    assert_eq!(
+        condition(&w.get(&name).await, "Ready")
+            .map(|c| c.status.clone())
+            .as_deref(),
+        Some("True")
+    );
+}
+
+#[tokio::test]
+async fn an_untagged_stack_is_adopted_only_when_asked() {
+    let w = World::new("adopt").await;
+    let name = unique_name("oms-redis-adopt");
+    let params: Vec<aws_sdk_cloudformation::types::Parameter> = seed("dev", &w.vpc)
+        .into_iter()
+        .map(|(k, v)| {
+            aws_sdk_cloudformation::types::Parameter::builder()
+                .parameter_key(k)
+                .parameter_value(v)
+                .build()
+        })
+        .collect();
+    let cfn = w.emu.cloudformation();
+    cfn.create_stack()
+        .stack_name(&name)
+        .template_body(oms_data_operator::redis::template::TEMPLATE_BODY)
+        .set_parameters(Some(params))
+        .send()
+        .await
+        .expect("a stack made by hand");
+    w.create(&name, "dev", json!({})).await;
+    let o = w
+        .condition_reason(&name, "Stalled", "True", "StackNotManaged")
+        .await;
+    assert!(
+        condition(&o, "Ready")
+            .map(|c| c.message.contains("adoptExistingStack"))
+            .unwrap_or(false)
+    );
+    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 0);
+
+    w.patch_spec(&name, json!({ "adoptExistingStack": true }))
+        .await;
+    w.ready(&name).await;
+    let tags = stack_tags(&stack(w.emu, &name).await.expect("stack"));
+    assert_eq!(tags.get(ownership::NAME), Some(&name));
+    assert!(w.secret(&format!("{name}-redis")).await.is_some());
+}
+
+#[tokio::test]
+async fn an_operator_killed_mid_create_and_restarted_makes_exactly_one_stack() {
+    let w = World::new("crash").await;
+    // The real binary, killed for real, in a namespace no in-process operator watches.
+    let name = unique_name("oms-redis-crash");
+    w.emu
+        .configure(json!({ "stack_delays": { name.clone(): 4.0 } }));
+    let crash_ns = controlplane::test_namespace(&w.client, "crash-bin").await;
+    let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &crash_ns);
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_oms-data-operator"))
+            .args([
+                "run",
+                "--namespace",
+                &crash_ns,
+                "--poll-interval",
+                "0.3",
+                "--max-poll-interval",
+                "1",
+                "--log-format",
+                "text",
+            ])
+            .env("KUBECONFIG", &w.cp.kubeconfig)
+            .env("OMS_AWS_ENDPOINT_URL", &w.emu.url)
+            .env("AWS_REGION", emulator::REGION)
+            .env("AWS_ACCESS_KEY_ID", "bed")
+            .env("AWS_SECRET_ACCESS_KEY", "bed")
+            .env("OMS_CLUSTER_ID", "oms-bed-cluster")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start the operator binary")
+    };
+    let mut first = spawn();
+    let mut manifest = w.manifest(&name, "dev", json!({}));
+    manifest.metadata.namespace = Some(crash_ns.clone());
+    api.create(&PostParams::default(), &manifest)
+        .await
+        .expect("create");
+    eventually("the operator to call CreateStack", WAIT, || async {
+        (w.count(&name, "cloudformation:CreateStack") >= 1).then_some(())
+    })
+    .await;
+    first.kill().expect("kill -9 the operator");
+    let _ = first.wait();
+    let status = stack(w.emu, &name)
+        .await
+        .and_then(|s| s.stack_status().map(|s| s.as_str().to_string()));
+    assert_eq!(
+        status.as_deref(),
+        Some("CREATE_IN_PROGRESS"),
+        "killed mid-create"
+    );
+
+    let mut second = spawn();
+    let ready = eventually("Ready after the restart", WAIT, || async {
+        let o = api.get(&name).await.ok()?;
+        (condition(&o, "Ready")?.status == "True").then_some(o)
+    })
+    .await;
+    let _ = second.kill();
+    let _ = second.wait();
+    assert_eq!(
+        w.count(&name, "cloudformation:CreateStack"),
+        1,
+        "exactly one create"
+    );
+    let listed = w
+        .emu
+        .cloudformation()
+        .list_stacks()
+        .send()
+        .await
+        .expect("list stacks");
+    let live: Vec<_> = listed
+        .stack_summaries()
+        .iter()
+        .filter(|s| {
+            s.stack_name() == Some(name.as_str())
+                && s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE")
+        })
+        .collect();
+    assert_eq!(live.len(), 1, "exactly one stack");
+    assert_eq!(
+        ready.status.and_then(|s| s.stack.stack_id).as_deref(),
+        live[0].stack_id()
+    );
+}
