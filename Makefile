@@ -16,7 +16,8 @@ BED_TEST_THREADS ?= 4
 
 .PHONY: help
 help:
-	@echo "make test          fmt check, clippy, unit tests, template lint, bed tests (what CI runs)"
+	@echo "make demo          the operator end to end on a local bed: dev example to Ready, then PING"
+	@echo "make test          fmt check, clippy, unit tests, template lint, bed tests, the demo (what CI runs)"
 	@echo "make venv          project-local Python venv with the pinned AWS emulator and cfn-lint"
 	@echo "make controlplane  build (once) the pinned kube-apiserver, kube-controller-manager, etcd"
 	@echo "make lint-templates  cfn-lint the CloudFormation templates"
@@ -61,5 +62,29 @@ bed: $(VENV_STAMP)
 crds:
 	cargo run --quiet -- crd > crds/omsredis.yaml
 
+# The demo's tools, from Debian's packages when missing.
+.PHONY: demo-tools
+demo-tools:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-cli >/dev/null || missing="$$missing redis-tools"; \
+	command -v kubectl >/dev/null || missing="$$missing kubectl"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing$$missing from Debian's packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+# The product end to end on the bed; DEMO_EXIT=1 exits after the PONG instead of running on.
+.PHONY: demo
+demo: $(VENV_STAMP) demo-tools
+	cargo build --locked
+	assets="$$(bash tests/controlplane/build.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" OMS_EMULATOR_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
+	  cargo test --locked --test demo
+
+.PHONY: demo-check
+demo-check:
+	DEMO_EXIT=1 $(MAKE) demo
+
 .PHONY: test
-test: fmt-check clippy unit lint-templates bed
+test: fmt-check clippy unit lint-templates bed demo-check

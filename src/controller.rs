@@ -54,34 +54,18 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, aws: Aws, metrics: Arc<Metrics>, settings: Settings) -> Context {
-        let reporter = Reporter {
-            controller: "oms-data-operator".into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        let reporter = Reporter { controller: "oms-data-operator".into(), instance: std::env::var("POD_NAME").ok() };
         let recorder = Recorder::new(client.clone(), reporter);
-        Context {
-            client,
-            aws,
-            recorder,
-            metrics,
-            settings,
-        }
+        Context { client, aws, recorder, metrics, settings }
     }
 }
 
 /// The uid of kube-system: a stable identity for the cluster when none is configured.
 pub async fn default_cluster_id(client: &Client) -> crate::error::Result<String> {
     let ns: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-    let kube_system = crate::error::kube_call(
-        "get kube-system",
-        Duration::from_secs(30),
-        ns.get("kube-system"),
-    )
-    .await?;
-    kube_system
-        .metadata
-        .uid
-        .ok_or_else(|| crate::error::Error::Internal("kube-system has no uid".into()))
+    let kube_system =
+        crate::error::kube_call("get kube-system", Duration::from_secs(30), ns.get("kube-system")).await?;
+    kube_system.metadata.uid.ok_or_else(|| crate::error::Error::Internal("kube-system has no uid".into()))
 }
 
 /// Runs the controller for kind `K` until `shutdown` resolves. `namespace` limits the watch to one
@@ -92,10 +76,7 @@ pub async fn run<K: DataStack>(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
     let (resources, secrets): (Api<K>, Api<Secret>) = match &namespace {
-        Some(ns) => (
-            Api::namespaced(ctx.client.clone(), ns),
-            Api::namespaced(ctx.client.clone(), ns),
-        ),
+        Some(ns) => (Api::namespaced(ctx.client.clone(), ns), Api::namespaced(ctx.client.clone(), ns)),
         None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
     };
     let managed = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");

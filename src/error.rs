@@ -6,11 +6,7 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("AWS {action} failed ({category}): {message}")]
-    Aws {
-        action: &'static str,
-        category: AwsCategory,
-        message: String,
-    },
+    Aws { action: &'static str, category: AwsCategory, message: String },
 
     #[error("Kubernetes {action} failed: {source}")]
     Kube {
@@ -20,10 +16,7 @@ pub enum Error {
     },
 
     #[error("{action} timed out after {after:?}")]
-    Timeout {
-        action: &'static str,
-        after: Duration,
-    },
+    Timeout { action: &'static str, after: Duration },
 
     #[error("{0}")]
     Internal(String),
@@ -57,30 +50,12 @@ impl Error {
     /// A static, bounded label: the Event reason and the metrics label of this error.
     pub fn category(&self) -> &'static str {
         match self {
-            Error::Aws {
-                category: AwsCategory::Throttled,
-                ..
-            } => "AwsThrottled",
-            Error::Aws {
-                category: AwsCategory::Validation,
-                ..
-            } => "AwsValidationError",
-            Error::Aws {
-                category: AwsCategory::AccessDenied,
-                ..
-            } => "AwsAccessDenied",
-            Error::Aws {
-                category: AwsCategory::NotFound,
-                ..
-            } => "AwsNotFound",
-            Error::Aws {
-                category: AwsCategory::Transient,
-                ..
-            } => "AwsUnavailable",
-            Error::Aws {
-                category: AwsCategory::Other,
-                ..
-            } => "AwsError",
+            Error::Aws { category: AwsCategory::Throttled, .. } => "AwsThrottled",
+            Error::Aws { category: AwsCategory::Validation, .. } => "AwsValidationError",
+            Error::Aws { category: AwsCategory::AccessDenied, .. } => "AwsAccessDenied",
+            Error::Aws { category: AwsCategory::NotFound, .. } => "AwsNotFound",
+            Error::Aws { category: AwsCategory::Transient, .. } => "AwsUnavailable",
+            Error::Aws { category: AwsCategory::Other, .. } => "AwsError",
             Error::Kube { .. } => "KubernetesError",
             Error::Timeout { .. } => "Timeout",
             Error::Internal(_) => "InternalError",

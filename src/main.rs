@@ -10,11 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(
-    name = "oms-data-operator",
-    version,
-    about = "OMS Spider data layer on AWS, as Kubernetes resources"
-)]
+#[command(name = "oms-data-operator", version, about = "OMS Spider data layer on AWS, as Kubernetes resources")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -84,7 +80,8 @@ fn init_logging(args: &RunArgs) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match args.log_format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),
@@ -108,18 +105,13 @@ async fn shutdown_signal() {
 
 async fn run(args: RunArgs) -> Result<(), String> {
     init_logging(&args);
-    let mut kube_config = kube::Config::infer()
-        .await
-        .map_err(|e| format!("no Kubernetes configuration: {e}"))?;
+    let mut kube_config = kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration: {e}"))?;
     kube_config.read_timeout = Some(secs(args.kube_timeout).max(Duration::from_secs(300)));
     kube_config.connect_timeout = Some(secs(args.kube_timeout));
-    let client =
-        kube::Client::try_from(kube_config).map_err(|e| format!("Kubernetes client: {e}"))?;
+    let client = kube::Client::try_from(kube_config).map_err(|e| format!("Kubernetes client: {e}"))?;
     let cluster_id = match args.cluster_id.clone() {
         Some(id) => id,
-        None => controller::default_cluster_id(&client)
-            .await
-            .map_err(|e| format!("cluster identity: {e}"))?,
+        None => controller::default_cluster_id(&client).await.map_err(|e| format!("cluster identity: {e}"))?,
     };
 
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
@@ -127,16 +119,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
         .operation_attempt_timeout(secs(args.aws_timeout / 2.0))
         .connect_timeout(Duration::from_secs(5))
         .build();
-    let mut loader =
-        aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts);
     if let Some(region) = &args.region {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
     if let Some(url) = &args.aws_endpoint_url {
-        tracing::warn!(
-            endpoint = url.as_str(),
-            "AWS endpoint override in use: for emulators only"
-        );
+        tracing::warn!(endpoint = url.as_str(), "AWS endpoint override in use: for emulators only");
         loader = loader.endpoint_url(url);
     }
     let sdk = loader.load().await;
@@ -150,16 +138,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
         kube_timeout: secs(args.kube_timeout),
         concurrency: args.concurrency,
     };
-    tracing::info!(
-        namespace = args.namespace.as_deref().unwrap_or("*"),
-        "starting the OmsRedis controller"
-    );
-    let ctx = Arc::new(Context::new(
-        client,
-        aws,
-        Arc::new(Metrics::default()),
-        settings,
-    ));
+    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("*"), "starting the OmsRedis controller");
+    let ctx = Arc::new(Context::new(client, aws, Arc::new(Metrics::default()), settings));
     controller::run::<OmsRedis>(ctx, args.namespace.clone(), shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())

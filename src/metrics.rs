@@ -54,31 +54,11 @@ impl Default for Metrics {
         let aws_calls = Family::<AwsCallLabels, Counter>::default();
         let stacks = Family::<PhaseLabels, Gauge>::default();
         registry.register("reconcile", "Reconciles by outcome", reconciles.clone());
-        registry.register(
-            "reconcile_errors",
-            "Failed reconciles by error category",
-            errors.clone(),
-        );
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile duration by outcome",
-            duration.clone(),
-        );
-        registry.register(
-            "aws_calls",
-            "AWS API calls by service, action and outcome",
-            aws_calls.clone(),
-        );
+        registry.register("reconcile_errors", "Failed reconciles by error category", errors.clone());
+        registry.register("reconcile_duration_seconds", "Reconcile duration by outcome", duration.clone());
+        registry.register("aws_calls", "AWS API calls by service, action and outcome", aws_calls.clone());
         registry.register("stacks", "Managed stacks by phase", stacks.clone());
-        Metrics {
-            registry,
-            reconciles,
-            errors,
-            duration,
-            aws_calls,
-            stacks,
-            phases: Mutex::new(HashMap::new()),
-        }
+        Metrics { registry, reconciles, errors, duration, aws_calls, stacks, phases: Mutex::new(HashMap::new()) }
     }
 }
 
@@ -96,39 +76,22 @@ pub fn phase_label(stack_status: Option<&str>) -> &'static str {
 
 impl Metrics {
     pub fn reconciled(&self, took: Duration, error_category: Option<&'static str>) {
-        let outcome = if error_category.is_some() {
-            "error"
-        } else {
-            "success"
-        };
-        self.reconciles
-            .get_or_create(&OutcomeLabels { outcome })
-            .inc();
-        self.duration
-            .get_or_create(&OutcomeLabels { outcome })
-            .observe(took.as_secs_f64());
+        let outcome = if error_category.is_some() { "error" } else { "success" };
+        self.reconciles.get_or_create(&OutcomeLabels { outcome }).inc();
+        self.duration.get_or_create(&OutcomeLabels { outcome }).observe(took.as_secs_f64());
         if let Some(category) = error_category {
             self.errors.get_or_create(&ErrorLabels { category }).inc();
         }
     }
 
     pub fn aws_call(&self, service: &'static str, action: &'static str, outcome: &'static str) {
-        self.aws_calls
-            .get_or_create(&AwsCallLabels {
-                service,
-                action,
-                outcome,
-            })
-            .inc();
+        self.aws_calls.get_or_create(&AwsCallLabels { service, action, outcome }).inc();
     }
 
     /// Records the phase of one resource's stack (`None` forgets the resource).
     pub fn observe_phase<K: kube::Resource>(&self, obj: &K, stack_status: Option<&str>) {
-        let key = format!(
-            "{}/{}",
-            obj.meta().namespace.as_deref().unwrap_or(""),
-            obj.meta().name.as_deref().unwrap_or("")
-        );
+        let key =
+            format!("{}/{}", obj.meta().namespace.as_deref().unwrap_or(""), obj.meta().name.as_deref().unwrap_or(""));
         let Ok(mut phases) = self.phases.lock() else {
             return;
         };
@@ -140,11 +103,8 @@ impl Metrics {
     }
 
     pub fn forget<K: kube::Resource>(&self, obj: &K) {
-        let key = format!(
-            "{}/{}",
-            obj.meta().namespace.as_deref().unwrap_or(""),
-            obj.meta().name.as_deref().unwrap_or("")
-        );
+        let key =
+            format!("{}/{}", obj.meta().namespace.as_deref().unwrap_or(""), obj.meta().name.as_deref().unwrap_or(""));
         let Ok(mut phases) = self.phases.lock() else {
             return;
         };

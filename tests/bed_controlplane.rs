@@ -45,23 +45,13 @@ async fn cel_rule_rejects_a_violating_object_with_the_rules_message() {
         }
     }));
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    crds.create(&PostParams::default(), &crd)
-        .await
-        .expect("create the CRD");
+    crds.create(&PostParams::default(), &crd).await.expect("create the CRD");
     let name = format!("widgets.{group}");
-    eventually(
-        "the CRD to be established",
-        Duration::from_secs(30),
-        || async {
-            let c = crds.get(&name).await.ok()?;
-            let established = c
-                .status?
-                .conditions?
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            established.then_some(())
-        },
-    )
+    eventually("the CRD to be established", Duration::from_secs(30), || async {
+        let c = crds.get(&name).await.ok()?;
+        let established = c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+        established.then_some(())
+    })
     .await;
 
     let gvk = GroupVersionKind::gvk(&group, "v1", "Widget");
@@ -73,36 +63,21 @@ async fn cel_rule_rejects_a_violating_object_with_the_rules_message() {
         o
     };
     // The kind may take a moment to be served after Established; a good object proves it is.
-    eventually(
-        "the good widget to be accepted",
-        Duration::from_secs(30),
-        || async {
-            widgets
-                .create(&PostParams::default(), &make("good", 3))
-                .await
-                .ok()
-        },
-    )
+    eventually("the good widget to be accepted", Duration::from_secs(30), || async {
+        widgets.create(&PostParams::default(), &make("good", 3)).await.ok()
+    })
     .await;
 
-    let rejected = widgets
-        .create(&PostParams::default(), &make("bad", 9))
-        .await
-        .expect_err("replicas 9 violates the CEL rule");
+    let rejected =
+        widgets.create(&PostParams::default(), &make("bad", 9)).await.expect_err("replicas 9 violates the CEL rule");
     match rejected {
         kube::Error::Api(status) => {
             assert_eq!(status.code, 422, "{status:?}");
-            assert!(
-                status.message.contains("replicas must be at most 5"),
-                "{}",
-                status.message
-            );
+            assert!(status.message.contains("replicas must be at most 5"), "{}", status.message);
         }
         other => panic!("expected an API error, got {other}"),
     }
-    crds.delete(&name, &DeleteParams::default())
-        .await
-        .expect("delete the CRD");
+    crds.delete(&name, &DeleteParams::default()).await.expect("delete the CRD");
 }
 
 #[tokio::test]
@@ -111,32 +86,23 @@ async fn garbage_collector_removes_a_deleted_owners_dependent() {
     let ns = controlplane::test_namespace(&client, "gc").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
     let owner = cms
-        .create(
-            &PostParams::default(),
-            &object(json!({ "metadata": { "name": "owner" } })),
-        )
+        .create(&PostParams::default(), &object(json!({ "metadata": { "name": "owner" } })))
         .await
         .expect("create the owner");
     let uid = owner.metadata.uid.expect("the owner has a uid");
     cms.create(
         &PostParams::default(),
-        &object(
-            json!({ "metadata": { "name": "dependent", "ownerReferences": [{
-                "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid
-            }]}}),
-        ),
+        &object(json!({ "metadata": { "name": "dependent", "ownerReferences": [{
+            "apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid
+        }]}})),
     )
     .await
     .expect("create the dependent");
 
-    cms.delete("owner", &DeleteParams::background())
-        .await
-        .expect("delete the owner");
-    eventually(
-        "the garbage collector to remove the dependent",
-        Duration::from_secs(60),
-        || async { matches!(cms.get_opt("dependent").await, Ok(None)).then_some(()) },
-    )
+    cms.delete("owner", &DeleteParams::background()).await.expect("delete the owner");
+    eventually("the garbage collector to remove the dependent", Duration::from_secs(60), || async {
+        matches!(cms.get_opt("dependent").await, Ok(None)).then_some(())
+    })
     .await;
 }
 
@@ -145,21 +111,14 @@ async fn namespace_deletion_completes() {
     let client = controlplane::shared().client().await;
     let ns = controlplane::test_namespace(&client, "nsdel").await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), &ns);
-    cms.create(
-        &PostParams::default(),
-        &object(json!({ "metadata": { "name": "content" } })),
-    )
-    .await
-    .expect("create content");
-    let nss: Api<Namespace> = Api::all(client.clone());
-    nss.delete(&ns, &DeleteParams::default())
+    cms.create(&PostParams::default(), &object(json!({ "metadata": { "name": "content" } })))
         .await
-        .expect("delete the namespace");
-    eventually(
-        "the namespace controller to finish deleting it",
-        Duration::from_secs(60),
-        || async { matches!(nss.get_opt(&ns).await, Ok(None)).then_some(()) },
-    )
+        .expect("create content");
+    let nss: Api<Namespace> = Api::all(client.clone());
+    nss.delete(&ns, &DeleteParams::default()).await.expect("delete the namespace");
+    eventually("the namespace controller to finish deleting it", Duration::from_secs(60), || async {
+        matches!(nss.get_opt(&ns).await, Ok(None)).then_some(())
+    })
     .await;
 }
 
@@ -171,10 +130,7 @@ async fn tests_get_namespaces_of_their_own() {
     assert_ne!(a, b);
     let nss: Api<Namespace> = Api::all(client);
     for ns in [a, b] {
-        assert!(
-            nss.get_opt(&ns).await.expect("get namespace").is_some(),
-            "{ns} exists"
-        );
+        assert!(nss.get_opt(&ns).await.expect("get namespace").is_some(), "{ns} exists");
     }
 }
 
@@ -183,17 +139,11 @@ fn a_taken_port_fails_fast_with_a_clear_message() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
     let started = std::time::Instant::now();
-    let error = ControlPlane::start(Options {
-        apiserver_port: Some(port),
-        ..Options::default()
-    })
-    .err()
-    .expect("the start must fail");
+    let error = ControlPlane::start(Options { apiserver_port: Some(port), ..Options::default() })
+        .err()
+        .expect("the start must fail");
     assert!(
-        error
-            .0
-            .contains(&format!("port 127.0.0.1:{port} is already in use"))
-            && error.0.contains("kube-apiserver"),
+        error.0.contains(&format!("port 127.0.0.1:{port} is already in use")) && error.0.contains("kube-apiserver"),
         "{error}"
     );
     assert!(started.elapsed() < Duration::from_secs(30), "fails fast");
@@ -206,28 +156,18 @@ fn a_binary_that_does_not_start_reports_its_last_log_lines() {
     for bin in ["etcd", "kube-apiserver", "kube-controller-manager"] {
         let p = assets.path().join(bin);
         std::fs::write(&p, fake).expect("write");
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     }
-    let error = ControlPlane::start(Options {
-        assets: Some(assets.path().to_path_buf()),
-        ..Options::default()
-    })
-    .err()
-    .expect("the start must fail");
+    let error = ControlPlane::start(Options { assets: Some(assets.path().to_path_buf()), ..Options::default() })
+        .err()
+        .expect("the start must fail");
     assert!(error.0.contains("etcd exited"), "{error}");
-    assert!(
-        error.0.contains("fatal: data dir is corrupt"),
-        "names the log's last lines: {error}"
-    );
+    assert!(error.0.contains("fatal: data dir is corrupt"), "names the log's last lines: {error}");
 
     let missing = tempfile::tempdir().expect("tempdir");
-    let error = ControlPlane::start(Options {
-        assets: Some(missing.path().to_path_buf()),
-        ..Options::default()
-    })
-    .err()
-    .expect("the start must fail");
+    let error = ControlPlane::start(Options { assets: Some(missing.path().to_path_buf()), ..Options::default() })
+        .err()
+        .expect("the start must fail");
     assert!(error.0.contains("etcd does not start"), "{error}");
 }
 
@@ -252,8 +192,7 @@ fn kubebuilder_assets_is_used_without_building() {
     for bin in ["etcd", "kube-apiserver", "kube-controller-manager"] {
         let p = assets.path().join(bin);
         std::fs::write(&p, "#!/bin/sh\n").expect("write");
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .expect("chmod");
+        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     }
     let out = std::process::Command::new("bash")
         .arg(support::proc::repo_root().join("tests/controlplane/build.sh"))
@@ -261,13 +200,6 @@ fn kubebuilder_assets_is_used_without_building() {
         .env("PATH", "/usr/bin:/bin")
         .output()
         .expect("run build.sh");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        assets.path().to_string_lossy()
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), assets.path().to_string_lossy());
 }

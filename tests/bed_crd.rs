@@ -60,13 +60,9 @@ async fn refused(api: &Api<OmsRedis>, body: Value) -> String {
 
 async fn refused_raw(api: &Api<OmsRedis>, body: Value) -> String {
     let ar = kube::core::ApiResource::erase::<OmsRedis>(&());
-    let raw: Api<kube::core::DynamicObject> = Api::namespaced_with(
-        api.clone().into_client(),
-        api.namespace().unwrap_or("default"),
-        &ar,
-    );
-    let obj: kube::core::DynamicObject =
-        serde_json::from_value(body.clone()).expect("a raw object");
+    let raw: Api<kube::core::DynamicObject> =
+        Api::namespaced_with(api.clone().into_client(), api.namespace().unwrap_or("default"), &ar);
+    let obj: kube::core::DynamicObject = serde_json::from_value(body.clone()).expect("a raw object");
     match raw.create(&PostParams::default(), &obj).await {
         Ok(_) => panic!("accepted, but should be refused: {body}"),
         Err(kube::Error::Api(s)) => {
@@ -124,55 +120,30 @@ async fn bad_manifests_are_refused_with_messages_that_say_what_to_change() {
         ),
         (
             "failover-one-node",
-            manifest(
-                "a9",
-                with(
-                    dev(),
-                    json!({ "automaticFailoverEnabled": true, "numCacheNodes": 1 }),
-                ),
-            ),
+            manifest("a9", with(dev(), json!({ "automaticFailoverEnabled": true, "numCacheNodes": 1 }))),
             vec!["automaticFailoverEnabled needs at least 2 cache nodes"],
         ),
         (
             "failover-dev-preset",
-            manifest(
-                "a10",
-                with(dev(), json!({ "automaticFailoverEnabled": true })),
-            ),
-            vec![
-                "automaticFailoverEnabled needs at least 2 cache nodes",
-                "dev's preset is 1 node",
-            ],
+            manifest("a10", with(dev(), json!({ "automaticFailoverEnabled": true }))),
+            vec!["automaticFailoverEnabled needs at least 2 cache nodes", "dev's preset is 1 node"],
         ),
         (
             "staging-one-node",
-            manifest(
-                "a11",
-                json!({ "environment": "staging", "vpcStackName": "v", "numCacheNodes": 1 }),
-            ),
+            manifest("a11", json!({ "environment": "staging", "vpcStackName": "v", "numCacheNodes": 1 })),
             vec!["automaticFailoverEnabled needs at least 2 cache nodes"],
         ),
         (
             "prod-without-failover",
-            manifest(
-                "a12",
-                json!({ "environment": "prod", "vpcStackName": "v", "automaticFailoverEnabled": false }),
-            ),
+            manifest("a12", json!({ "environment": "prod", "vpcStackName": "v", "automaticFailoverEnabled": false })),
             vec!["environment prod needs automaticFailoverEnabled: true"],
         ),
         (
             "name-too-long",
             manifest(&long_name, dev()),
-            vec![
-                "metadata.name becomes the CloudFormation stack",
-                "set spec.stackName",
-            ],
+            vec!["metadata.name becomes the CloudFormation stack", "set spec.stackName"],
         ),
-        (
-            "name-with-dot",
-            manifest("oms.redis", dev()),
-            vec!["metadata.name becomes the CloudFormation stack"],
-        ),
+        ("name-with-dot", manifest("oms.redis", dev()), vec!["metadata.name becomes the CloudFormation stack"]),
         (
             "stack-name-pattern",
             manifest("a15", with(dev(), json!({ "stackName": "Bad_Name" }))),
@@ -193,45 +164,22 @@ async fn bad_manifests_are_refused_with_messages_that_say_what_to_change() {
             manifest("a18", with(dev(), json!({ "secretName": "Bad Secret" }))),
             vec!["spec.secretName", "should match"],
         ),
-        (
-            "region",
-            manifest("a19", with(dev(), json!({ "region": "mars-1" }))),
-            vec!["spec.region", "should match"],
-        ),
+        ("region", manifest("a19", with(dev(), json!({ "region": "mars-1" }))), vec!["spec.region", "should match"]),
         (
             "vpc-pattern",
             manifest("a20", with(dev(), json!({ "vpcStackName": "1vpc" }))),
             vec!["spec.vpcStackName", "should match"],
         ),
-        (
-            "vpc-missing",
-            manifest("a21", json!({ "environment": "dev" })),
-            vec!["spec.vpcStackName", "Required value"],
-        ),
-        (
-            "env-missing",
-            manifest("a22", json!({ "vpcStackName": "v" })),
-            vec!["spec.environment", "Required value"],
-        ),
+        ("vpc-missing", manifest("a21", json!({ "environment": "dev" })), vec!["spec.vpcStackName", "Required value"]),
+        ("env-missing", manifest("a22", json!({ "vpcStackName": "v" })), vec!["spec.environment", "Required value"]),
         (
             "reserved-tag",
-            manifest(
-                "a23",
-                with(
-                    dev(),
-                    json!({ "tags": { "oms-data-operator/uid": "forged" } }),
-                ),
-            ),
-            vec![
-                "tags: keys at most 128 characters and not starting with aws: or oms-data-operator/ (reserved)",
-            ],
+            manifest("a23", with(dev(), json!({ "tags": { "oms-data-operator/uid": "forged" } }))),
+            vec!["tags: keys at most 128 characters and not starting with aws: or oms-data-operator/ (reserved)"],
         ),
         (
             "aws-tag",
-            manifest(
-                "a24",
-                with(dev(), json!({ "tags": { "aws:cloudformation:x": "y" } })),
-            ),
+            manifest("a24", with(dev(), json!({ "tags": { "aws:cloudformation:x": "y" } }))),
             vec!["not starting with aws:"],
         ),
         (
@@ -258,20 +206,11 @@ async fn bad_manifests_are_refused_with_messages_that_say_what_to_change() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     // The positive control: a good manifest passes the same checks.
     let good: OmsRedis = serde_json::from_value(manifest("good", dev())).expect("good");
-    api.create(&PostParams::default(), &good)
-        .await
-        .expect("a valid manifest is accepted");
+    api.create(&PostParams::default(), &good).await.expect("a valid manifest is accepted");
 }
 
 async fn update_refused(api: &Api<OmsRedis>, name: &str, patch: Value) -> String {
-    match api
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": patch })),
-        )
-        .await
-    {
+    match api.patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": patch }))).await {
         Ok(_) => panic!("update accepted, but should be refused: {patch}"),
         Err(kube::Error::Api(s)) => {
             assert_eq!(s.code, 422, "{s:?}");
@@ -284,68 +223,32 @@ async fn update_refused(api: &Api<OmsRedis>, name: &str, patch: Value) -> String
 #[tokio::test]
 async fn immutable_fields_and_engine_downgrades_are_refused_on_update() {
     let api = api().await;
-    let start: OmsRedis = serde_json::from_value(manifest(
-        "moving",
-        with(dev(), json!({ "engineVersion": "7.0" })),
-    ))
-    .expect("m");
-    api.create(&PostParams::default(), &start)
-        .await
-        .expect("create");
+    let start: OmsRedis =
+        serde_json::from_value(manifest("moving", with(dev(), json!({ "engineVersion": "7.0" })))).expect("m");
+    api.create(&PostParams::default(), &start).await.expect("create");
     let cases = [
-        (
-            json!({ "environment": "staging", "numCacheNodes": 2 }),
-            "environment is immutable",
-        ),
-        (
-            json!({ "vpcStackName": "oms-vpc-other" }),
-            "vpcStackName is immutable",
-        ),
-        (
-            json!({ "stackName": "oms-redis-other" }),
-            "stackName is immutable",
-        ),
-        (
-            json!({ "engineVersion": "6.2" }),
-            "engineVersion can only go up",
-        ),
+        (json!({ "environment": "staging", "numCacheNodes": 2 }), "environment is immutable"),
+        (json!({ "vpcStackName": "oms-vpc-other" }), "vpcStackName is immutable"),
+        (json!({ "stackName": "oms-redis-other" }), "stackName is immutable"),
+        (json!({ "engineVersion": "6.2" }), "engineVersion can only go up"),
     ];
     for (patch, want) in cases {
         let message = update_refused(&api, "moving", patch.clone()).await;
-        assert!(
-            message.contains(want),
-            "{patch}: {want:?} not in {message:?}"
-        );
+        assert!(message.contains(want), "{patch}: {want:?} not in {message:?}");
     }
     // Going up is fine, and an omitted version means 7.1, so 7.0 is a downgrade from it.
-    api.patch(
-        "moving",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": { "engineVersion": null } })),
-    )
-    .await
-    .expect("omitting the version (7.1) is an upgrade from 7.0");
-    let message = update_refused(&api, "moving", json!({ "engineVersion": "7.0" })).await;
-    assert!(
-        message.contains("engineVersion can only go up"),
-        "{message}"
-    );
-    api.patch(
-        "moving",
-        &PatchParams::default(),
-        &Patch::Merge(json!({ "spec": { "nodeType": "cache.t4g.small" } })),
-    )
-    .await
-    .expect("sizing changes are allowed");
-
-    let named: OmsRedis = serde_json::from_value(manifest(
-        "named",
-        with(dev(), json!({ "stackName": "oms-redis-named" })),
-    ))
-    .expect("m");
-    api.create(&PostParams::default(), &named)
+    api.patch("moving", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "engineVersion": null } })))
         .await
-        .expect("create");
+        .expect("omitting the version (7.1) is an upgrade from 7.0");
+    let message = update_refused(&api, "moving", json!({ "engineVersion": "7.0" })).await;
+    assert!(message.contains("engineVersion can only go up"), "{message}");
+    api.patch("moving", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "nodeType": "cache.t4g.small" } })))
+        .await
+        .expect("sizing changes are allowed");
+
+    let named: OmsRedis =
+        serde_json::from_value(manifest("named", with(dev(), json!({ "stackName": "oms-redis-named" })))).expect("m");
+    api.create(&PostParams::default(), &named).await.expect("create");
     let message = update_refused(&api, "named", json!({ "stackName": null })).await;
     assert!(message.contains("stackName is immutable"), "{message}");
 }

@@ -34,11 +34,7 @@ fn seed_params(env: &str, vpc: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn with(
-    mut params: Vec<(&'static str, String)>,
-    key: &str,
-    value: &str,
-) -> Vec<(&'static str, String)> {
+fn with(mut params: Vec<(&'static str, String)>, key: &str, value: &str) -> Vec<(&'static str, String)> {
     for p in params.iter_mut() {
         if p.0 == key {
             p.1 = value.to_string();
@@ -48,15 +44,7 @@ fn with(
 }
 
 fn sdk_params(params: &[(&'static str, String)]) -> Vec<Parameter> {
-    params
-        .iter()
-        .map(|(k, v)| {
-            Parameter::builder()
-                .parameter_key(*k)
-                .parameter_value(v)
-                .build()
-        })
-        .collect()
+    params.iter().map(|(k, v)| Parameter::builder().parameter_key(*k).parameter_value(v).build()).collect()
 }
 
 async fn describe(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> Stack {
@@ -72,22 +60,14 @@ async fn describe(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> Stack {
 }
 
 async fn status(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> StackStatus {
-    describe(cfn, stack)
-        .await
-        .stack_status()
-        .cloned()
-        .expect("a status")
+    describe(cfn, stack).await.stack_status().cloned().expect("a status")
 }
 
 async fn wait_for(cfn: &aws_sdk_cloudformation::Client, stack: &str, want: StackStatus) -> Stack {
-    eventually(
-        &format!("{stack} to reach {want:?}"),
-        Duration::from_secs(60),
-        || async {
-            let s = describe(cfn, stack).await;
-            (s.stack_status() == Some(&want)).then_some(s)
-        },
-    )
+    eventually(&format!("{stack} to reach {want:?}"), Duration::from_secs(60), || async {
+        let s = describe(cfn, stack).await;
+        (s.stack_status() == Some(&want)).then_some(s)
+    })
     .await
 }
 
@@ -96,12 +76,7 @@ async fn deploy_vpc(cfn: &aws_sdk_cloudformation::Client) -> String {
     cfn.create_stack()
         .stack_name(&vpc)
         .template_body(VPC_TEMPLATE)
-        .parameters(
-            Parameter::builder()
-                .parameter_key("Environment")
-                .parameter_value("dev")
-                .build(),
-        )
+        .parameters(Parameter::builder().parameter_key("Environment").parameter_value("dev").build())
         .send()
         .await
         .expect("create the VPC stack");
@@ -109,11 +84,7 @@ async fn deploy_vpc(cfn: &aws_sdk_cloudformation::Client) -> String {
     vpc
 }
 
-async fn create_redis(
-    cfn: &aws_sdk_cloudformation::Client,
-    stack: &str,
-    params: &[(&'static str, String)],
-) {
+async fn create_redis(cfn: &aws_sdk_cloudformation::Client, stack: &str, params: &[(&'static str, String)]) {
     cfn.create_stack()
         .stack_name(stack)
         .template_body(TEMPLATE_BODY)
@@ -135,24 +106,11 @@ async fn deployed(emu: &Emulator, env: &str) -> (String, Vec<(&'static str, Stri
 }
 
 fn outputs(stack: &Stack) -> BTreeMap<String, String> {
-    stack
-        .outputs()
-        .iter()
-        .filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string())))
-        .collect()
+    stack.outputs().iter().filter_map(|o| Some((o.output_key()?.to_string(), o.output_value()?.to_string()))).collect()
 }
 
-async fn events(
-    cfn: &aws_sdk_cloudformation::Client,
-    stack: &str,
-) -> Vec<aws_sdk_cloudformation::types::StackEvent> {
-    cfn.describe_stack_events()
-        .stack_name(stack)
-        .send()
-        .await
-        .expect("describe events")
-        .stack_events()
-        .to_vec()
+async fn events(cfn: &aws_sdk_cloudformation::Client, stack: &str) -> Vec<aws_sdk_cloudformation::types::StackEvent> {
+    cfn.describe_stack_events().stack_name(stack).send().await.expect("describe events").stack_events().to_vec()
 }
 
 async fn physical_id(cfn: &aws_sdk_cloudformation::Client, stack: &str, logical: &str) -> String {
@@ -184,17 +142,11 @@ async fn shipped_template_goes_through_create_in_progress_to_complete_with_all_o
     let done = wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
     let outs = outputs(&done);
     for key in output::ALL {
-        assert!(
-            outs.get(key).is_some_and(|v| !v.is_empty()),
-            "output {key} in {outs:?}"
-        );
+        assert!(outs.get(key).is_some_and(|v| !v.is_empty()), "output {key} in {outs:?}");
     }
     assert_eq!(outs[output::PORT], "6379");
     assert_eq!(outs[output::REPLICATION_GROUP_ID], stack);
-    assert!(
-        outs[output::SECURITY_GROUP_ID].starts_with("sg-"),
-        "{outs:?}"
-    );
+    assert!(outs[output::SECURITY_GROUP_ID].starts_with("sg-"), "{outs:?}");
     for o in done.outputs() {
         let key = o.output_key().unwrap_or_default();
         assert_eq!(o.export_name(), Some(format!("{stack}-{key}").as_str()));
@@ -205,10 +157,7 @@ async fn shipped_template_goes_through_create_in_progress_to_complete_with_all_o
         .iter()
         .find(|e| e.name() == Some(format!("{stack}-{}", output::ENDPOINT).as_str()))
         .expect("the endpoint is exported");
-    assert_eq!(
-        endpoint_export.value(),
-        Some(outs[output::ENDPOINT].as_str())
-    );
+    assert_eq!(endpoint_export.value(), Some(outs[output::ENDPOINT].as_str()));
 
     // Per-resource events, in the order they happened (AWS lists the newest first).
     let mut evs = events(&cfn, &stack).await;
@@ -218,45 +167,20 @@ async fn shipped_template_goes_through_create_in_progress_to_complete_with_all_o
         .map(|e| {
             (
                 e.logical_resource_id().unwrap_or_default().to_string(),
-                e.resource_status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
+                e.resource_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
             )
         })
         .collect();
-    assert_eq!(
-        seen.first(),
-        Some(&(stack.clone(), "CREATE_IN_PROGRESS".to_string())),
-        "{seen:?}"
-    );
-    assert_eq!(
-        seen.last(),
-        Some(&(stack.clone(), "CREATE_COMPLETE".to_string())),
-        "{seen:?}"
-    );
-    for logical in [
-        "RedisSecurityGroup",
-        "RedisSubnetGroup",
-        "RedisParameterGroup",
-        "RedisReplicationGroup",
-    ] {
+    assert_eq!(seen.first(), Some(&(stack.clone(), "CREATE_IN_PROGRESS".to_string())), "{seen:?}");
+    assert_eq!(seen.last(), Some(&(stack.clone(), "CREATE_COMPLETE".to_string())), "{seen:?}");
+    for logical in ["RedisSecurityGroup", "RedisSubnetGroup", "RedisParameterGroup", "RedisReplicationGroup"] {
         let at = |status: &str| seen.iter().position(|(l, s)| l == logical && s == status);
         let (started, completed) = (at("CREATE_IN_PROGRESS"), at("CREATE_COMPLETE"));
-        assert!(
-            started.is_some() && completed.is_some() && started < completed,
-            "{logical}: {seen:?}"
-        );
+        assert!(started.is_some() && completed.is_some() && started < completed, "{logical}: {seen:?}");
     }
-    let rg_done = seen
-        .iter()
-        .position(|(l, s)| l == "RedisReplicationGroup" && s == "CREATE_COMPLETE");
-    let pg_done = seen
-        .iter()
-        .position(|(l, s)| l == "RedisParameterGroup" && s == "CREATE_COMPLETE");
-    assert!(
-        pg_done < rg_done,
-        "the parameter group comes before the group that uses it: {seen:?}"
-    );
+    let rg_done = seen.iter().position(|(l, s)| l == "RedisReplicationGroup" && s == "CREATE_COMPLETE");
+    let pg_done = seen.iter().position(|(l, s)| l == "RedisParameterGroup" && s == "CREATE_COMPLETE");
+    assert!(pg_done < rg_done, "the parameter group comes before the group that uses it: {seen:?}");
 }
 
 #[tokio::test]
@@ -272,25 +196,11 @@ async fn prod_resources_exist_in_the_backends_with_the_templates_settings() {
         .send()
         .await
         .expect("describe the replication group");
-    let rg = groups
-        .replication_groups()
-        .first()
-        .expect("the group exists");
+    let rg = groups.replication_groups().first().expect("the group exists");
     assert_eq!(rg.status(), Some("available"));
     assert_eq!(rg.cache_node_type(), Some("cache.m7g.large"));
-    assert_eq!(
-        rg.member_clusters(),
-        [
-            format!("{stack}-001"),
-            format!("{stack}-002"),
-            format!("{stack}-003")
-        ]
-    );
-    let members = rg
-        .node_groups()
-        .first()
-        .expect("a node group")
-        .node_group_members();
+    assert_eq!(rg.member_clusters(), [format!("{stack}-001"), format!("{stack}-002"), format!("{stack}-003")]);
+    let members = rg.node_groups().first().expect("a node group").node_group_members();
     assert_eq!(members.len(), 3);
     assert_eq!(members[0].current_role(), Some("primary"));
     assert_eq!(rg.at_rest_encryption_enabled(), Some(true));
@@ -306,10 +216,7 @@ async fn prod_resources_exist_in_the_backends_with_the_templates_settings() {
         .send()
         .await
         .expect("describe the parameter group");
-    let pg = pgs
-        .cache_parameter_groups()
-        .first()
-        .expect("the parameter group exists");
+    let pg = pgs.cache_parameter_groups().first().expect("the parameter group exists");
     assert_eq!(pg.cache_parameter_group_family(), Some("redis7"));
 
     let sng_name = physical_id(&cfn, &stack, "RedisSubnetGroup").await;
@@ -325,10 +232,7 @@ async fn prod_resources_exist_in_the_backends_with_the_templates_settings() {
         .alarms(&format!("{stack}-"))
         .iter()
         .map(|a| {
-            (
-                a["metric_name"].as_str().unwrap_or_default().to_string(),
-                a["threshold"].as_f64().unwrap_or_default(),
-            )
+            (a["metric_name"].as_str().unwrap_or_default().to_string(), a["threshold"].as_f64().unwrap_or_default())
         })
         .collect();
     metrics.sort_by(|a, b| a.0.cmp(&b.0));
@@ -343,26 +247,14 @@ async fn prod_resources_exist_in_the_backends_with_the_templates_settings() {
     );
 
     // Deleting the stack deletes what it made.
-    cfn.delete_stack()
-        .stack_name(&stack)
-        .send()
-        .await
-        .expect("delete");
-    eventually(
-        "the group to go with its stack",
-        Duration::from_secs(60),
-        || async {
-            let r = ec
-                .describe_replication_groups()
-                .replication_group_id(&stack)
-                .send()
-                .await;
-            match r {
-                Err(e) if e.code() == Some("ReplicationGroupNotFoundFault") => Some(()),
-                _ => None,
-            }
-        },
-    )
+    cfn.delete_stack().stack_name(&stack).send().await.expect("delete");
+    eventually("the group to go with its stack", Duration::from_secs(60), || async {
+        let r = ec.describe_replication_groups().replication_group_id(&stack).send().await;
+        match r {
+            Err(e) if e.code() == Some("ReplicationGroupNotFoundFault") => Some(()),
+            _ => None,
+        }
+    })
     .await;
 }
 
@@ -397,11 +289,7 @@ async fn dev_and_staging_groups_match_their_presets_and_stack_updates_show() {
     assert_eq!(s.cache_node_type(), Some("cache.t4g.small"));
 
     // The seed's scaling steps: a new node type, then one more node.
-    let bigger = with(
-        with(staging_params, param::NODE_TYPE, "cache.t4g.medium"),
-        param::NUM_CACHE_NODES,
-        "3",
-    );
+    let bigger = with(with(staging_params, param::NODE_TYPE, "cache.t4g.medium"), param::NUM_CACHE_NODES, "3");
     cfn.update_stack()
         .stack_name(&staging)
         .template_body(TEMPLATE_BODY)
@@ -424,49 +312,21 @@ async fn parameter_constraints_and_rules_give_validation_errors() {
     let base = seed_params("dev", &vpc);
     let cases: Vec<(Vec<(&'static str, String)>, &str)> = vec![
         (with(base.clone(), param::ENVIRONMENT, "qa"), "Environment"),
-        (
-            with(base.clone(), param::ENGINE_VERSION, "5.0"),
-            "EngineVersion",
-        ),
-        (
-            with(base.clone(), param::NODE_TYPE, "cache.t4g.huge"),
-            "NodeType",
-        ),
-        (
-            with(base.clone(), param::NUM_CACHE_NODES, "7"),
-            "NumCacheNodes",
-        ),
-        (
-            with(base.clone(), param::NUM_CACHE_NODES, "0"),
-            "NumCacheNodes",
-        ),
-        (
-            with(base.clone(), param::SNAPSHOT_RETENTION_LIMIT, "36"),
-            "SnapshotRetentionLimit",
-        ),
-        (
-            with(base.clone(), param::NUM_CACHE_NODES, "two"),
-            "NumCacheNodes",
-        ),
+        (with(base.clone(), param::ENGINE_VERSION, "5.0"), "EngineVersion"),
+        (with(base.clone(), param::NODE_TYPE, "cache.t4g.huge"), "NodeType"),
+        (with(base.clone(), param::NUM_CACHE_NODES, "7"), "NumCacheNodes"),
+        (with(base.clone(), param::NUM_CACHE_NODES, "0"), "NumCacheNodes"),
+        (with(base.clone(), param::SNAPSHOT_RETENTION_LIMIT, "36"), "SnapshotRetentionLimit"),
+        (with(base.clone(), param::NUM_CACHE_NODES, "two"), "NumCacheNodes"),
         (
             with(base.clone(), param::AUTOMATIC_FAILOVER_ENABLED, "true"),
             "AutomaticFailoverEnabled=true needs NumCacheNodes of at least 2",
         ),
         (
-            with(
-                with(base.clone(), param::ENVIRONMENT, "prod"),
-                param::NUM_CACHE_NODES,
-                "2",
-            ),
+            with(with(base.clone(), param::ENVIRONMENT, "prod"), param::NUM_CACHE_NODES, "2"),
             "Environment=prod needs AutomaticFailoverEnabled=true",
         ),
-        (
-            base.iter()
-                .filter(|p| p.0 != param::VPC_STACK_NAME)
-                .cloned()
-                .collect(),
-            "VPCStackName",
-        ),
+        (base.iter().filter(|p| p.0 != param::VPC_STACK_NAME).cloned().collect(), "VPCStackName"),
     ];
     for (params, mentions) in cases {
         let stack = unique_name("oms-redis-bad");
@@ -482,12 +342,7 @@ async fn parameter_constraints_and_rules_give_validation_errors() {
         let msg = err.message().unwrap_or_default();
         assert!(msg.contains(mentions), "{mentions:?} not in {msg:?}");
         // Nothing is left behind by a refused create.
-        let gone = cfn
-            .describe_stacks()
-            .stack_name(&stack)
-            .send()
-            .await
-            .expect_err("no stack");
+        let gone = cfn.describe_stacks().stack_name(&stack).send().await.expect_err("no stack");
         assert_eq!(gone.code(), Some("ValidationError"));
     }
 }
@@ -510,15 +365,8 @@ async fn unchanged_updates_busy_stacks_and_existing_names_are_refused_as_in_aws(
     assert_eq!(same.message(), Some("No updates are to be performed."));
 
     // UsePreviousValue for every parameter is no change either.
-    let previous: Vec<Parameter> = params
-        .iter()
-        .map(|(k, _)| {
-            Parameter::builder()
-                .parameter_key(*k)
-                .use_previous_value(true)
-                .build()
-        })
-        .collect();
+    let previous: Vec<Parameter> =
+        params.iter().map(|(k, _)| Parameter::builder().parameter_key(*k).use_previous_value(true).build()).collect();
     let same = cfn
         .update_stack()
         .stack_name(&stack)
@@ -541,20 +389,13 @@ async fn unchanged_updates_busy_stacks_and_existing_names_are_refused_as_in_aws(
         .update_stack()
         .stack_name(&stack)
         .template_body(TEMPLATE_BODY)
-        .set_parameters(Some(sdk_params(&with(
-            bigger,
-            param::NODE_TYPE,
-            "cache.t4g.medium",
-        ))))
+        .set_parameters(Some(sdk_params(&with(bigger, param::NODE_TYPE, "cache.t4g.medium"))))
         .send()
         .await
         .expect_err("the stack is busy");
     assert_eq!(busy.code(), Some("ValidationError"));
     let msg = busy.message().unwrap_or_default();
-    assert!(
-        msg.contains("UPDATE_IN_PROGRESS state and can not be updated"),
-        "{msg}"
-    );
+    assert!(msg.contains("UPDATE_IN_PROGRESS state and can not be updated"), "{msg}");
 
     let exists = cfn
         .create_stack()
@@ -582,20 +423,12 @@ async fn a_create_retried_with_its_client_request_token_returns_the_same_stack()
             .send()
     };
     let first = create("create-abc").await.expect("create");
-    let again = create("create-abc")
-        .await
-        .expect("the retry is the same request");
+    let again = create("create-abc").await.expect("the retry is the same request");
     assert_eq!(first.stack_id(), again.stack_id());
-    let other = create("create-other")
-        .await
-        .expect_err("another request for a taken name");
+    let other = create("create-other").await.expect_err("another request for a taken name");
     assert_eq!(other.code(), Some("AlreadyExistsException"));
     let evs = events(&cfn, &stack).await;
-    assert!(
-        evs.iter()
-            .all(|e| e.client_request_token() == Some("create-abc")),
-        "{evs:?}"
-    );
+    assert!(evs.iter().all(|e| e.client_request_token() == Some("create-abc")), "{evs:?}");
 }
 
 #[tokio::test]
@@ -604,35 +437,20 @@ async fn an_injected_create_failure_rolls_back_with_the_resources_reason() {
     let cfn = emu.cloudformation();
     let vpc = deploy_vpc(&cfn).await;
     let stack = unique_name("oms-redis-cf");
-    let reason =
-        "Cache node type cache.t4g.micro is not available in us-east-1a (Service: ElastiCache)";
+    let reason = "Cache node type cache.t4g.micro is not available in us-east-1a (Service: ElastiCache)";
     emu.fail_next(&stack, "create", "RedisReplicationGroup", reason);
     create_redis(&cfn, &stack, &seed_params("dev", &vpc)).await;
     let done = wait_for(&cfn, &stack, StackStatus::RollbackComplete).await;
     assert!(done.outputs().is_empty());
     let evs = events(&cfn, &stack).await;
-    let failed = evs
-        .iter()
-        .find(|e| e.resource_status() == Some(&ResourceStatus::CreateFailed))
-        .expect("a CREATE_FAILED event");
+    let failed =
+        evs.iter().find(|e| e.resource_status() == Some(&ResourceStatus::CreateFailed)).expect("a CREATE_FAILED event");
     assert_eq!(failed.logical_resource_id(), Some("RedisReplicationGroup"));
     assert_eq!(failed.resource_status_reason(), Some(reason));
-    assert!(
-        evs.iter()
-            .any(|e| e.resource_status() == Some(&ResourceStatus::RollbackInProgress))
-    );
+    assert!(evs.iter().any(|e| e.resource_status() == Some(&ResourceStatus::RollbackInProgress)));
     let ec = emu.elasticache();
-    let gone = ec
-        .describe_replication_groups()
-        .replication_group_id(&stack)
-        .send()
-        .await;
-    assert_eq!(
-        gone.err()
-            .and_then(|e| e.code().map(str::to_string))
-            .as_deref(),
-        Some("ReplicationGroupNotFoundFault")
-    );
+    let gone = ec.describe_replication_groups().replication_group_id(&stack).send().await;
+    assert_eq!(gone.err().and_then(|e| e.code().map(str::to_string)).as_deref(), Some("ReplicationGroupNotFoundFault"));
     // A stack in ROLLBACK_COMPLETE can only be deleted.
     let update = cfn
         .update_stack()
@@ -642,13 +460,7 @@ async fn an_injected_create_failure_rolls_back_with_the_resources_reason() {
         .send()
         .await
         .expect_err("cannot update a rolled-back stack");
-    assert!(
-        update
-            .message()
-            .unwrap_or_default()
-            .contains("ROLLBACK_COMPLETE"),
-        "{update:?}"
-    );
+    assert!(update.message().unwrap_or_default().contains("ROLLBACK_COMPLETE"), "{update:?}");
 }
 
 #[tokio::test]
@@ -657,17 +469,12 @@ async fn an_injected_update_failure_rolls_back_to_the_previous_parameters() {
     let cfn = emu.cloudformation();
     let (stack, params) = deployed(emu, "staging").await;
     let before = outputs(&describe(&cfn, &stack).await);
-    let reason =
-        "Resource handler returned message: \"Insufficient capacity for cache.t4g.medium\"";
+    let reason = "Resource handler returned message: \"Insufficient capacity for cache.t4g.medium\"";
     emu.fail_next(&stack, "update", "RedisReplicationGroup", reason);
     cfn.update_stack()
         .stack_name(&stack)
         .template_body(TEMPLATE_BODY)
-        .set_parameters(Some(sdk_params(&with(
-            params.clone(),
-            param::NODE_TYPE,
-            "cache.t4g.medium",
-        ))))
+        .set_parameters(Some(sdk_params(&with(params.clone(), param::NODE_TYPE, "cache.t4g.medium"))))
         .send()
         .await
         .expect("the update starts");
@@ -677,11 +484,7 @@ async fn an_injected_update_failure_rolls_back_to_the_previous_parameters() {
         .iter()
         .find(|p| p.parameter_key() == Some(param::NODE_TYPE))
         .and_then(|p| p.parameter_value());
-    assert_eq!(
-        node_type,
-        Some("cache.t4g.small"),
-        "parameters are the previous ones"
-    );
+    assert_eq!(node_type, Some("cache.t4g.small"), "parameters are the previous ones");
     assert_eq!(outputs(&done), before, "outputs are the previous ones");
     let evs = events(&cfn, &stack).await;
     let failed = evs
@@ -689,17 +492,9 @@ async fn an_injected_update_failure_rolls_back_to_the_previous_parameters() {
         .find(|e| e.resource_status() == Some(&ResourceStatus::UpdateFailed))
         .expect("an UPDATE_FAILED event");
     assert_eq!(failed.resource_status_reason(), Some(reason));
-    let rg = emu
-        .elasticache()
-        .describe_replication_groups()
-        .replication_group_id(&stack)
-        .send()
-        .await
-        .expect("describe");
-    assert_eq!(
-        rg.replication_groups()[0].cache_node_type(),
-        Some("cache.t4g.small")
-    );
+    let rg =
+        emu.elasticache().describe_replication_groups().replication_group_id(&stack).send().await.expect("describe");
+    assert_eq!(rg.replication_groups()[0].cache_node_type(), Some("cache.t4g.small"));
 }
 
 #[tokio::test]
@@ -709,48 +504,23 @@ async fn an_injected_delete_failure_leaves_delete_failed_and_a_retry_deletes() {
     let (stack, _) = deployed(emu, "dev").await;
     let reason = "Cannot delete replication group while a snapshot is being taken";
     emu.fail_next(&stack, "delete", "RedisReplicationGroup", reason);
-    cfn.delete_stack()
-        .stack_name(&stack)
-        .send()
-        .await
-        .expect("delete");
+    cfn.delete_stack().stack_name(&stack).send().await.expect("delete");
     assert_eq!(status(&cfn, &stack).await, StackStatus::DeleteInProgress);
     wait_for(&cfn, &stack, StackStatus::DeleteFailed).await;
     let evs = events(&cfn, &stack).await;
     let failed = evs
         .iter()
-        .find(|e| {
-            e.resource_status() == Some(&ResourceStatus::DeleteFailed)
-                && e.logical_resource_id() != Some(&stack)
-        })
+        .find(|e| e.resource_status() == Some(&ResourceStatus::DeleteFailed) && e.logical_resource_id() != Some(&stack))
         .expect("a resource DELETE_FAILED event");
     assert_eq!(failed.resource_status_reason(), Some(reason));
 
-    let id = describe(&cfn, &stack)
-        .await
-        .stack_id()
-        .expect("an id")
-        .to_string();
-    cfn.delete_stack()
-        .stack_name(&stack)
-        .send()
-        .await
-        .expect("delete again");
-    eventually(
-        "the stack to be gone by name",
-        Duration::from_secs(60),
-        || async {
-            let e = cfn
-                .describe_stacks()
-                .stack_name(&stack)
-                .send()
-                .await
-                .err()?;
-            (e.code() == Some("ValidationError")
-                && e.message().unwrap_or_default().contains("does not exist"))
+    let id = describe(&cfn, &stack).await.stack_id().expect("an id").to_string();
+    cfn.delete_stack().stack_name(&stack).send().await.expect("delete again");
+    eventually("the stack to be gone by name", Duration::from_secs(60), || async {
+        let e = cfn.describe_stacks().stack_name(&stack).send().await.err()?;
+        (e.code() == Some("ValidationError") && e.message().unwrap_or_default().contains("does not exist"))
             .then_some(())
-        },
-    )
+    })
     .await;
     let by_id = describe(&cfn, &id).await;
     assert_eq!(by_id.stack_status(), Some(&StackStatus::DeleteComplete));
@@ -762,43 +532,17 @@ async fn injected_throttling_answers_400_throttling_and_the_sdk_retries_through_
     let (stack, _) = deployed(emu, "dev").await;
     let once = emu.cloudformation_no_retry();
     emu.throttle("DescribeStacks", 1, &stack);
-    let err = once
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .expect_err("throttled");
+    let err = once.describe_stacks().stack_name(&stack).send().await.expect_err("throttled");
     assert_eq!(err.code(), Some("Throttling"));
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
-    once.describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .expect("the next call passes");
+    once.describe_stacks().stack_name(&stack).send().await.expect("the next call passes");
 
     // The SDK's standard retry (3 attempts) rides out two throttled calls.
     emu.throttle("DescribeStacks", 2, &stack);
-    let before = emu
-        .calls(Some(&stack))
-        .get("cloudformation:DescribeStacks")
-        .copied()
-        .unwrap_or(0);
-    emu.cloudformation()
-        .describe_stacks()
-        .stack_name(&stack)
-        .send()
-        .await
-        .expect("retried");
-    let after = emu
-        .calls(Some(&stack))
-        .get("cloudformation:DescribeStacks")
-        .copied()
-        .unwrap_or(0);
-    assert_eq!(
-        after - before,
-        3,
-        "two throttled attempts and one that passed"
-    );
+    let before = emu.calls(Some(&stack)).get("cloudformation:DescribeStacks").copied().unwrap_or(0);
+    emu.cloudformation().describe_stacks().stack_name(&stack).send().await.expect("retried");
+    let after = emu.calls(Some(&stack)).get("cloudformation:DescribeStacks").copied().unwrap_or(0);
+    assert_eq!(after - before, 3, "two throttled attempts and one that passed");
 }
 
 #[tokio::test]
@@ -814,122 +558,43 @@ async fn elasticache_failover_and_snapshots_work_on_stack_made_groups() {
             .and_then(|m| m.cache_cluster_id())
             .map(str::to_string)
     };
-    let before = ec
-        .describe_replication_groups()
-        .replication_group_id(&stack)
-        .send()
-        .await
-        .expect("describe");
+    let before = ec.describe_replication_groups().replication_group_id(&stack).send().await.expect("describe");
     let was = primary(&before.replication_groups()[0]);
-    ec.test_failover()
-        .replication_group_id(&stack)
-        .node_group_id("0001")
-        .send()
-        .await
-        .expect("test failover");
+    ec.test_failover().replication_group_id(&stack).node_group_id("0001").send().await.expect("test failover");
     let after = eventually("the primary to move", Duration::from_secs(30), || async {
-        let r = ec
-            .describe_replication_groups()
-            .replication_group_id(&stack)
-            .send()
-            .await
-            .ok()?;
+        let r = ec.describe_replication_groups().replication_group_id(&stack).send().await.ok()?;
         let now = primary(&r.replication_groups()[0]);
         (now.is_some() && now != was).then_some(now)
     })
     .await;
     assert_ne!(after, was);
     // A failover leaves the group modifying for a while; snapshots need it available.
-    eventually(
-        "the group to be available again",
-        Duration::from_secs(30),
-        || async {
-            let r = ec
-                .describe_replication_groups()
-                .replication_group_id(&stack)
-                .send()
-                .await
-                .ok()?;
-            (r.replication_groups()[0].status() == Some("available")).then_some(())
-        },
-    )
+    eventually("the group to be available again", Duration::from_secs(30), || async {
+        let r = ec.describe_replication_groups().replication_group_id(&stack).send().await.ok()?;
+        (r.replication_groups()[0].status() == Some("available")).then_some(())
+    })
     .await;
 
     let name = format!("oms-redis-backup-20261127-{stack}");
-    let snap = ec
-        .create_snapshot()
-        .replication_group_id(&stack)
-        .snapshot_name(&name)
-        .send()
-        .await
-        .expect("create snapshot");
-    assert_eq!(
-        snap.snapshot().and_then(|s| s.snapshot_status()),
-        Some("creating")
-    );
-    let again = ec
-        .create_snapshot()
-        .replication_group_id(&stack)
-        .snapshot_name(&name)
-        .send()
-        .await;
-    assert_eq!(
-        again
-            .err()
-            .and_then(|e| e.code().map(str::to_string))
-            .as_deref(),
-        Some("SnapshotAlreadyExistsFault")
-    );
-    eventually(
-        "the snapshot to be available",
-        Duration::from_secs(30),
-        || async {
-            let r = ec
-                .describe_snapshots()
-                .snapshot_name(&name)
-                .send()
-                .await
-                .ok()?;
-            let s = r.snapshots().first()?;
-            (s.snapshot_status() == Some("available")).then_some(())
-        },
-    )
+    let snap =
+        ec.create_snapshot().replication_group_id(&stack).snapshot_name(&name).send().await.expect("create snapshot");
+    assert_eq!(snap.snapshot().and_then(|s| s.snapshot_status()), Some("creating"));
+    let again = ec.create_snapshot().replication_group_id(&stack).snapshot_name(&name).send().await;
+    assert_eq!(again.err().and_then(|e| e.code().map(str::to_string)).as_deref(), Some("SnapshotAlreadyExistsFault"));
+    eventually("the snapshot to be available", Duration::from_secs(30), || async {
+        let r = ec.describe_snapshots().snapshot_name(&name).send().await.ok()?;
+        let s = r.snapshots().first()?;
+        (s.snapshot_status() == Some("available")).then_some(())
+    })
     .await;
-    let by_group = ec
-        .describe_snapshots()
-        .replication_group_id(&stack)
-        .send()
-        .await
-        .expect("by group");
-    assert!(
-        by_group
-            .snapshots()
-            .iter()
-            .any(|s| s.snapshot_name() == Some(name.as_str()))
-    );
-    ec.delete_snapshot()
-        .snapshot_name(&name)
-        .send()
-        .await
-        .expect("delete snapshot");
+    let by_group = ec.describe_snapshots().replication_group_id(&stack).send().await.expect("by group");
+    assert!(by_group.snapshots().iter().any(|s| s.snapshot_name() == Some(name.as_str())));
+    ec.delete_snapshot().snapshot_name(&name).send().await.expect("delete snapshot");
     let gone = ec.describe_snapshots().snapshot_name(&name).send().await;
+    assert_eq!(gone.err().and_then(|e| e.code().map(str::to_string)).as_deref(), Some("SnapshotNotFoundFault"));
+    let missing = ec.test_failover().replication_group_id("no-such-group").node_group_id("0001").send().await;
     assert_eq!(
-        gone.err()
-            .and_then(|e| e.code().map(str::to_string))
-            .as_deref(),
-        Some("SnapshotNotFoundFault")
-    );
-    let missing = ec
-        .test_failover()
-        .replication_group_id("no-such-group")
-        .node_group_id("0001")
-        .send()
-        .await;
-    assert_eq!(
-        missing
-            .err()
-            .and_then(|e| e.code().map(str::to_string))
-            .as_deref(),
+        missing.err().and_then(|e| e.code().map(str::to_string)).as_deref(),
         Some("ReplicationGroupNotFoundFault")
     );
 }
@@ -958,27 +623,15 @@ async fn sixteen_concurrent_clients_never_see_a_server_error() {
                 .set_parameters(Some(sdk_params(&params)))
                 .send()
                 .await;
-            note(
-                r.err()
-                    .and_then(|e| e.raw_response().map(|r| r.status().as_u16())),
-            );
+            note(r.err().and_then(|e| e.raw_response().map(|r| r.status().as_u16())));
             for _ in 0..5 {
                 let r = cfn.describe_stacks().stack_name(&stack).send().await;
-                note(
-                    r.err()
-                        .and_then(|e| e.raw_response().map(|r| r.status().as_u16())),
-                );
+                note(r.err().and_then(|e| e.raw_response().map(|r| r.status().as_u16())));
                 let r = cfn.describe_stack_events().stack_name(&stack).send().await;
-                note(
-                    r.err()
-                        .and_then(|e| e.raw_response().map(|r| r.status().as_u16())),
-                );
+                note(r.err().and_then(|e| e.raw_response().map(|r| r.status().as_u16())));
             }
             let r = cfn.delete_stack().stack_name(&stack).send().await;
-            note(
-                r.err()
-                    .and_then(|e| e.raw_response().map(|r| r.status().as_u16())),
-            );
+            note(r.err().and_then(|e| e.raw_response().map(|r| r.status().as_u16())));
             server_errors
         }));
     }
@@ -991,11 +644,7 @@ async fn sixteen_concurrent_clients_never_see_a_server_error() {
 #[tokio::test]
 async fn stacks_take_the_configured_time_and_endpoints_can_point_at_a_local_server() {
     // An emulator of this test's own: its configuration does not leak into other tests.
-    let emu = Emulator::start(Options {
-        stack_delay_seconds: 3.0,
-        ..Options::default()
-    })
-    .expect("start");
+    let emu = Emulator::start(Options { stack_delay_seconds: 3.0, ..Options::default() }).expect("start");
     emu.configure(serde_json::json!({ "endpoint_address": "127.0.0.1", "endpoint_port": 16379 }));
     let cfn = emu.cloudformation();
     let vpc = deploy_vpc(&cfn).await;
@@ -1003,17 +652,9 @@ async fn stacks_take_the_configured_time_and_endpoints_can_point_at_a_local_serv
     let started = std::time::Instant::now();
     create_redis(&cfn, &stack, &seed_params("dev", &vpc)).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        status(&cfn, &stack).await,
-        StackStatus::CreateInProgress,
-        "still in progress half-way"
-    );
+    assert_eq!(status(&cfn, &stack).await, StackStatus::CreateInProgress, "still in progress half-way");
     let done = wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
-    assert!(
-        started.elapsed() >= Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() >= Duration::from_secs(3), "took {:?}", started.elapsed());
     let outs = outputs(&done);
     assert_eq!(outs[output::ENDPOINT], "127.0.0.1");
     assert_eq!(outs[output::READER_ENDPOINT], "127.0.0.1");
@@ -1030,8 +671,7 @@ async fn calls_are_counted_per_stack_and_action() {
         describe(&cfn, &stack).await;
     }
     let after = emu.calls(Some(&stack));
-    let n =
-        |m: &BTreeMap<String, u64>| m.get("cloudformation:DescribeStacks").copied().unwrap_or(0);
+    let n = |m: &BTreeMap<String, u64>| m.get("cloudformation:DescribeStacks").copied().unwrap_or(0);
     assert_eq!(n(&after) - n(&before), 3);
     assert_eq!(after.get("cloudformation:CreateStack"), Some(&1));
 }
@@ -1040,25 +680,11 @@ async fn calls_are_counted_per_stack_and_action() {
 fn the_emulator_fails_fast_on_a_taken_port_or_a_missing_python() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
-    let e = Emulator::start(Options {
-        port: Some(port),
-        ..Options::default()
-    })
-    .err()
-    .expect("must fail");
-    assert!(
-        e.0.contains(&format!("port 127.0.0.1:{port} is already in use")),
-        "{e}"
-    );
+    let e = Emulator::start(Options { port: Some(port), ..Options::default() }).err().expect("must fail");
+    assert!(e.0.contains(&format!("port 127.0.0.1:{port} is already in use")), "{e}");
 
-    let e = Emulator::start(Options {
-        python: Some("/nonexistent/python".into()),
-        ..Options::default()
-    })
-    .err()
-    .expect("must fail");
-    assert!(
-        e.0.contains("Python for the AWS emulator is missing") && e.0.contains("make venv"),
-        "{e}"
-    );
+    let e = Emulator::start(Options { python: Some("/nonexistent/python".into()), ..Options::default() })
+        .err()
+        .expect("must fail");
+    assert!(e.0.contains("Python for the AWS emulator is missing") && e.0.contains("make venv"), "{e}");
 }

@@ -40,15 +40,7 @@ impl World {
         let vpc = deploy_vpc(emu).await;
         let operator = Some(Operator::start(cp, emu, &ns).await);
         let api = Api::namespaced(client.clone(), &ns);
-        World {
-            cp,
-            emu,
-            client,
-            ns,
-            vpc,
-            api,
-            operator,
-        }
+        World { cp, emu, client, ns, vpc, api, operator }
     }
 
     fn manifest(&self, name: &str, env: &str, extra: Value) -> OmsRedis {
@@ -66,19 +58,12 @@ impl World {
     }
 
     async fn create(&self, name: &str, env: &str, extra: Value) -> OmsRedis {
-        self.api
-            .create(&PostParams::default(), &self.manifest(name, env, extra))
-            .await
-            .expect("create the OmsRedis")
+        self.api.create(&PostParams::default(), &self.manifest(name, env, extra)).await.expect("create the OmsRedis")
     }
 
     async fn patch_spec(&self, name: &str, spec: Value) {
         self.api
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": spec })),
-            )
+            .patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec })))
             .await
             .expect("patch the spec");
     }
@@ -102,30 +87,17 @@ impl World {
         .await
     }
 
-    async fn condition_reason(
-        &self,
-        name: &str,
-        type_: &str,
-        status: &str,
-        reason: &str,
-    ) -> OmsRedis {
-        eventually(
-            &format!("{name} {type_}={status} ({reason})"),
-            WAIT,
-            || async {
-                let o = self.api.get(name).await.ok()?;
-                let c = condition(&o, type_)?;
-                (c.status == status && c.reason == reason).then_some(o)
-            },
-        )
+    async fn condition_reason(&self, name: &str, type_: &str, status: &str, reason: &str) -> OmsRedis {
+        eventually(&format!("{name} {type_}={status} ({reason})"), WAIT, || async {
+            let o = self.api.get(name).await.ok()?;
+            let c = condition(&o, type_)?;
+            (c.status == status && c.reason == reason).then_some(o)
+        })
         .await
     }
 
     async fn secret(&self, name: &str) -> Option<Secret> {
-        Api::<Secret>::namespaced(self.client.clone(), &self.ns)
-            .get_opt(name)
-            .await
-            .expect("get the Secret")
+        Api::<Secret>::namespaced(self.client.clone(), &self.ns).get_opt(name).await.expect("get the Secret")
     }
 
     async fn events(&self, reason: &str) -> Vec<CoreEvent> {
@@ -160,25 +132,16 @@ impl World {
             .calls(Some(stack))
             .iter()
             .filter(|(k, _)| {
-                [
-                    "CreateStack",
-                    "UpdateStack",
-                    "DeleteStack",
-                    "CreateSnapshot",
-                ]
-                .iter()
-                .any(|a| k.ends_with(&format!(":{a}")))
+                ["CreateStack", "UpdateStack", "DeleteStack", "CreateSnapshot"]
+                    .iter()
+                    .any(|a| k.ends_with(&format!(":{a}")))
             })
             .map(|(_, v)| *v)
             .sum()
     }
 
     fn count(&self, stack: &str, action: &str) -> u64 {
-        self.emu
-            .calls(Some(stack))
-            .get(action)
-            .copied()
-            .unwrap_or(0)
+        self.emu.calls(Some(stack)).get(action).copied().unwrap_or(0)
     }
 }
 
@@ -186,40 +149,23 @@ fn condition<'a>(
     o: &'a OmsRedis,
     type_: &str,
 ) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    o.status
-        .as_ref()?
-        .stack
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
+    o.status.as_ref()?.stack.conditions.iter().find(|c| c.type_ == type_)
 }
 
 async fn deploy_vpc(emu: &Emulator) -> String {
     let cfn = emu.cloudformation();
     let vpc = unique_name("oms-vpc");
-    cfn.create_stack()
-        .stack_name(&vpc)
-        .template_body(VPC_TEMPLATE)
-        .send()
-        .await
-        .expect("create the VPC stack");
+    cfn.create_stack().stack_name(&vpc).template_body(VPC_TEMPLATE).send().await.expect("create the VPC stack");
     eventually("the VPC stack", WAIT, || async {
         let s = cfn.describe_stacks().stack_name(&vpc).send().await.ok()?;
-        (s.stacks().first()?.stack_status().map(|s| s.as_str()) == Some("CREATE_COMPLETE"))
-            .then_some(())
+        (s.stacks().first()?.stack_status().map(|s| s.as_str()) == Some("CREATE_COMPLETE")).then_some(())
     })
     .await;
     vpc
 }
 
 async fn stack(emu: &Emulator, name: &str) -> Option<aws_sdk_cloudformation::types::Stack> {
-    match emu
-        .cloudformation()
-        .describe_stacks()
-        .stack_name(name)
-        .send()
-        .await
-    {
+    match emu.cloudformation().describe_stacks().stack_name(name).send().await {
         Ok(out) => out.stacks().first().cloned(),
         Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => None,
         Err(e) => panic!("describe {name}: {e:?}"),
@@ -229,20 +175,12 @@ async fn stack(emu: &Emulator, name: &str) -> Option<aws_sdk_cloudformation::typ
 fn stack_params(s: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
     s.parameters()
         .iter()
-        .filter_map(|p| {
-            Some((
-                p.parameter_key()?.to_string(),
-                p.parameter_value()?.to_string(),
-            ))
-        })
+        .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
         .collect()
 }
 
 fn stack_tags(s: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
-    s.tags()
-        .iter()
-        .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-        .collect()
+    s.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect()
 }
 
 fn secret_data(s: &Secret) -> BTreeMap<String, String> {
@@ -266,24 +204,16 @@ fn seed(env: &str, vpc: &str) -> BTreeMap<String, String> {
         (param::NODE_TYPE.to_string(), node.to_string()),
         (param::NUM_CACHE_NODES.to_string(), nodes.to_string()),
         (param::ENGINE_VERSION.to_string(), "7.1".to_string()),
-        (
-            param::SNAPSHOT_RETENTION_LIMIT.to_string(),
-            retention.to_string(),
-        ),
-        (
-            param::AUTOMATIC_FAILOVER_ENABLED.to_string(),
-            failover.to_string(),
-        ),
+        (param::SNAPSHOT_RETENTION_LIMIT.to_string(), retention.to_string()),
+        (param::AUTOMATIC_FAILOVER_ENABLED.to_string(), failover.to_string()),
     ])
 }
 
 #[tokio::test]
 async fn dev_staging_and_prod_reach_ready_with_the_seeds_presets() {
     let w = World::new("life").await;
-    let names: Vec<(String, &str)> = ["dev", "staging", "prod"]
-        .iter()
-        .map(|env| (unique_name(&format!("oms-redis-{env}")), *env))
-        .collect();
+    let names: Vec<(String, &str)> =
+        ["dev", "staging", "prod"].iter().map(|env| (unique_name(&format!("oms-redis-{env}")), *env)).collect();
     for (name, env) in &names {
         w.create(name, env, json!({})).await;
     }
@@ -291,21 +221,10 @@ async fn dev_staging_and_prod_reach_ready_with_the_seeds_presets() {
         let o = w.ready(name).await;
         let status = o.status.clone().expect("status");
         let want = seed(env, &w.vpc);
-        assert_eq!(
-            status.stack.applied_parameters.as_ref(),
-            Some(&want),
-            "{env}: applied"
-        );
+        assert_eq!(status.stack.applied_parameters.as_ref(), Some(&want), "{env}: applied");
         let live = stack(w.emu, name).await.expect("the stack exists");
-        assert_eq!(
-            stack_params(&live),
-            want,
-            "{env}: the stack runs the seed's parameters"
-        );
-        assert_eq!(
-            status.stack.stack_status.as_deref(),
-            Some("CREATE_COMPLETE")
-        );
+        assert_eq!(stack_params(&live), want, "{env}: the stack runs the seed's parameters");
+        assert_eq!(status.stack.stack_status.as_deref(), Some("CREATE_COMPLETE"));
         assert_eq!(status.stack.stack_name.as_deref(), Some(name.as_str()));
         assert_eq!(status.stack.stack_id.as_deref(), live.stack_id());
         assert_eq!(status.replication_group_id.as_deref(), Some(name.as_str()));
@@ -315,46 +234,22 @@ async fn dev_staging_and_prod_reach_ready_with_the_seeds_presets() {
         assert_eq!(tags.get(ownership::NAME), Some(name));
         assert_eq!(tags.get(ownership::UID), o.metadata.uid.as_ref());
 
-        let secret = w
-            .secret(&format!("{name}-redis"))
-            .await
-            .expect("the Secret exists");
+        let secret = w.secret(&format!("{name}-redis")).await.expect("the Secret exists");
         let data = secret_data(&secret);
         let host = status.endpoint.clone().expect("an endpoint");
         assert_eq!(data[secret_key::HOST], host);
         assert_eq!(data[secret_key::PORT], "6379");
-        assert_eq!(
-            data[secret_key::READER_HOST],
-            status.reader_endpoint.clone().expect("a reader endpoint")
-        );
+        assert_eq!(data[secret_key::READER_HOST], status.reader_endpoint.clone().expect("a reader endpoint"));
         assert_eq!(data[secret_key::REPLICATION_GROUP_ID], *name);
         assert!(data[secret_key::SECURITY_GROUP_ID].starts_with("sg-"));
-        let (scheme, tls) = if *env == "prod" {
-            ("rediss", "true")
-        } else {
-            ("redis", "false")
-        };
-        assert_eq!(
-            data[secret_key::URL],
-            format!("{scheme}://{host}:6379"),
-            "{env}"
-        );
+        let (scheme, tls) = if *env == "prod" { ("rediss", "true") } else { ("redis", "false") };
+        assert_eq!(data[secret_key::URL], format!("{scheme}://{host}:6379"), "{env}");
         assert_eq!(data[secret_key::TLS], tls);
         let owner = secret.metadata.owner_references.clone().unwrap_or_default();
         assert_eq!(owner.len(), 1);
         assert_eq!(Some(&owner[0].uid), o.metadata.uid.as_ref());
-        assert!(
-            secret
-                .metadata
-                .annotations
-                .unwrap_or_default()
-                .contains_key("oms-data-operator/content-hash")
-        );
-        assert_eq!(
-            w.count(name, "cloudformation:CreateStack"),
-            1,
-            "{env}: one create"
-        );
+        assert!(secret.metadata.annotations.unwrap_or_default().contains_key("oms-data-operator/content-hash"));
+        assert_eq!(w.count(name, "cloudformation:CreateStack"), 1, "{env}: one create");
     }
 }
 
@@ -366,49 +261,25 @@ async fn spec_edits_update_the_stack_and_status_follows() {
     w.ready(&name).await;
     let secret_before = secret_data(&w.secret(&format!("{name}-redis")).await.expect("secret"));
 
-    w.patch_spec(&name, json!({ "nodeType": "cache.t4g.small" }))
-        .await;
+    w.patch_spec(&name, json!({ "nodeType": "cache.t4g.small" })).await;
     let o = w.ready(&name).await;
-    let applied = o
-        .status
-        .clone()
-        .and_then(|s| s.stack.applied_parameters)
-        .expect("applied");
+    let applied = o.status.clone().and_then(|s| s.stack.applied_parameters).expect("applied");
     assert_eq!(applied[param::NODE_TYPE], "cache.t4g.small");
-    assert_eq!(
-        stack_params(&stack(w.emu, &name).await.expect("stack"))[param::NODE_TYPE],
-        "cache.t4g.small"
-    );
+    assert_eq!(stack_params(&stack(w.emu, &name).await.expect("stack"))[param::NODE_TYPE], "cache.t4g.small");
     assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 1);
 
     w.patch_spec(&name, json!({ "numCacheNodes": 2 })).await;
     let o = w.ready(&name).await;
-    let applied = o
-        .status
-        .clone()
-        .and_then(|s| s.stack.applied_parameters)
-        .expect("applied");
+    let applied = o.status.clone().and_then(|s| s.stack.applied_parameters).expect("applied");
     assert_eq!(applied[param::NUM_CACHE_NODES], "2");
     assert_eq!(applied[param::NODE_TYPE], "cache.t4g.small");
     assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 2);
-    let groups = w
-        .emu
-        .elasticache()
-        .describe_replication_groups()
-        .replication_group_id(&name)
-        .send()
-        .await
-        .expect("rg");
+    let groups =
+        w.emu.elasticache().describe_replication_groups().replication_group_id(&name).send().await.expect("rg");
     assert_eq!(groups.replication_groups()[0].member_clusters().len(), 2);
-    assert_eq!(
-        groups.replication_groups()[0].cache_node_type(),
-        Some("cache.t4g.small")
-    );
+    assert_eq!(groups.replication_groups()[0].cache_node_type(), Some("cache.t4g.small"));
     let secret_after = secret_data(&w.secret(&format!("{name}-redis")).await.expect("secret"));
-    assert_eq!(
-        secret_after[secret_key::HOST],
-        secret_before[secret_key::HOST]
-    );
+    assert_eq!(secret_after[secret_key::HOST], secret_before[secret_key::HOST]);
 }
 
 #[tokio::test]
@@ -420,13 +291,7 @@ async fn a_label_only_edit_makes_no_aws_write_calls() {
     let writes = w.writes(&name);
     assert_eq!(writes, 1, "just the create");
     let metrics = w.operator.as_ref().expect("operator").metrics.clone();
-    let reconciles = || {
-        metrics
-            .encode()
-            .lines()
-            .filter(|l| l.starts_with("oms_data_operator_reconcile_total"))
-            .count()
-    };
+    let reconciles = || metrics.encode().lines().filter(|l| l.starts_with("oms_data_operator_reconcile_total")).count();
     let before = metrics.encode();
     w.api
         .patch(
@@ -437,20 +302,12 @@ async fn a_label_only_edit_makes_no_aws_write_calls() {
         .await
         .expect("label");
     // The label change is seen and reconciled...
-    eventually("a reconcile after the label edit", WAIT, || async {
-        (metrics.encode() != before).then_some(())
-    })
-    .await;
+    eventually("a reconcile after the label edit", WAIT, || async { (metrics.encode() != before).then_some(()) }).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(reconciles() > 0);
     // ...without a single AWS write.
     assert_eq!(w.writes(&name), writes);
-    assert_eq!(
-        condition(&w.get(&name).await, "Ready")
-            .map(|c| c.status.clone())
-            .as_deref(),
-        Some("True")
-    );
+    assert_eq!(condition(&w.get(&name).await, "Ready").map(|c| c.status.clone()).as_deref(), Some("True"));
 }
 
 #[tokio::test]
@@ -458,25 +315,17 @@ async fn a_failed_create_is_deleted_and_created_again_with_a_warning() {
     let w = World::new("cfail").await;
     let name = unique_name("oms-redis-cfail");
     let reason = "Cache node type cache.t4g.micro is not available in us-east-1a";
-    w.emu
-        .configure(json!({ "stack_delays": { name.clone(): 2.5 } }));
-    w.emu
-        .fail_next(&name, "create", "RedisReplicationGroup", reason);
+    w.emu.configure(json!({ "stack_delays": { name.clone(): 2.5 } }));
+    w.emu.fail_next(&name, "create", "RedisReplicationGroup", reason);
     w.create(&name, "dev", json!({})).await;
     let note = w.event_note("StackRecreating").await;
-    assert!(
-        note.contains(reason) && note.contains("RedisReplicationGroup"),
-        "{note}"
-    );
+    assert!(note.contains(reason) && note.contains("RedisReplicationGroup"), "{note}");
     let events = w.events("StackRecreating").await;
     assert_eq!(events[0].type_.as_deref(), Some("Warning"));
     let o = w.ready(&name).await;
     assert_eq!(w.count(&name, "cloudformation:CreateStack"), 2);
     assert_eq!(w.count(&name, "cloudformation:DeleteStack"), 1);
-    assert_eq!(
-        o.status.and_then(|s| s.stack.stack_status).as_deref(),
-        Some("CREATE_COMPLETE")
-    );
+    assert_eq!(o.status.and_then(|s| s.stack.stack_status).as_deref(), Some("CREATE_COMPLETE"));
 }
 
 #[tokio::test]
@@ -487,45 +336,25 @@ async fn a_rolled_back_update_is_reported_and_the_old_endpoints_stay_published()
     let before = w.ready(&name).await;
     let secret_before = secret_data(&w.secret(&format!("{name}-redis")).await.expect("secret"));
     let reason = "Insufficient capacity for cache.t4g.medium";
-    w.emu
-        .fail_next(&name, "update", "RedisReplicationGroup", reason);
-    w.patch_spec(&name, json!({ "nodeType": "cache.t4g.medium" }))
-        .await;
-    let o = w
-        .condition_reason(&name, "Stalled", "True", "StackUpdateRolledBack")
-        .await;
+    w.emu.fail_next(&name, "update", "RedisReplicationGroup", reason);
+    w.patch_spec(&name, json!({ "nodeType": "cache.t4g.medium" })).await;
+    let o = w.condition_reason(&name, "Stalled", "True", "StackUpdateRolledBack").await;
     let ready = condition(&o, "Ready").expect("Ready");
     assert_eq!(ready.status, "False");
     assert!(ready.message.contains(reason), "{}", ready.message);
     let status = o.status.clone().expect("status");
-    assert_eq!(
-        status.stack.stack_status.as_deref(),
-        Some("UPDATE_ROLLBACK_COMPLETE")
-    );
-    assert_eq!(
-        status.endpoint,
-        before.status.as_ref().and_then(|s| s.endpoint.clone())
-    );
-    assert_eq!(
-        secret_data(&w.secret(&format!("{name}-redis")).await.expect("secret")),
-        secret_before
-    );
+    assert_eq!(status.stack.stack_status.as_deref(), Some("UPDATE_ROLLBACK_COMPLETE"));
+    assert_eq!(status.endpoint, before.status.as_ref().and_then(|s| s.endpoint.clone()));
+    assert_eq!(secret_data(&w.secret(&format!("{name}-redis")).await.expect("secret")), secret_before);
     let note = w.event_note("StackUpdateRolledBack").await;
     assert!(note.contains(reason), "{note}");
     // No retry loop: the same spec is not sent again.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 1);
     // A new spec change tries again.
-    w.patch_spec(
-        &name,
-        json!({ "nodeType": "cache.t4g.medium", "numCacheNodes": 3 }),
-    )
-    .await;
+    w.patch_spec(&name, json!({ "nodeType": "cache.t4g.medium", "numCacheNodes": 3 })).await;
     let o = w.ready(&name).await;
-    assert_eq!(
-        o.status.and_then(|s| s.stack.stack_status).as_deref(),
-        Some("UPDATE_COMPLETE")
-    );
+    assert_eq!(o.status.and_then(|s| s.stack.stack_status).as_deref(), Some("UPDATE_COMPLETE"));
 }
 
 #[tokio::test]
@@ -535,12 +364,8 @@ async fn a_failed_delete_is_reported_and_retried() {
     w.create(&name, "dev", json!({})).await;
     w.ready(&name).await;
     let reason = "Cannot delete replication group while a snapshot is in progress";
-    w.emu
-        .fail_next(&name, "delete", "RedisReplicationGroup", reason);
-    w.api
-        .delete(&name, &DeleteParams::default())
-        .await
-        .expect("delete");
+    w.emu.fail_next(&name, "delete", "RedisReplicationGroup", reason);
+    w.api.delete(&name, &DeleteParams::default()).await.expect("delete");
     let note = w.event_note("StackDeleteFailed").await;
     assert!(note.contains(reason), "{note}");
     w.gone(&name).await;
@@ -558,10 +383,7 @@ async fn throttling_is_ridden_out() {
     w.ready(&name).await;
     assert!(w.count(&name, "cloudformation:DescribeStacks") > 7);
     assert_eq!(w.count(&name, "cloudformation:CreateStack"), 1);
-    assert!(
-        !w.events("AwsThrottled").await.is_empty(),
-        "the throttling was reported"
-    );
+    assert!(!w.events("AwsThrottled").await.is_empty(), "the throttling was reported");
 }
 
 #[tokio::test]
@@ -570,24 +392,14 @@ async fn each_deletion_policy_does_what_it_says() {
     let deleted = unique_name("oms-redis-del");
     let retained = unique_name("oms-redis-ret");
     let snapshotted = unique_name("oms-redis-snap");
-    w.create(&deleted, "dev", json!({ "deletionPolicy": "Delete" }))
-        .await;
-    w.create(&retained, "dev", json!({ "deletionPolicy": "Retain" }))
-        .await;
-    w.create(
-        &snapshotted,
-        "staging",
-        json!({ "deletionPolicy": "Snapshot" }),
-    )
-    .await;
+    w.create(&deleted, "dev", json!({ "deletionPolicy": "Delete" })).await;
+    w.create(&retained, "dev", json!({ "deletionPolicy": "Retain" })).await;
+    w.create(&snapshotted, "staging", json!({ "deletionPolicy": "Snapshot" })).await;
     for n in [&deleted, &retained, &snapshotted] {
         w.ready(n).await;
     }
     for n in [&deleted, &retained, &snapshotted] {
-        w.api
-            .delete(n, &DeleteParams::default())
-            .await
-            .expect("delete");
+        w.api.delete(n, &DeleteParams::default()).await.expect("delete");
     }
     for n in [&deleted, &retained, &snapshotted] {
         w.gone(n).await;
@@ -595,86 +407,42 @@ async fn each_deletion_policy_does_what_it_says() {
 
     // Delete: the stack is gone, and the garbage collector takes the Secret.
     assert!(stack(w.emu, &deleted).await.is_none());
-    eventually(
-        "the garbage collector to remove the Secret",
-        WAIT,
-        || async {
-            w.secret(&format!("{deleted}-redis"))
-                .await
-                .is_none()
-                .then_some(())
-        },
-    )
+    eventually("the garbage collector to remove the Secret", WAIT, || async {
+        w.secret(&format!("{deleted}-redis")).await.is_none().then_some(())
+    })
     .await;
 
     // Retain: the stack stays, tagged orphaned; the Secret stays, owned by nobody.
     let kept = stack(w.emu, &retained).await.expect("the retained stack");
-    assert_eq!(
-        kept.stack_status().map(|s| s.as_str()),
-        Some("UPDATE_COMPLETE")
-    );
-    assert_eq!(
-        stack_tags(&kept)
-            .get(ownership::ORPHANED)
-            .map(String::as_str),
-        Some("true")
-    );
+    assert_eq!(kept.stack_status().map(|s| s.as_str()), Some("UPDATE_COMPLETE"));
+    assert_eq!(stack_tags(&kept).get(ownership::ORPHANED).map(String::as_str), Some("true"));
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let secret = w
-        .secret(&format!("{retained}-redis"))
-        .await
-        .expect("the retained Secret");
-    assert!(
-        secret
-            .metadata
-            .owner_references
-            .clone()
-            .unwrap_or_default()
-            .is_empty()
-    );
+    let secret = w.secret(&format!("{retained}-redis")).await.expect("the retained Secret");
+    assert!(secret.metadata.owner_references.clone().unwrap_or_default().is_empty());
     assert!(secret_data(&secret).contains_key(secret_key::HOST));
 
     // Snapshot: a snapshot named like the seed's backups, announced in an Event, then deletion.
     assert!(stack(w.emu, &snapshotted).await.is_none());
     let note = w.event_note("SnapshotStarted").await;
-    let date = k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y%m%d")
-        .to_string();
+    let date = k8s_openapi::jiff::Timestamp::now().strftime("%Y%m%d").to_string();
     let snapshot = format!("oms-redis-backup-{date}-{snapshotted}");
     assert!(note.contains(&snapshot), "{note}");
-    let snaps = w
-        .emu
-        .elasticache()
-        .describe_snapshots()
-        .snapshot_name(&snapshot)
-        .send()
-        .await
-        .expect("snapshot");
+    let snaps = w.emu.elasticache().describe_snapshots().snapshot_name(&snapshot).send().await.expect("snapshot");
     assert_eq!(snaps.snapshots()[0].snapshot_status(), Some("available"));
-    assert_eq!(
-        snaps.snapshots()[0].replication_group_id(),
-        Some(snapshotted.as_str())
-    );
+    assert_eq!(snaps.snapshots()[0].replication_group_id(), Some(snapshotted.as_str()));
 }
 
 #[tokio::test]
 async fn the_secret_is_recreated_when_deleted_and_restored_when_edited() {
     let w = World::new("secret").await;
     let name = unique_name("oms-redis-sec");
-    w.create(&name, "dev", json!({ "secretName": "cache-conn" }))
-        .await;
+    w.create(&name, "dev", json!({ "secretName": "cache-conn" })).await;
     w.ready(&name).await;
     let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
     let original = secret_data(&w.secret("cache-conn").await.expect("secret"));
 
-    secrets
-        .delete("cache-conn", &DeleteParams::default())
-        .await
-        .expect("delete the Secret");
-    let recreated = eventually("the Secret to come back", WAIT, || async {
-        w.secret("cache-conn").await
-    })
-    .await;
+    secrets.delete("cache-conn", &DeleteParams::default()).await.expect("delete the Secret");
+    let recreated = eventually("the Secret to come back", WAIT, || async { w.secret("cache-conn").await }).await;
     assert_eq!(secret_data(&recreated), original);
 
     secrets
@@ -690,11 +458,7 @@ async fn the_secret_is_recreated_when_deleted_and_restored_when_edited() {
         (secret_data(&s) == original).then_some(())
     })
     .await;
-    assert_eq!(
-        w.writes(&name),
-        1,
-        "repairing the Secret needs no AWS write"
-    );
+    assert_eq!(w.writes(&name), 1, "repairing the Secret needs no AWS write");
 }
 
 #[tokio::test]
@@ -708,63 +472,33 @@ async fn a_stack_owned_in_another_namespace_is_refused_and_left_untouched() {
     let writes = w.writes(&name);
 
     let other: Api<OmsRedis> = Api::namespaced(w.client.clone(), &other_ns);
-    let mut intruder = w.manifest(
-        "intruder",
-        "dev",
-        json!({ "stackName": name, "nodeType": "cache.t4g.small" }),
-    );
+    let mut intruder = w.manifest("intruder", "dev", json!({ "stackName": name, "nodeType": "cache.t4g.small" }));
     intruder.metadata.namespace = Some(other_ns.clone());
-    other
-        .create(&PostParams::default(), &intruder)
-        .await
-        .expect("create the intruder");
+    other.create(&PostParams::default(), &intruder).await.expect("create the intruder");
     let o = eventually("the intruder to stall", WAIT, || async {
         let o = other.get("intruder").await.ok()?;
         let c = condition(&o, "Stalled")?;
         (c.status == "True" && c.reason == "StackOwnedElsewhere").then_some(o)
     })
     .await;
-    let msg = condition(&o, "Ready")
-        .map(|c| c.message.clone())
-        .unwrap_or_default();
-    assert!(
-        msg.contains(&format!("{}/{name}", w.ns)),
-        "names the owner: {msg}"
-    );
+    let msg = condition(&o, "Ready").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(msg.contains(&format!("{}/{name}", w.ns)), "names the owner: {msg}");
     assert_eq!(w.writes(&name), writes, "nothing was touched");
     let other_secrets: Api<Secret> = Api::namespaced(w.client.clone(), &other_ns);
-    assert!(
-        other_secrets
-            .get_opt("intruder-redis")
-            .await
-            .expect("get")
-            .is_none(),
-        "no Secret for the intruder"
-    );
+    assert!(other_secrets.get_opt("intruder-redis").await.expect("get").is_none(), "no Secret for the intruder");
 
     // Deleting the intruder leaves the stack alone too.
-    other
-        .delete("intruder", &DeleteParams::default())
-        .await
-        .expect("delete the intruder");
+    other.delete("intruder", &DeleteParams::default()).await.expect("delete the intruder");
     eventually("the intruder to go", WAIT, || async {
         matches!(other.get_opt("intruder").await, Ok(None)).then_some(())
     })
     .await;
     assert_eq!(w.writes(&name), writes);
     assert_eq!(
-        stack(w.emu, &name)
-            .await
-            .and_then(|s| s.stack_status().map(|s| s.as_str().to_string()))
-            .as_deref(),
+        stack(w.emu, &name).await.and_then(|s| s.stack_status().map(|s| s.as_str().to_string())).as_deref(),
         Some("CREATE_COMPLETE")
     );
-    assert_eq!(
-        condition(&w.get(&name).await, "Ready")
-            .map(|c| c.status.clone())
-            .as_deref(),
-        Some("True")
-    );
+    assert_eq!(condition(&w.get(&name).await, "Ready").map(|c| c.status.clone()).as_deref(), Some("True"));
 }
 
 #[tokio::test]
@@ -773,12 +507,7 @@ async fn an_untagged_stack_is_adopted_only_when_asked() {
     let name = unique_name("oms-redis-adopt");
     let params: Vec<aws_sdk_cloudformation::types::Parameter> = seed("dev", &w.vpc)
         .into_iter()
-        .map(|(k, v)| {
-            aws_sdk_cloudformation::types::Parameter::builder()
-                .parameter_key(k)
-                .parameter_value(v)
-                .build()
-        })
+        .map(|(k, v)| aws_sdk_cloudformation::types::Parameter::builder().parameter_key(k).parameter_value(v).build())
         .collect();
     let cfn = w.emu.cloudformation();
     cfn.create_stack()
@@ -789,18 +518,11 @@ async fn an_untagged_stack_is_adopted_only_when_asked() {
         .await
         .expect("a stack made by hand");
     w.create(&name, "dev", json!({})).await;
-    let o = w
-        .condition_reason(&name, "Stalled", "True", "StackNotManaged")
-        .await;
-    assert!(
-        condition(&o, "Ready")
-            .map(|c| c.message.contains("adoptExistingStack"))
-            .unwrap_or(false)
-    );
+    let o = w.condition_reason(&name, "Stalled", "True", "StackNotManaged").await;
+    assert!(condition(&o, "Ready").map(|c| c.message.contains("adoptExistingStack")).unwrap_or(false));
     assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 0);
 
-    w.patch_spec(&name, json!({ "adoptExistingStack": true }))
-        .await;
+    w.patch_spec(&name, json!({ "adoptExistingStack": true })).await;
     w.ready(&name).await;
     let tags = stack_tags(&stack(w.emu, &name).await.expect("stack"));
     assert_eq!(tags.get(ownership::NAME), Some(&name));
@@ -812,8 +534,7 @@ async fn an_operator_killed_mid_create_and_restarted_makes_exactly_one_stack() {
     let w = World::new("crash").await;
     // The real binary, killed for real, in a namespace no in-process operator watches.
     let name = unique_name("oms-redis-crash");
-    w.emu
-        .configure(json!({ "stack_delays": { name.clone(): 4.0 } }));
+    w.emu.configure(json!({ "stack_delays": { name.clone(): 4.0 } }));
     let crash_ns = controlplane::test_namespace(&w.client, "crash-bin").await;
     let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &crash_ns);
     let spawn = || {
@@ -843,23 +564,15 @@ async fn an_operator_killed_mid_create_and_restarted_makes_exactly_one_stack() {
     let mut first = spawn();
     let mut manifest = w.manifest(&name, "dev", json!({}));
     manifest.metadata.namespace = Some(crash_ns.clone());
-    api.create(&PostParams::default(), &manifest)
-        .await
-        .expect("create");
+    api.create(&PostParams::default(), &manifest).await.expect("create");
     eventually("the operator to call CreateStack", WAIT, || async {
         (w.count(&name, "cloudformation:CreateStack") >= 1).then_some(())
     })
     .await;
     first.kill().expect("kill -9 the operator");
     let _ = first.wait();
-    let status = stack(w.emu, &name)
-        .await
-        .and_then(|s| s.stack_status().map(|s| s.as_str().to_string()));
-    assert_eq!(
-        status.as_deref(),
-        Some("CREATE_IN_PROGRESS"),
-        "killed mid-create"
-    );
+    let status = stack(w.emu, &name).await.and_then(|s| s.stack_status().map(|s| s.as_str().to_string()));
+    assert_eq!(status.as_deref(), Some("CREATE_IN_PROGRESS"), "killed mid-create");
 
     let mut second = spawn();
     let ready = eventually("Ready after the restart", WAIT, || async {
@@ -869,29 +582,33 @@ async fn an_operator_killed_mid_create_and_restarted_makes_exactly_one_stack() {
     .await;
     let _ = second.kill();
     let _ = second.wait();
-    assert_eq!(
-        w.count(&name, "cloudformation:CreateStack"),
-        1,
-        "exactly one create"
-    );
-    let listed = w
-        .emu
-        .cloudformation()
-        .list_stacks()
-        .send()
-        .await
-        .expect("list stacks");
+    assert_eq!(w.count(&name, "cloudformation:CreateStack"), 1, "exactly one create");
+    let listed = w.emu.cloudformation().list_stacks().send().await.expect("list stacks");
     let live: Vec<_> = listed
         .stack_summaries()
         .iter()
         .filter(|s| {
-            s.stack_name() == Some(name.as_str())
-                && s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE")
+            s.stack_name() == Some(name.as_str()) && s.stack_status().map(|s| s.as_str()) != Some("DELETE_COMPLETE")
         })
         .collect();
     assert_eq!(live.len(), 1, "exactly one stack");
-    assert_eq!(
-        ready.status.and_then(|s| s.stack.stack_id).as_deref(),
-        live[0].stack_id()
-    );
+    assert_eq!(ready.status.and_then(|s| s.stack.stack_id).as_deref(), live[0].stack_id());
+}
+
+#[tokio::test]
+async fn a_missing_vpc_stack_stalls_with_awss_message_and_recovers_when_it_appears() {
+    let w = World::new("novpc").await;
+    let name = unique_name("oms-redis-novpc");
+    let vpc = unique_name("oms-vpc-late");
+    let mut manifest = w.manifest(&name, "dev", json!({}));
+    manifest.spec.vpc_stack_name = vpc.clone();
+    w.api.create(&PostParams::default(), &manifest).await.expect("create");
+    let o = w.condition_reason(&name, "Stalled", "True", "AwsValidationError").await;
+    let msg = condition(&o, "Ready").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(msg.contains(&format!("No export named {vpc}-")), "{msg}");
+    assert!(stack(w.emu, &name).await.is_none(), "nothing half-made");
+
+    let cfn = w.emu.cloudformation();
+    cfn.create_stack().stack_name(&vpc).template_body(VPC_TEMPLATE).send().await.expect("the VPC stack");
+    w.ready(&name).await;
 }

@@ -5,9 +5,7 @@ pub mod presets;
 pub mod spec;
 pub mod template;
 
-use crate::stack::{
-    BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError, status::StackStatus,
-};
+use crate::stack::{BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError, status::StackStatus};
 use kube::ResourceExt;
 use presets::{DEFAULT_ENGINE_VERSION, preset};
 pub use spec::{EngineVersion, Environment, OmsRedis, OmsRedisSpec, OmsRedisStatus};
@@ -31,76 +29,41 @@ impl OmsRedis {
         let s = &self.spec;
         let p = preset(s.environment);
         let nodes = s.num_cache_nodes.unwrap_or(p.num_cache_nodes);
-        let failover = s
-            .automatic_failover_enabled
-            .unwrap_or(p.automatic_failover_enabled);
+        let failover = s.automatic_failover_enabled.unwrap_or(p.automatic_failover_enabled);
         // The schema and CEL rules refuse these at apply time; this guards objects that predate them.
         if !(1..=6).contains(&nodes) {
-            return Err(SpecError(format!(
-                "numCacheNodes must be between 1 and 6, not {nodes}"
-            )));
+            return Err(SpecError(format!("numCacheNodes must be between 1 and 6, not {nodes}")));
         }
         if failover && nodes < 2 {
-            return Err(SpecError(
-                "automaticFailoverEnabled needs at least 2 cache nodes".into(),
-            ));
+            return Err(SpecError("automaticFailoverEnabled needs at least 2 cache nodes".into()));
         }
         if s.environment == Environment::Prod && !failover {
-            return Err(SpecError(
-                "environment prod needs automaticFailoverEnabled: true".into(),
-            ));
+            return Err(SpecError("environment prod needs automaticFailoverEnabled: true".into()));
         }
-        let retention = s
-            .snapshot_retention_limit
-            .unwrap_or(p.snapshot_retention_limit);
+        let retention = s.snapshot_retention_limit.unwrap_or(p.snapshot_retention_limit);
         if !(0..=35).contains(&retention) {
-            return Err(SpecError(format!(
-                "snapshotRetentionLimit must be between 0 and 35, not {retention}"
-            )));
+            return Err(SpecError(format!("snapshotRetentionLimit must be between 0 and 35, not {retention}")));
         }
         Ok(BTreeMap::from([
-            (
-                param::ENVIRONMENT.to_string(),
-                s.environment.as_str().to_string(),
-            ),
+            (param::ENVIRONMENT.to_string(), s.environment.as_str().to_string()),
             (param::VPC_STACK_NAME.to_string(), s.vpc_stack_name.clone()),
-            (
-                param::NODE_TYPE.to_string(),
-                s.node_type
-                    .clone()
-                    .unwrap_or_else(|| p.node_type.to_string()),
-            ),
+            (param::NODE_TYPE.to_string(), s.node_type.clone().unwrap_or_else(|| p.node_type.to_string())),
             (param::NUM_CACHE_NODES.to_string(), nodes.to_string()),
             (
                 param::ENGINE_VERSION.to_string(),
-                s.engine_version
-                    .unwrap_or(DEFAULT_ENGINE_VERSION)
-                    .as_str()
-                    .to_string(),
+                s.engine_version.unwrap_or(DEFAULT_ENGINE_VERSION).as_str().to_string(),
             ),
-            (
-                param::SNAPSHOT_RETENTION_LIMIT.to_string(),
-                retention.to_string(),
-            ),
-            (
-                param::AUTOMATIC_FAILOVER_ENABLED.to_string(),
-                failover.to_string(),
-            ),
+            (param::SNAPSHOT_RETENTION_LIMIT.to_string(), retention.to_string()),
+            (param::AUTOMATIC_FAILOVER_ENABLED.to_string(), failover.to_string()),
         ]))
     }
 
     pub fn stack_name(&self) -> String {
-        self.spec
-            .stack_name
-            .clone()
-            .unwrap_or_else(|| self.name_any())
+        self.spec.stack_name.clone().unwrap_or_else(|| self.name_any())
     }
 
     pub fn secret_name(&self) -> String {
-        self.spec
-            .secret_name
-            .clone()
-            .unwrap_or_else(|| format!("{}-redis", self.name_any()))
+        self.spec.secret_name.clone().unwrap_or_else(|| format!("{}-redis", self.name_any()))
     }
 }
 
@@ -140,12 +103,9 @@ impl DataStack for OmsRedis {
         };
         let host = get(output::ENDPOINT)?;
         let port = get(output::PORT)?;
-        let port_number: i32 = port.parse().map_err(|_| {
-            SpecError(format!(
-                "the stack's {} output is not a port: {port}",
-                output::PORT
-            ))
-        })?;
+        let port_number: i32 = port
+            .parse()
+            .map_err(|_| SpecError(format!("the stack's {} output is not a port: {port}", output::PORT)))?;
         let reader = get(output::READER_ENDPOINT)?;
         let group = get(output::REPLICATION_GROUP_ID)?;
         let security_group = get(output::SECURITY_GROUP_ID)?;
@@ -155,16 +115,10 @@ impl DataStack for OmsRedis {
             (secret_key::HOST.to_string(), host.clone()),
             (secret_key::PORT.to_string(), port.clone()),
             (secret_key::READER_HOST.to_string(), reader.clone()),
-            (
-                secret_key::URL.to_string(),
-                format!("{scheme}://{host}:{port}"),
-            ),
+            (secret_key::URL.to_string(), format!("{scheme}://{host}:{port}")),
             (secret_key::TLS.to_string(), tls.to_string()),
             (secret_key::REPLICATION_GROUP_ID.to_string(), group.clone()),
-            (
-                secret_key::SECURITY_GROUP_ID.to_string(),
-                security_group.clone(),
-            ),
+            (secret_key::SECURITY_GROUP_ID.to_string(), security_group.clone()),
         ]);
         let mut status = serde_json::Map::new();
         status.insert("endpoint".into(), host.into());
@@ -212,10 +166,7 @@ mod tests {
     }
 
     fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     /// The seed's three create-stack commands, parameter for parameter.
@@ -240,9 +191,7 @@ mod tests {
     #[test]
     fn omitted_fields_take_the_environments_preset() {
         for env in ["dev", "staging", "prod"] {
-            let r = redis(
-                serde_json::json!({ "environment": env, "vpcStackName": format!("oms-vpc-{env}") }),
-            );
+            let r = redis(serde_json::json!({ "environment": env, "vpcStackName": format!("oms-vpc-{env}") }));
             assert_eq!(r.parameters().expect("valid"), seed(env), "{env}");
         }
     }
@@ -254,11 +203,7 @@ mod tests {
             let text = std::fs::read_to_string(&path).expect("example exists");
             let r: OmsRedis = serde_saphyr::from_str(&text).expect("example parses");
             assert_eq!(r.parameters().expect("valid"), seed(env), "{path}");
-            assert_eq!(
-                r.stack_name(),
-                format!("oms-redis-{env}"),
-                "the seed's stack name"
-            );
+            assert_eq!(r.stack_name(), format!("oms-redis-{env}"), "the seed's stack name");
         }
     }
 
@@ -297,10 +242,7 @@ mod tests {
                 serde_json::json!({ "environment": "prod", "vpcStackName": "v", "automaticFailoverEnabled": false }),
                 "prod",
             ),
-            (
-                serde_json::json!({ "environment": "dev", "vpcStackName": "v", "numCacheNodes": 9 }),
-                "between 1 and 6",
-            ),
+            (serde_json::json!({ "environment": "dev", "vpcStackName": "v", "numCacheNodes": 9 }), "between 1 and 6"),
             (
                 serde_json::json!({ "environment": "dev", "vpcStackName": "v", "snapshotRetentionLimit": 40 }),
                 "between 0 and 35",
@@ -314,15 +256,9 @@ mod tests {
 
     fn outputs() -> BTreeMap<String, String> {
         params(&[
-            (
-                "RedisEndpoint",
-                "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com",
-            ),
+            ("RedisEndpoint", "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com"),
             ("RedisPort", "6379"),
-            (
-                "RedisReaderEndpoint",
-                "oms-redis-prod-ro.abc123.ng.0001.use1.cache.amazonaws.com",
-            ),
+            ("RedisReaderEndpoint", "oms-redis-prod-ro.abc123.ng.0001.use1.cache.amazonaws.com"),
             ("RedisSecurityGroupId", "sg-0123"),
             ("RedisReplicationGroupId", "oms-redis-prod"),
         ])
@@ -332,28 +268,16 @@ mod tests {
     fn outputs_become_the_secret_and_status() {
         let r = redis(serde_json::json!({ "environment": "prod", "vpcStackName": "v" }));
         let p = r.publish(&outputs(), &seed("prod")).expect("published");
-        assert_eq!(
-            p.secret[secret_key::HOST],
-            "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com"
-        );
+        assert_eq!(p.secret[secret_key::HOST], "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com");
         assert_eq!(p.secret[secret_key::PORT], "6379");
-        assert_eq!(
-            p.secret[secret_key::READER_HOST],
-            "oms-redis-prod-ro.abc123.ng.0001.use1.cache.amazonaws.com"
-        );
-        assert_eq!(
-            p.secret[secret_key::URL],
-            "rediss://oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com:6379"
-        );
+        assert_eq!(p.secret[secret_key::READER_HOST], "oms-redis-prod-ro.abc123.ng.0001.use1.cache.amazonaws.com");
+        assert_eq!(p.secret[secret_key::URL], "rediss://oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com:6379");
         assert_eq!(p.secret[secret_key::TLS], "true");
         assert_eq!(p.secret[secret_key::REPLICATION_GROUP_ID], "oms-redis-prod");
         assert_eq!(p.secret[secret_key::SECURITY_GROUP_ID], "sg-0123");
         assert_eq!(p.secret.len(), 7);
         assert_eq!(p.status["port"], 6379);
-        assert_eq!(
-            p.status["endpoint"],
-            "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com"
-        );
+        assert_eq!(p.status["endpoint"], "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com");
 
         let dev = r.publish(&outputs(), &seed("dev")).expect("published");
         assert!(dev.secret[secret_key::URL].starts_with("redis://"));
@@ -365,12 +289,7 @@ mod tests {
         let r = redis(serde_json::json!({ "environment": "dev", "vpcStackName": "v" }));
         let mut missing = outputs();
         missing.remove("RedisReaderEndpoint");
-        assert!(
-            r.publish(&missing, &seed("dev"))
-                .expect_err("missing")
-                .0
-                .contains("RedisReaderEndpoint")
-        );
+        assert!(r.publish(&missing, &seed("dev")).expect_err("missing").0.contains("RedisReaderEndpoint"));
         let mut bad_port = outputs();
         bad_port.insert("RedisPort".into(), "six".into());
         assert!(r.publish(&bad_port, &seed("dev")).is_err());

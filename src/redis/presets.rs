@@ -43,27 +43,20 @@ pub const fn preset(env: Environment) -> Preset {
     }
 }
 
-const ALL_ENVIRONMENTS: [Environment; 3] =
-    [Environment::Dev, Environment::Staging, Environment::Prod];
+const ALL_ENVIRONMENTS: [Environment; 3] = [Environment::Dev, Environment::Staging, Environment::Prod];
 
 /// A CEL expression for a spec field with its preset fallback, e.g.
 /// `(has(self.numCacheNodes) ? self.numCacheNodes : (self.environment == 'dev' ? 1 : ...))`.
 fn effective(field: &str, value: impl Fn(Preset) -> String) -> String {
     let mut fallback = value(preset(Environment::Prod));
     for env in ALL_ENVIRONMENTS.iter().rev().skip(1) {
-        fallback = format!(
-            "(self.environment == '{}' ? {} : {fallback})",
-            env.as_str(),
-            value(preset(*env))
-        );
+        fallback = format!("(self.environment == '{}' ? {} : {fallback})", env.as_str(), value(preset(*env)));
     }
     format!("(has(self.{field}) ? self.{field} : {fallback})")
 }
 
 fn effective_failover() -> String {
-    effective("automaticFailoverEnabled", |p| {
-        p.automatic_failover_enabled.to_string()
-    })
+    effective("automaticFailoverEnabled", |p| p.automatic_failover_enabled.to_string())
 }
 
 /// CEL: failover, as given or preset, needs at least two nodes, as given or preset.
@@ -107,14 +100,7 @@ mod tests {
         assert_eq!(preset(Environment::Staging).snapshot_retention_limit, 3);
         assert!(preset(Environment::Staging).automatic_failover_enabled);
         let prod = preset(Environment::Prod);
-        assert_eq!(
-            (
-                prod.node_type,
-                prod.num_cache_nodes,
-                prod.snapshot_retention_limit
-            ),
-            ("cache.m7g.large", 3, 7)
-        );
+        assert_eq!((prod.node_type, prod.num_cache_nodes, prod.snapshot_retention_limit), ("cache.m7g.large", 3, 7));
         assert!(prod.automatic_failover_enabled && prod.encrypted);
     }
 
@@ -122,10 +108,7 @@ mod tests {
     fn every_preset_satisfies_the_rules_it_feeds() {
         for env in ALL_ENVIRONMENTS {
             let p = preset(env);
-            assert!(
-                !p.automatic_failover_enabled || p.num_cache_nodes >= 2,
-                "{env:?}"
-            );
+            assert!(!p.automatic_failover_enabled || p.num_cache_nodes >= 2, "{env:?}");
             assert!(env != Environment::Prod || p.automatic_failover_enabled);
         }
     }
@@ -141,8 +124,7 @@ mod tests {
              (self.environment == 'dev' ? 1 : (self.environment == 'staging' ? 2 : 3))) >= 2"
         );
         assert!(
-            prod_needs_failover_rule()
-                .starts_with("self.environment != 'prod' || (has(self.automaticFailoverEnabled)")
+            prod_needs_failover_rule().starts_with("self.environment != 'prod' || (has(self.automaticFailoverEnabled)")
         );
     }
 }

@@ -10,16 +10,13 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-use super::presets::{
-    engine_never_downgrades_rule, failover_needs_nodes_rule, prod_needs_failover_rule,
-};
+use super::presets::{engine_never_downgrades_rule, failover_needs_nodes_rule, prod_needs_failover_rule};
 
 /// Stack names double as ElastiCache replication-group ids (the seed's `oms-redis-prod`, members
 /// `oms-redis-prod-001`…), so they obey the stricter of the two rule sets.
 pub const STACK_NAME_PATTERN: &str = "^[a-z]([a-z0-9]|-[a-z0-9])*$";
 pub const STACK_NAME_MAX: usize = 40;
-const DNS_SUBDOMAIN_PATTERN: &str =
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+const DNS_SUBDOMAIN_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -64,10 +61,7 @@ pub struct OmsRedisSpec {
     pub environment: Environment,
 
     /// The CloudFormation stack exporting <name>-VpcId, <name>-VpcCidr and <name>-PrivateSubnetIds. Immutable.
-    #[schemars(
-        length(min = 1, max = 128),
-        regex(pattern = r"^[a-zA-Z][-a-zA-Z0-9]*$")
-    )]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[a-zA-Z][-a-zA-Z0-9]*$"))]
     #[x_kube(validation = Rule::new("self == oldSelf").message(
         "vpcStackName is immutable: the cache cannot move to another VPC in place"
     ))]
@@ -148,9 +142,7 @@ impl Environment {
     }
 }
 
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema)]
 pub enum EngineVersion {
     #[serde(rename = "6.2")]
     V6_2,

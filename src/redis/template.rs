@@ -35,13 +35,7 @@ pub mod output {
     pub const SECURITY_GROUP_ID: &str = "RedisSecurityGroupId";
     pub const REPLICATION_GROUP_ID: &str = "RedisReplicationGroupId";
 
-    pub const ALL: [&str; 5] = [
-        ENDPOINT,
-        PORT,
-        READER_ENDPOINT,
-        SECURITY_GROUP_ID,
-        REPLICATION_GROUP_ID,
-    ];
+    pub const ALL: [&str; 5] = [ENDPOINT, PORT, READER_ENDPOINT, SECURITY_GROUP_ID, REPLICATION_GROUP_ID];
 }
 
 /// The export name CloudFormation gives an output of this template.
@@ -60,12 +54,7 @@ mod tests {
     }
 
     fn keys(v: &Value, section: &str) -> BTreeSet<String> {
-        v[section]
-            .as_object()
-            .unwrap_or_else(|| panic!("template has no {section}"))
-            .keys()
-            .cloned()
-            .collect()
+        v[section].as_object().unwrap_or_else(|| panic!("template has no {section}")).keys().cloned().collect()
     }
 
     #[test]
@@ -81,11 +70,7 @@ mod tests {
         assert_eq!(keys(&t, "Outputs"), expected);
         for name in output::ALL {
             let export = &t["Outputs"][name]["Export"]["Name"]["Fn::Sub"];
-            assert_eq!(
-                export.as_str(),
-                Some(export_name("${AWS::StackName}", name).as_str()),
-                "export of {name}"
-            );
+            assert_eq!(export.as_str(), Some(export_name("${AWS::StackName}", name).as_str()), "export of {name}");
         }
     }
 
@@ -100,11 +85,7 @@ mod tests {
             let v = v.as_str().expect("versions are strings");
             let major = v.split('.').next().expect("a major version");
             // ElastiCache names the families redis6.x and redis7 (and redis7 covers 7.0 and 7.1).
-            let expected = if major == "6" {
-                "redis6.x".to_string()
-            } else {
-                format!("redis{major}")
-            };
+            let expected = if major == "6" { "redis6.x".to_string() } else { format!("redis{major}") };
             assert_eq!(
                 t["Mappings"]["EngineFamily"][v]["Family"].as_str(),
                 Some(expected.as_str()),
@@ -112,8 +93,7 @@ mod tests {
             );
         }
         // The parameter group takes its family from that mapping, never a literal.
-        let family =
-            &t["Resources"]["RedisParameterGroup"]["Properties"]["CacheParameterGroupFamily"];
+        let family = &t["Resources"]["RedisParameterGroup"]["Properties"]["CacheParameterGroupFamily"];
         assert_eq!(family["Fn::FindInMap"][0], "EngineFamily");
         assert_eq!(family["Fn::FindInMap"][1]["Ref"], param::ENGINE_VERSION);
     }
@@ -121,9 +101,8 @@ mod tests {
     #[test]
     fn node_type_pattern_accepts_the_seed_types_and_refuses_bogus_ones() {
         let t = template();
-        let pattern = t["Parameters"][param::NODE_TYPE]["AllowedPattern"]
-            .as_str()
-            .expect("NodeType has an AllowedPattern");
+        let pattern =
+            t["Parameters"][param::NODE_TYPE]["AllowedPattern"].as_str().expect("NodeType has an AllowedPattern");
         let re = regex::Regex::new(pattern).expect("pattern compiles");
         for good in [
             "cache.t4g.micro",

@@ -47,12 +47,7 @@ pub struct Aws {
 impl Aws {
     pub fn new(base: aws_config::SdkConfig, deadline: Duration) -> Aws {
         let default_region = base.region().map(|r| r.to_string());
-        Aws {
-            base,
-            default_region,
-            by_region: Mutex::new(HashMap::new()),
-            deadline,
-        }
+        Aws { base, default_region, by_region: Mutex::new(HashMap::new()), deadline }
     }
 
     /// Clients for `region`, or the operator's default region.
@@ -60,31 +55,19 @@ impl Aws {
         let region = region
             .map(str::to_string)
             .or_else(|| self.default_region.clone())
-            .ok_or_else(|| {
-                Error::Internal("no AWS region: set spec.region, --region or AWS_REGION".into())
-            })?;
-        let mut map = self
-            .by_region
-            .lock()
-            .map_err(|_| Error::Internal("AWS client cache poisoned".into()))?;
+            .ok_or_else(|| Error::Internal("no AWS region: set spec.region, --region or AWS_REGION".into()))?;
+        let mut map = self.by_region.lock().map_err(|_| Error::Internal("AWS client cache poisoned".into()))?;
         let clients = map
             .entry(region.clone())
             .or_insert_with(|| {
-                let conf = self
-                    .base
-                    .to_builder()
-                    .region(aws_config::Region::new(region.clone()))
-                    .build();
+                let conf = self.base.to_builder().region(aws_config::Region::new(region.clone())).build();
                 RegionClients {
                     cloudformation: aws_sdk_cloudformation::Client::new(&conf),
                     elasticache: aws_sdk_elasticache::Client::new(&conf),
                 }
             })
             .clone();
-        Ok(Ops {
-            clients,
-            deadline: self.deadline,
-        })
+        Ok(Ops { clients, deadline: self.deadline })
     }
 }
 
@@ -96,25 +79,16 @@ pub struct Ops {
 
 fn categorize<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> AwsCategory {
     match err {
-        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-            AwsCategory::Transient
-        }
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => AwsCategory::Transient,
         _ => match err.code() {
-            Some(
-                "Throttling"
-                | "ThrottlingException"
-                | "RequestLimitExceeded"
-                | "TooManyRequestsException",
-            ) => AwsCategory::Throttled,
+            Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException") => {
+                AwsCategory::Throttled
+            }
             Some("ValidationError" | "InvalidParameterValue" | "InvalidParameterCombination") => {
                 AwsCategory::Validation
             }
-            Some(c) if c.starts_with("AccessDenied") || c == "UnauthorizedOperation" => {
-                AwsCategory::AccessDenied
-            }
-            Some(c) if c.ends_with("NotFoundFault") || c.ends_with("NotFound") => {
-                AwsCategory::NotFound
-            }
+            Some(c) if c.starts_with("AccessDenied") || c == "UnauthorizedOperation" => AwsCategory::AccessDenied,
+            Some(c) if c.ends_with("NotFoundFault") || c.ends_with("NotFound") => AwsCategory::NotFound,
             Some("InternalFailure" | "ServiceUnavailable") => AwsCategory::Transient,
             _ => AwsCategory::Other,
         },
@@ -131,31 +105,19 @@ where
         .message()
         .map(str::to_string)
         .unwrap_or_else(|| aws_sdk_cloudformation::error::DisplayErrorContext(&err).to_string());
-    Error::Aws {
-        action,
-        category,
-        message,
-    }
+    Error::Aws { action, category, message }
 }
 
 fn is_missing_stack<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    err.code() == Some("ValidationError")
-        && err.message().is_some_and(|m| m.contains("does not exist"))
+    err.code() == Some("ValidationError") && err.message().is_some_and(|m| m.contains("does not exist"))
 }
 
 fn observed(stack: &Stack) -> ObservedStack {
     ObservedStack {
         id: stack.stack_id().unwrap_or_default().to_string(),
-        status: stack
-            .stack_status()
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default(),
+        status: stack.stack_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
         status_reason: stack.stack_status_reason().map(str::to_string),
-        tags: stack
-            .tags()
-            .iter()
-            .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
-            .collect(),
+        tags: stack.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect(),
         outputs: stack
             .outputs()
             .iter()
@@ -164,32 +126,17 @@ fn observed(stack: &Stack) -> ObservedStack {
         parameters: stack
             .parameters()
             .iter()
-            .filter_map(|p| {
-                Some((
-                    p.parameter_key()?.to_string(),
-                    p.parameter_value()?.to_string(),
-                ))
-            })
+            .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
             .collect(),
     }
 }
 
 fn sdk_parameters(params: &BTreeMap<String, String>) -> Vec<Parameter> {
-    params
-        .iter()
-        .map(|(k, v)| {
-            Parameter::builder()
-                .parameter_key(k)
-                .parameter_value(v)
-                .build()
-        })
-        .collect()
+    params.iter().map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build()).collect()
 }
 
 fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
-    tags.iter()
-        .map(|(k, v)| Tag::builder().key(k).value(v).build())
-        .collect()
+    tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
 impl Ops {
@@ -198,28 +145,13 @@ impl Ops {
         action: &'static str,
         fut: impl std::future::Future<Output = std::result::Result<T, SdkError<E, R>>>,
     ) -> Result<std::result::Result<T, SdkError<E, R>>> {
-        tokio::time::timeout(self.deadline, fut)
-            .await
-            .map_err(|_| Error::Timeout {
-                action,
-                after: self.deadline,
-            })
+        tokio::time::timeout(self.deadline, fut).await.map_err(|_| Error::Timeout { action, after: self.deadline })
     }
 
     /// The stack by name or id; `None` when CloudFormation has no live stack by that name.
     pub async fn describe(&self, stack: &str) -> Result<Option<ObservedStack>> {
         let action = "DescribeStacks";
-        match self
-            .call(
-                action,
-                self.clients
-                    .cloudformation
-                    .describe_stacks()
-                    .stack_name(stack)
-                    .send(),
-            )
-            .await?
-        {
+        match self.call(action, self.clients.cloudformation.describe_stacks().stack_name(stack).send()).await? {
             Ok(out) => Ok(out.stacks().first().map(observed)),
             Err(e) if is_missing_stack(&e) => Ok(None),
             Err(e) => Err(aws_error(action, e)),
@@ -286,12 +218,7 @@ impl Ops {
         let keep: Vec<Parameter> = stack
             .parameters
             .keys()
-            .map(|k| {
-                Parameter::builder()
-                    .parameter_key(k)
-                    .use_previous_value(true)
-                    .build()
-            })
+            .map(|k| Parameter::builder().parameter_key(k).use_previous_value(true).build())
             .collect();
         let req = self
             .clients
@@ -317,10 +244,7 @@ impl Ops {
     {
         match self.call(action, req).await? {
             Ok(_) => Ok(UpdateOutcome::Started),
-            Err(e)
-                if e.code() == Some("ValidationError")
-                    && e.message() == Some("No updates are to be performed.") =>
-            {
+            Err(e) if e.code() == Some("ValidationError") && e.message() == Some("No updates are to be performed.") => {
                 Ok(UpdateOutcome::NoChange)
             }
             Err(e) => Err(aws_error(action, e)),
@@ -329,13 +253,7 @@ impl Ops {
 
     pub async fn delete(&self, stack_id: &str, token: &str) -> Result<()> {
         let action = "DeleteStack";
-        let req = self
-            .clients
-            .cloudformation
-            .delete_stack()
-            .stack_name(stack_id)
-            .client_request_token(token)
-            .send();
+        let req = self.clients.cloudformation.delete_stack().stack_name(stack_id).client_request_token(token).send();
         match self.call(action, req).await? {
             Ok(_) => Ok(()),
             Err(e) => Err(aws_error(action, e)),
@@ -346,14 +264,7 @@ impl Ops {
     pub async fn first_failure(&self, stack_id: &str) -> Result<Option<String>> {
         let action = "DescribeStackEvents";
         let out = match self
-            .call(
-                action,
-                self.clients
-                    .cloudformation
-                    .describe_stack_events()
-                    .stack_name(stack_id)
-                    .send(),
-            )
+            .call(action, self.clients.cloudformation.describe_stack_events().stack_name(stack_id).send())
             .await?
         {
             Ok(out) => out,
@@ -365,10 +276,7 @@ impl Ops {
             .map(|e| Event {
                 logical_id: e.logical_resource_id().unwrap_or_default().to_string(),
                 is_stack: e.resource_type() == Some("AWS::CloudFormation::Stack"),
-                status: e
-                    .resource_status()
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
+                status: e.resource_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
                 reason: e.resource_status_reason().map(str::to_string),
             })
             .collect();
@@ -395,22 +303,8 @@ impl Ops {
     /// The snapshot's status (`creating`, `available`, `failed`…), `None` when there is none.
     pub async fn snapshot_status(&self, name: &str) -> Result<Option<String>> {
         let action = "DescribeSnapshots";
-        match self
-            .call(
-                action,
-                self.clients
-                    .elasticache
-                    .describe_snapshots()
-                    .snapshot_name(name)
-                    .send(),
-            )
-            .await?
-        {
-            Ok(out) => Ok(out
-                .snapshots()
-                .first()
-                .and_then(|s| s.snapshot_status())
-                .map(str::to_string)),
+        match self.call(action, self.clients.elasticache.describe_snapshots().snapshot_name(name).send()).await? {
+            Ok(out) => Ok(out.snapshots().first().and_then(|s| s.snapshot_status()).map(str::to_string)),
             Err(e) if e.code() == Some("SnapshotNotFoundFault") => Ok(None),
             Err(e) => Err(aws_error(action, e)),
         }
@@ -431,33 +325,18 @@ pub struct Event {
 pub fn first_failure(events_newest_first: &[Event]) -> Option<String> {
     // The latest operation starts at the newest stack-level *_IN_PROGRESS event that opens one.
     let opens = |e: &Event| {
-        e.is_stack
-            && matches!(
-                e.status.as_str(),
-                "CREATE_IN_PROGRESS" | "UPDATE_IN_PROGRESS" | "DELETE_IN_PROGRESS"
-            )
+        e.is_stack && matches!(e.status.as_str(), "CREATE_IN_PROGRESS" | "UPDATE_IN_PROGRESS" | "DELETE_IN_PROGRESS")
     };
-    let end = events_newest_first
-        .iter()
-        .position(opens)
-        .unwrap_or(events_newest_first.len());
+    let end = events_newest_first.iter().position(opens).unwrap_or(events_newest_first.len());
     let latest = &events_newest_first[..end];
-    let failed = |e: &&Event| {
-        e.status.ends_with("_FAILED") && e.reason.as_deref().is_some_and(|r| !r.is_empty())
-    };
+    let failed = |e: &&Event| e.status.ends_with("_FAILED") && e.reason.as_deref().is_some_and(|r| !r.is_empty());
     latest
         .iter()
         .rev()
         .filter(failed)
         .find(|e| !e.is_stack)
         .or_else(|| latest.iter().rev().find(failed))
-        .map(|e| {
-            format!(
-                "{}: {}",
-                e.logical_id,
-                e.reason.as_deref().unwrap_or_default()
-            )
-        })
+        .map(|e| format!("{}: {}", e.logical_id, e.reason.as_deref().unwrap_or_default()))
 }
 
 #[cfg(test)]
@@ -465,12 +344,7 @@ mod tests {
     use super::*;
 
     fn ev(logical: &str, is_stack: bool, status: &str, reason: Option<&str>) -> Event {
-        Event {
-            logical_id: logical.into(),
-            is_stack,
-            status: status.into(),
-            reason: reason.map(String::from),
-        }
+        Event { logical_id: logical.into(), is_stack, status: status.into(), reason: reason.map(String::from) }
     }
 
     #[test]
@@ -479,54 +353,25 @@ mod tests {
         let events = vec![
             ev("s", true, "ROLLBACK_COMPLETE", None),
             ev("Sg", false, "DELETE_COMPLETE", None),
-            ev(
-                "s",
-                true,
-                "ROLLBACK_IN_PROGRESS",
-                Some("The following resource(s) failed to create: [Rg]."),
-            ),
-            ev(
-                "Alarm",
-                false,
-                "CREATE_FAILED",
-                Some("Resource creation cancelled"),
-            ),
-            ev(
-                "Rg",
-                false,
-                "CREATE_FAILED",
-                Some("node type not available"),
-            ),
+            ev("s", true, "ROLLBACK_IN_PROGRESS", Some("The following resource(s) failed to create: [Rg].")),
+            ev("Alarm", false, "CREATE_FAILED", Some("Resource creation cancelled")),
+            ev("Rg", false, "CREATE_FAILED", Some("node type not available")),
             ev("Rg", false, "CREATE_IN_PROGRESS", None),
             ev("s", true, "CREATE_IN_PROGRESS", Some("User Initiated")),
             // An older operation's failure must not be reported.
             ev("Old", false, "UPDATE_FAILED", Some("stale")),
             ev("s", true, "UPDATE_IN_PROGRESS", Some("User Initiated")),
         ];
-        assert_eq!(
-            first_failure(&events).as_deref(),
-            Some("Rg: node type not available")
-        );
+        assert_eq!(first_failure(&events).as_deref(), Some("Rg: node type not available"));
     }
 
     #[test]
     fn a_stack_level_failure_is_reported_when_no_resource_failed() {
         let events = vec![
-            ev(
-                "s",
-                true,
-                "DELETE_FAILED",
-                Some("Export s-Out cannot be deleted as it is in use"),
-            ),
+            ev("s", true, "DELETE_FAILED", Some("Export s-Out cannot be deleted as it is in use")),
             ev("s", true, "DELETE_IN_PROGRESS", Some("User Initiated")),
         ];
-        assert_eq!(
-            first_failure(&events).as_deref(),
-            Some("s: Export s-Out cannot be deleted as it is in use")
-        );
-        assert_eq!(
-            first_failure(&[ev("s", true, "CREATE_COMPLETE", None)]),
-            None
-        );
+        assert_eq!(first_failure(&events).as_deref(), Some("s: Export s-Out cannot be deleted as it is in use"));
+        assert_eq!(first_failure(&[ev("s", true, "CREATE_COMPLETE", None)]), None);
     }
 }

@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 /// What deleting the resource does to its stack.
-#[derive(
-    Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema,
-)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
 pub enum DeletionPolicy {
     /// Delete the stack and wait until it is gone.
     #[default]
@@ -53,10 +51,7 @@ pub struct Published {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackupTarget {
     /// An ElastiCache snapshot of a replication group.
-    ElastiCacheReplicationGroup {
-        replication_group_id: String,
-        snapshot_name: String,
-    },
+    ElastiCacheReplicationGroup { replication_group_id: String, snapshot_name: String },
 }
 
 /// A kind of data stack.

@@ -26,11 +26,8 @@ pub struct Owner {
 impl Owner {
     /// The ownership tags, on top of the user's tags.
     pub fn tags(&self, user: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-        let mut tags: BTreeMap<String, String> = user
-            .iter()
-            .filter(|(k, _)| !k.starts_with(PREFIX))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let mut tags: BTreeMap<String, String> =
+            user.iter().filter(|(k, _)| !k.starts_with(PREFIX)).map(|(k, v)| (k.clone(), v.clone())).collect();
         tags.insert(CLUSTER.into(), self.cluster_id.clone());
         tags.insert(KIND.into(), self.kind.clone());
         tags.insert(NAMESPACE.into(), self.namespace.clone());
@@ -97,10 +94,7 @@ mod tests {
     #[test]
     fn own_tags_are_ours_and_user_tags_cannot_fake_them() {
         let me = owner("u1");
-        let user = BTreeMap::from([
-            ("team".to_string(), "a".to_string()),
-            (UID.to_string(), "forged".to_string()),
-        ]);
+        let user = BTreeMap::from([("team".to_string(), "a".to_string()), (UID.to_string(), "forged".to_string())]);
         let tags = me.tags(&user);
         assert_eq!(tags.get(UID).map(String::as_str), Some("u1"));
         assert_eq!(tags.get("team").map(String::as_str), Some("a"));
@@ -118,18 +112,12 @@ mod tests {
         }
         let mut elsewhere = owner("u1");
         elsewhere.cluster_id = "c2".into();
-        assert!(matches!(
-            classify(&elsewhere.tags(&BTreeMap::new()), &owner("u1")),
-            Ownership::Other(_)
-        ));
+        assert!(matches!(classify(&elsewhere.tags(&BTreeMap::new()), &owner("u1")), Ownership::Other(_)));
     }
 
     #[test]
     fn untagged_and_orphaned_stacks_are_told_apart() {
-        assert_eq!(
-            classify(&BTreeMap::new(), &owner("u1")),
-            Ownership::Untagged
-        );
+        assert_eq!(classify(&BTreeMap::new(), &owner("u1")), Ownership::Untagged);
         let old = owner("u0");
         let orphan = old.orphaned_tags(&old.tags(&BTreeMap::new()));
         assert_eq!(classify(&orphan, &owner("u1")), Ownership::Orphaned);

@@ -102,9 +102,7 @@ pub fn decide(i: &Inputs) -> Step {
             };
         }
     };
-    let changed = adopting
-        || i.applied != Some(&i.desired.parameters)
-        || obs.tags != i.owner.tags(&i.desired.tags);
+    let changed = adopting || i.applied != Some(&i.desired.parameters) || obs.tags != i.owner.tags(&i.desired.tags);
     match phase(&obs.status) {
         Phase::InProgress => Step::Wait,
         Phase::Deleted => Step::Create,
@@ -173,8 +171,8 @@ pub fn decide_delete(
     if phase(&obs.status) == Phase::Deleted {
         return DeleteStep::Done;
     }
-    let ours = obs.tags.get(ownership::UID) == Some(&owner.uid)
-        && obs.tags.get(ownership::CLUSTER) == Some(&owner.cluster_id);
+    let ours =
+        obs.tags.get(ownership::UID) == Some(&owner.uid) && obs.tags.get(ownership::CLUSTER) == Some(&owner.cluster_id);
     if !ours {
         return DeleteStep::LeaveAlone(match ownership::classify(&obs.tags, owner) {
             Ownership::Other(who) => format!("stack belongs to {who}"),
@@ -185,14 +183,7 @@ pub fn decide_delete(
         return DeleteStep::Wait;
     }
     match policy {
-        DeletionPolicy::Retain
-            if obs
-                .tags
-                .get(ownership::ORPHANED)
-                .is_some_and(|v| v == "true") =>
-        {
-            DeleteStep::Done
-        }
+        DeletionPolicy::Retain if obs.tags.get(ownership::ORPHANED).is_some_and(|v| v == "true") => DeleteStep::Done,
         DeletionPolicy::Retain => DeleteStep::Orphan,
         DeletionPolicy::Snapshot if phase(&obs.status) != Phase::DeleteFailed => match backup {
             Backup::NotStarted => DeleteStep::StartBackup,
@@ -253,13 +244,7 @@ mod tests {
         applied: Option<&BTreeMap<String, String>>,
         attempts: i32,
     ) -> Step {
-        decide(&Inputs {
-            observed: obs,
-            desired: d,
-            applied,
-            owner: &owner(),
-            recreate_attempts: attempts,
-        })
+        decide(&Inputs { observed: obs, desired: d, applied, owner: &owner(), recreate_attempts: attempts })
     }
 
     #[test]
@@ -271,10 +256,7 @@ mod tests {
     fn settled_and_unchanged_means_publish_without_any_update() {
         let d = desired();
         let s = stack("UPDATE_COMPLETE", owner().tags(&d.tags));
-        assert_eq!(
-            decide_with(Some(&s), &d, Some(&d.parameters), 0),
-            Step::Publish
-        );
+        assert_eq!(decide_with(Some(&s), &d, Some(&d.parameters), 0), Step::Publish);
     }
 
     #[test]
@@ -283,20 +265,10 @@ mod tests {
         let mut s = stack("CREATE_COMPLETE", owner().tags(&d.tags));
         // CloudFormation may normalise what it reports; the operator never compares with it.
         s.parameters = BTreeMap::from([("NodeType".into(), "CACHE.T4G.MICRO".into())]);
-        assert_eq!(
-            decide_with(Some(&s), &d, Some(&d.parameters), 0),
-            Step::Publish
-        );
+        assert_eq!(decide_with(Some(&s), &d, Some(&d.parameters), 0), Step::Publish);
         let older = BTreeMap::from([("NodeType".into(), "cache.t4g.small".into())]);
-        assert_eq!(
-            decide_with(Some(&s), &d, Some(&older), 0),
-            Step::Update { adopting: false }
-        );
-        assert_eq!(
-            decide_with(Some(&s), &d, None, 0),
-            Step::Update { adopting: false },
-            "nothing recorded yet"
-        );
+        assert_eq!(decide_with(Some(&s), &d, Some(&older), 0), Step::Update { adopting: false });
+        assert_eq!(decide_with(Some(&s), &d, None, 0), Step::Update { adopting: false }, "nothing recorded yet");
     }
 
     #[test]
@@ -304,10 +276,7 @@ mod tests {
         let mut d = desired();
         let s = stack("CREATE_COMPLETE", owner().tags(&d.tags));
         d.tags.insert("team".into(), "payments".into());
-        assert_eq!(
-            decide_with(Some(&s), &d, Some(&d.parameters), 0),
-            Step::Update { adopting: false }
-        );
+        assert_eq!(decide_with(Some(&s), &d, Some(&d.parameters), 0), Step::Update { adopting: false });
     }
 
     #[test]
@@ -328,48 +297,28 @@ mod tests {
     fn a_rolled_back_update_keeps_serving_until_the_spec_changes() {
         let d = desired();
         let s = stack("UPDATE_ROLLBACK_COMPLETE", owner().tags(&d.tags));
-        assert_eq!(
-            decide_with(Some(&s), &d, Some(&d.parameters), 0),
-            Step::PublishRolledBack
-        );
+        assert_eq!(decide_with(Some(&s), &d, Some(&d.parameters), 0), Step::PublishRolledBack);
         let older = BTreeMap::new();
-        assert_eq!(
-            decide_with(Some(&s), &d, Some(&older), 0),
-            Step::Update { adopting: false }
-        );
+        assert_eq!(decide_with(Some(&s), &d, Some(&older), 0), Step::Update { adopting: false });
     }
 
     #[test]
     fn a_rolled_back_create_is_recreated_a_bounded_number_of_times() {
         let d = desired();
         let s = stack("ROLLBACK_COMPLETE", owner().tags(&d.tags));
-        assert_eq!(
-            decide_with(Some(&s), &d, Some(&d.parameters), 0),
-            Step::Recreate
-        );
+        assert_eq!(decide_with(Some(&s), &d, Some(&d.parameters), 0), Step::Recreate);
         assert!(matches!(
             decide_with(Some(&s), &d, Some(&d.parameters), MAX_RECREATES),
-            Step::Refuse {
-                reason: "StackCreateFailed",
-                ..
-            }
+            Step::Refuse { reason: "StackCreateFailed", .. }
         ));
         let older = BTreeMap::new();
-        assert_eq!(
-            decide_with(Some(&s), &d, Some(&older), MAX_RECREATES),
-            Step::Recreate,
-            "a spec change retries"
-        );
+        assert_eq!(decide_with(Some(&s), &d, Some(&older), MAX_RECREATES), Step::Recreate, "a spec change retries");
     }
 
     #[test]
     fn other_peoples_stacks_are_refused_and_untagged_ones_adopted_only_on_request() {
         let mut d = desired();
-        let theirs = Owner {
-            uid: "u2".into(),
-            namespace: "other".into(),
-            ..owner()
-        };
+        let theirs = Owner { uid: "u2".into(), namespace: "other".into(), ..owner() };
         let s = stack("CREATE_COMPLETE", theirs.tags(&BTreeMap::new()));
         match decide_with(Some(&s), &d, None, 0) {
             Step::Refuse { reason, message } => {
@@ -379,23 +328,11 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let untagged = stack("CREATE_COMPLETE", BTreeMap::new());
-        assert!(matches!(
-            decide_with(Some(&untagged), &d, None, 0),
-            Step::Refuse {
-                reason: "StackNotManaged",
-                ..
-            }
-        ));
+        assert!(matches!(decide_with(Some(&untagged), &d, None, 0), Step::Refuse { reason: "StackNotManaged", .. }));
         d.adopt_existing = true;
-        assert_eq!(
-            decide_with(Some(&untagged), &d, None, 0),
-            Step::Update { adopting: true }
-        );
+        assert_eq!(decide_with(Some(&untagged), &d, None, 0), Step::Update { adopting: true });
         // Adoption never extends to a stack another resource owns.
-        assert!(matches!(
-            decide_with(Some(&s), &d, None, 0),
-            Step::Refuse { .. }
-        ));
+        assert!(matches!(decide_with(Some(&s), &d, None, 0), Step::Refuse { .. }));
     }
 
     #[test]
@@ -404,13 +341,7 @@ mod tests {
         for status in ["ROLLBACK_FAILED", "UPDATE_ROLLBACK_FAILED", "CREATE_FAILED"] {
             let s = stack(status, owner().tags(&d.tags));
             assert!(
-                matches!(
-                    decide_with(Some(&s), &d, None, 0),
-                    Step::Refuse {
-                        reason: "StackFailed",
-                        ..
-                    }
-                ),
+                matches!(decide_with(Some(&s), &d, None, 0), Step::Refuse { reason: "StackFailed", .. }),
                 "{status}"
             );
         }
@@ -423,84 +354,27 @@ mod tests {
         let tags = owner().tags(&BTreeMap::new());
         let s = stack("CREATE_COMPLETE", tags.clone());
         let o = owner();
-        assert_eq!(
-            decide_delete(None, &o, DeletionPolicy::Delete, &Backup::NotNeeded),
-            DeleteStep::Done
-        );
-        assert_eq!(
-            decide_delete(Some(&s), &o, DeletionPolicy::Delete, &Backup::NotNeeded),
-            DeleteStep::Delete
-        );
-        assert_eq!(
-            decide_delete(Some(&s), &o, DeletionPolicy::Retain, &Backup::NotNeeded),
-            DeleteStep::Orphan
-        );
+        assert_eq!(decide_delete(None, &o, DeletionPolicy::Delete, &Backup::NotNeeded), DeleteStep::Done);
+        assert_eq!(decide_delete(Some(&s), &o, DeletionPolicy::Delete, &Backup::NotNeeded), DeleteStep::Delete);
+        assert_eq!(decide_delete(Some(&s), &o, DeletionPolicy::Retain, &Backup::NotNeeded), DeleteStep::Orphan);
         let orphaned = stack("UPDATE_COMPLETE", o.orphaned_tags(&tags));
-        assert_eq!(
-            decide_delete(
-                Some(&orphaned),
-                &o,
-                DeletionPolicy::Retain,
-                &Backup::NotNeeded
-            ),
-            DeleteStep::Done
-        );
-        assert_eq!(
-            decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::NotStarted),
-            DeleteStep::StartBackup
-        );
-        assert_eq!(
-            decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::InProgress),
-            DeleteStep::WaitBackup
-        );
-        assert_eq!(
-            decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::Done),
-            DeleteStep::Delete
-        );
+        assert_eq!(decide_delete(Some(&orphaned), &o, DeletionPolicy::Retain, &Backup::NotNeeded), DeleteStep::Done);
+        assert_eq!(decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::NotStarted), DeleteStep::StartBackup);
+        assert_eq!(decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::InProgress), DeleteStep::WaitBackup);
+        assert_eq!(decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::Done), DeleteStep::Delete);
         assert!(matches!(
-            decide_delete(
-                Some(&s),
-                &o,
-                DeletionPolicy::Snapshot,
-                &Backup::Failed("x".into())
-            ),
+            decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::Failed("x".into())),
             DeleteStep::Stall { .. }
         ));
         let busy = stack("UPDATE_IN_PROGRESS", tags.clone());
-        assert_eq!(
-            decide_delete(Some(&busy), &o, DeletionPolicy::Delete, &Backup::NotNeeded),
-            DeleteStep::Wait
-        );
+        assert_eq!(decide_delete(Some(&busy), &o, DeletionPolicy::Delete, &Backup::NotNeeded), DeleteStep::Wait);
         let failed = stack("DELETE_FAILED", tags.clone());
-        assert_eq!(
-            decide_delete(
-                Some(&failed),
-                &o,
-                DeletionPolicy::Delete,
-                &Backup::NotNeeded
-            ),
-            DeleteStep::Delete
-        );
+        assert_eq!(decide_delete(Some(&failed), &o, DeletionPolicy::Delete, &Backup::NotNeeded), DeleteStep::Delete);
         let gone = stack("DELETE_COMPLETE", tags);
-        assert_eq!(
-            decide_delete(Some(&gone), &o, DeletionPolicy::Delete, &Backup::NotNeeded),
-            DeleteStep::Done
-        );
-        let theirs = stack(
-            "CREATE_COMPLETE",
-            Owner {
-                uid: "u2".into(),
-                ..owner()
-            }
-            .tags(&BTreeMap::new()),
-        );
+        assert_eq!(decide_delete(Some(&gone), &o, DeletionPolicy::Delete, &Backup::NotNeeded), DeleteStep::Done);
+        let theirs = stack("CREATE_COMPLETE", Owner { uid: "u2".into(), ..owner() }.tags(&BTreeMap::new()));
         assert!(matches!(
-            decide_delete(
-                Some(&theirs),
-                &o,
-                DeletionPolicy::Delete,
-                &Backup::NotNeeded
-            ),
+            decide_delete(Some(&theirs), &o, DeletionPolicy::Delete, &Backup::NotNeeded),
             DeleteStep::LeaveAlone(_)
         ));
     }

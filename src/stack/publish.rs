@@ -45,36 +45,24 @@ pub fn secret<K: Resource<DynamicType = ()>>(
         (MANAGED_BY_LABEL.to_string(), MANAGED_BY.to_string()),
         ("app.kubernetes.io/instance".to_string(), owner.name_any()),
     ]));
-    s.metadata.annotations = Some(BTreeMap::from([(
-        CONTENT_HASH.to_string(),
-        content_hash(data),
-    )]));
+    s.metadata.annotations = Some(BTreeMap::from([(CONTENT_HASH.to_string(), content_hash(data))]));
     if owned {
         s.metadata.owner_references = owner.controller_owner_ref(&()).map(|r| vec![r]);
     }
     s.type_ = Some("Opaque".to_string());
-    s.data = Some(
-        data.iter()
-            .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
-            .collect(),
-    );
+    s.data = Some(data.iter().map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec()))).collect());
     s
 }
 
 pub async fn apply_secret(api: &Api<Secret>, secret: &Secret, deadline: Duration) -> Result<()> {
     let name = secret.metadata.name.clone().unwrap_or_default();
-    let mut body =
-        serde_json::to_value(secret).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
+    let mut body = serde_json::to_value(secret).map_err(|e| crate::error::Error::Internal(e.to_string()))?;
     body["apiVersion"] = "v1".into();
     body["kind"] = "Secret".into();
     kube_call(
         "apply Secret",
         deadline,
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(body),
-        ),
+        api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)),
     )
     .await?;
     Ok(())
@@ -102,38 +90,23 @@ pub async fn release_secret(api: &Api<Secret>, name: &str, deadline: Duration) -
         "type": "Opaque",
     });
     body["data"] = serde_json::to_value(
-        data.iter()
-            .map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec())))
-            .collect::<BTreeMap<_, _>>(),
+        data.iter().map(|(k, v)| (k.clone(), ByteString(v.as_bytes().to_vec()))).collect::<BTreeMap<_, _>>(),
     )
     .map_err(|e| crate::error::Error::Internal(e.to_string()))?;
     // Applying without ownerReferences drops the ones this field manager set.
     kube_call(
         "release Secret",
         deadline,
-        api.patch(
-            name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(body),
-        ),
+        api.patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)),
     )
     .await?;
     Ok(())
 }
 
 /// Applies `status` as the resource's whole status under this operator's field manager.
-pub async fn apply_status<K>(
-    api: &Api<K>,
-    obj: &K,
-    status: serde_json::Value,
-    deadline: Duration,
-) -> Result<()>
+pub async fn apply_status<K>(api: &Api<K>, obj: &K, status: serde_json::Value, deadline: Duration) -> Result<()>
 where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + serde::de::DeserializeOwned
-        + Serialize
-        + std::fmt::Debug,
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + Serialize + std::fmt::Debug,
 {
     let body = serde_json::json!({
         "apiVersion": K::api_version(&()),
@@ -143,11 +116,7 @@ where
     kube_call(
         "apply status",
         deadline,
-        api.patch_status(
-            &obj.name_any(),
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(body),
-        ),
+        api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)),
     )
     .await?;
     Ok(())
@@ -159,10 +128,7 @@ mod tests {
 
     #[test]
     fn the_hash_follows_content_not_order() {
-        let a = BTreeMap::from([
-            ("A".to_string(), "1".to_string()),
-            ("B".to_string(), "2".to_string()),
-        ]);
+        let a = BTreeMap::from([("A".to_string(), "1".to_string()), ("B".to_string(), "2".to_string())]);
         let mut b = BTreeMap::new();
         b.insert("B".to_string(), "2".to_string());
         b.insert("A".to_string(), "1".to_string());

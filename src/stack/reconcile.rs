@@ -9,7 +9,7 @@ use super::plan::{self, Backup, DeleteStep, Inputs, Step};
 use super::publish;
 use super::status::{self, Health, StackStatus};
 use crate::controller::Context;
-use crate::error::{Error, Result, kube_call};
+use crate::error::{AwsCategory, Error, Result, kube_call};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
@@ -39,38 +39,56 @@ pub const LIFECYCLE_FIELDS: [&str; 9] = [
 pub async fn reconcile<K: DataStack>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
     let started = std::time::Instant::now();
     let result = reconcile_inner(obj.clone(), &ctx).await;
-    ctx.metrics.reconciled(
-        started.elapsed(),
-        result.as_ref().err().map(Error::category),
-    );
+    ctx.metrics.reconciled(started.elapsed(), result.as_ref().err().map(Error::category));
     if let Err(e) = &result {
-        tracing::warn!(namespace = obj.namespace().unwrap_or_default(), name = obj.name_any(), category = e.category(), error = %e, "reconcile failed");
-        publish_event(
-            &ctx,
-            &*obj,
-            EventType::Warning,
-            e.category(),
-            "Reconcile",
-            e.to_string(),
-        )
-        .await;
+        tracing::warn!(
+            namespace = obj.namespace().unwrap_or_default(),
+            name = obj.name_any(),
+            category = e.category(),
+            error = %e,
+            "reconcile failed"
+        );
+        publish_event(&ctx, &*obj, EventType::Warning, e.category(), "Reconcile", e.to_string()).await;
+        record_error(&*obj, &ctx, e).await;
     }
     result
 }
 
+/// Puts a failed reconcile into the conditions, so `kubectl get`/`describe` and GitOps tools see
+/// it: AWS refusing the request (validation, access) needs someone to act, so it stalls; anything
+/// else is retried and shows as still reconciling.
+async fn record_error<K: DataStack>(obj: &K, ctx: &Context, e: &Error) {
+    let reason = e.category();
+    let message = e.to_string();
+    let health = match e {
+        Error::Aws { category: AwsCategory::Validation | AwsCategory::AccessDenied, .. } => {
+            Health::Stalled { reason, message }
+        }
+        _ => Health::Reconciling { reason, message },
+    };
+    let prev = obj.stack_status().cloned().unwrap_or_default();
+    let outcome = Outcome { next: prev.clone(), health, published: None, requeue: Action::await_change() };
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    if let Err(write) = write_status(&api, obj, ctx, &prev, outcome).await {
+        tracing::warn!(error = %write, "could not record the failure in status");
+    }
+}
+
 /// Requeues after an error: throttling waits longer than other failures.
 pub fn error_policy<K: DataStack>(_obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
-    let base = ctx.settings.poll_interval;
-    match err.category() {
-        "AwsThrottled" => Action::requeue(base * 3),
-        _ => Action::requeue(base),
+    let s = &ctx.settings;
+    match err {
+        // Refusals repeat until someone acts (or a dependency appears): ask again slowly.
+        Error::Aws { category: AwsCategory::Validation | AwsCategory::AccessDenied, .. } => {
+            Action::requeue(s.max_poll_interval.max(s.poll_interval))
+        }
+        Error::Aws { category: AwsCategory::Throttled, .. } => Action::requeue(s.poll_interval * 3),
+        _ => Action::requeue(s.poll_interval),
     }
 }
 
 async fn reconcile_inner<K: DataStack>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
-    let ns = obj
-        .namespace()
-        .ok_or_else(|| Error::Internal("a namespaced resource without a namespace".into()))?;
+    let ns = obj.namespace().ok_or_else(|| Error::Internal("a namespaced resource without a namespace".into()))?;
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
     let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
     if obj.meta().deletion_timestamp.is_some() {
@@ -126,16 +144,11 @@ async fn json_patch<K: DataStack>(
     action: &'static str,
     ctx: &Context,
 ) -> Result<()> {
-    let patch: json_patch::Patch =
-        serde_json::from_value(patch).map_err(|e| Error::Internal(e.to_string()))?;
+    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| Error::Internal(e.to_string()))?;
     kube_call(
         action,
         ctx.settings.kube_timeout,
-        api.patch(
-            &obj.name_any(),
-            &PatchParams::default(),
-            &Patch::<()>::Json(patch),
-        ),
+        api.patch(&obj.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch)),
     )
     .await?;
     Ok(())
@@ -147,9 +160,7 @@ fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {
         kind: K::kind(&()).to_string(),
         namespace: obj.namespace().unwrap_or_default(),
         name: obj.name_any(),
-        uid: obj
-            .uid()
-            .ok_or_else(|| Error::Internal("a resource without a uid".into()))?,
+        uid: obj.uid().ok_or_else(|| Error::Internal("a resource without a uid".into()))?,
     })
 }
 
@@ -167,21 +178,13 @@ async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Act
     let desired = match obj.desired() {
         Ok(d) => d,
         Err(e) => {
-            let health = Health::Stalled {
-                reason: "InvalidSpec",
-                message: e.to_string(),
-            };
+            let health = Health::Stalled { reason: "InvalidSpec", message: e.to_string() };
             return finish(
                 api,
                 obj,
                 ctx,
                 &prev,
-                Outcome {
-                    next,
-                    health,
-                    published: None,
-                    requeue: Action::await_change(),
-                },
+                Outcome { next, health, published: None, requeue: Action::await_change() },
             )
             .await;
         }
@@ -202,17 +205,7 @@ async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Act
         owner: &owner,
         recreate_attempts: prev.recreate_attempts.unwrap_or(0),
     });
-    let outcome = act(
-        obj,
-        ctx,
-        &ops,
-        step,
-        &desired,
-        observed.as_ref(),
-        &owner,
-        next,
-    )
-    .await?;
+    let outcome = act(obj, ctx, &ops, step, &desired, observed.as_ref(), &owner, next).await?;
     finish(api, obj, ctx, &prev, outcome).await
 }
 
@@ -239,8 +232,7 @@ async fn act<K: DataStack>(
         Step::Create => {
             let attempt = next.recreate_attempts.unwrap_or(0);
             let token = format!("create-{}-{attempt}", owner.uid);
-            ops.create(name, K::template_body(), &desired.parameters, &tags, &token)
-                .await?;
+            ops.create(name, K::template_body(), &desired.parameters, &tags, &token).await?;
             next.applied_parameters = Some(desired.parameters.clone());
             next.stack_id = None;
             next.stack_status = Some("CREATE_IN_PROGRESS".into());
@@ -257,26 +249,18 @@ async fn act<K: DataStack>(
                 obj.meta().generation.unwrap_or(0),
                 &publish::content_hash(&desired.parameters)[..12]
             );
-            let outcome = ops
-                .update(name, K::template_body(), &desired.parameters, &tags, &token)
-                .await?;
+            let outcome = ops.update(name, K::template_body(), &desired.parameters, &tags, &token).await?;
             next.applied_parameters = Some(desired.parameters.clone());
             match (outcome, observed) {
-                (UpdateOutcome::NoChange, Some(obs))
-                    if plan::phase(&obs.status) == plan::Phase::Complete =>
-                {
-                    ready(obj, next, obs, desired)?
+                (UpdateOutcome::NoChange, Some(obs)) if plan::phase(&obs.status) == plan::Phase::Complete => {
+                    ready(obj, next, obs, desired, ctx.settings.resync)?
                 }
                 _ => {
                     next.stack_status = Some("UPDATE_IN_PROGRESS".into());
                     let verb = if adopting { "adopting" } else { "updating" };
                     waiting(
                         next,
-                        if adopting {
-                            "StackAdopting"
-                        } else {
-                            "StackUpdating"
-                        },
+                        if adopting { "StackAdopting" } else { "StackUpdating" },
                         format!("{verb} stack {name}"),
                     )
                 }
@@ -284,7 +268,7 @@ async fn act<K: DataStack>(
         }
         Step::Publish => {
             let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
-            ready(obj, next, obs, desired)?
+            ready(obj, next, obs, desired, ctx.settings.resync)?
         }
         Step::PublishRolledBack => {
             let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
@@ -311,17 +295,8 @@ async fn act<K: DataStack>(
                 "stack {name} failed to create: {failure}. Deleting it to create it again (attempt {attempt} of {})",
                 plan::MAX_RECREATES
             );
-            publish_event(
-                ctx,
-                obj,
-                EventType::Warning,
-                "StackRecreating",
-                "DeleteStack",
-                message.clone(),
-            )
-            .await;
-            ops.delete(&obs.id, &time_token("recreate", &owner.uid))
-                .await?;
+            publish_event(ctx, obj, EventType::Warning, "StackRecreating", "DeleteStack", message.clone()).await;
+            ops.delete(&obs.id, &time_token("recreate", &owner.uid)).await?;
             next.recreate_attempts = Some(attempt);
             next.stack_status = Some("DELETE_IN_PROGRESS".into());
             waiting(next, "StackRecreating", message)
@@ -329,13 +304,8 @@ async fn act<K: DataStack>(
         Step::RetryDelete => {
             let obs = observed.ok_or_else(|| Error::Internal("delete without a stack".into()))?;
             let failure = failure_text(ops, obs).await?;
-            ops.delete(&obs.id, &time_token("delete", &owner.uid))
-                .await?;
-            waiting(
-                next,
-                "StackDeleteFailed",
-                format!("deleting stack {name} failed: {failure}; retrying"),
-            )
+            ops.delete(&obs.id, &time_token("delete", &owner.uid)).await?;
+            waiting(next, "StackDeleteFailed", format!("deleting stack {name} failed: {failure}; retrying"))
         }
         Step::Refuse { reason, message } => {
             let message = match observed {
@@ -354,11 +324,13 @@ async fn act<K: DataStack>(
     })
 }
 
+/// Settled: publish, and look again after the resync period (drift, lost events).
 fn ready<K: DataStack>(
     obj: &K,
     mut next: StackStatus,
     obs: &ObservedStack,
     desired: &Desired,
+    resync: Duration,
 ) -> Result<Outcome> {
     next.recreate_attempts = None;
     match obj.publish(&obs.outputs, &obs.parameters) {
@@ -372,16 +344,13 @@ fn ready<K: DataStack>(
                 ),
             },
             published: Some(published),
-            requeue: Action::await_change(),
+            requeue: Action::requeue(resync),
         }),
         Err(e) => Ok(Outcome {
             next,
-            health: Health::Stalled {
-                reason: "StackOutputsMissing",
-                message: e.to_string(),
-            },
+            health: Health::Stalled { reason: "StackOutputsMissing", message: e.to_string() },
             published: None,
-            requeue: Action::await_change(),
+            requeue: Action::requeue(resync),
         }),
     }
 }
@@ -395,10 +364,7 @@ async fn failure_text(ops: &Ops, obs: &ObservedStack) -> Result<String> {
 }
 
 fn time_token(op: &str, uid: &str) -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     format!("{op}-{uid}-{secs}")
 }
 
@@ -416,12 +382,7 @@ fn poll_delay(status: &StackStatus, ctx: &Context) -> Duration {
             now.duration_since(t).try_into().ok()
         })
         .unwrap_or(Duration::ZERO);
-    (waited / 5).clamp(
-        ctx.settings.poll_interval,
-        ctx.settings
-            .max_poll_interval
-            .max(ctx.settings.poll_interval),
-    )
+    (waited / 5).clamp(ctx.settings.poll_interval, ctx.settings.max_poll_interval.max(ctx.settings.poll_interval))
 }
 
 enum Cleanup {
@@ -449,18 +410,11 @@ async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Cleanup> {
         next.stack_id = Some(o.id.clone());
         next.stack_status = Some(o.status.clone());
     }
-    let target = if policy == DeletionPolicy::Snapshot {
-        obj.backup_target(&today())
-    } else {
-        None
-    };
+    let target = if policy == DeletionPolicy::Snapshot { obj.backup_target(&today()) } else { None };
     let backup = match &target {
         None => Backup::NotNeeded,
         Some(BackupTarget::ElastiCacheReplicationGroup { snapshot_name, .. }) => {
-            let name = prev
-                .snapshot_name
-                .clone()
-                .unwrap_or_else(|| snapshot_name.clone());
+            let name = prev.snapshot_name.clone().unwrap_or_else(|| snapshot_name.clone());
             match ops.snapshot_status(&name).await?.as_deref() {
                 None => Backup::NotStarted,
                 Some("available") => Backup::Done,
@@ -471,12 +425,8 @@ async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Cleanup> {
     };
     let step = plan::decide_delete(observed.as_ref(), &owner, policy, &backup);
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let secrets: Api<Secret> =
-        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let secret_name = prev
-        .secret_name
-        .clone()
-        .or_else(|| desired.as_ref().map(|d| d.secret_name.clone()));
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let secret_name = prev.secret_name.clone().or_else(|| desired.as_ref().map(|d| d.secret_name.clone()));
     let wait = |next: StackStatus, reason: &'static str, message: String| Outcome {
         requeue: Action::requeue(poll_delay(&next, ctx)),
         next,
@@ -501,8 +451,18 @@ async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Cleanup> {
                     if let Some(s) = &secret_name {
                         publish::release_secret(&secrets, s, ctx.settings.kube_timeout).await?;
                     }
-                    publish_event(ctx, obj, EventType::Normal, "StackRetained", "Delete",
-                        format!("stack {stack} was kept and tagged {}=true; Secret kept without its owner reference", super::ownership::ORPHANED)).await;
+                    publish_event(
+                        ctx,
+                        obj,
+                        EventType::Normal,
+                        "StackRetained",
+                        "Delete",
+                        format!(
+                            "stack {stack} was kept and tagged {}=true; Secret kept without its owner reference",
+                            super::ownership::ORPHANED
+                        ),
+                    )
+                    .await;
                 }
                 _ => {
                     publish_event(
@@ -520,16 +480,10 @@ async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Cleanup> {
         }
         DeleteStep::Wait => {
             let status = next.stack_status.clone().unwrap_or_default();
-            wait(
-                next,
-                "Deleting",
-                format!("waiting for stack {stack} ({status}) before deleting"),
-            )
+            wait(next, "Deleting", format!("waiting for stack {stack} ({status}) before deleting"))
         }
         DeleteStep::Delete => {
-            let obs = observed
-                .as_ref()
-                .ok_or_else(|| Error::Internal("delete without a stack".into()))?;
+            let obs = observed.as_ref().ok_or_else(|| Error::Internal("delete without a stack".into()))?;
             if backup == Backup::Done {
                 let name = next.snapshot_name.clone().unwrap_or_default();
                 publish_event(
@@ -554,53 +508,29 @@ async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Cleanup> {
                 )
                 .await;
             }
-            ops.delete(&obs.id, &time_token("delete", &owner.uid))
-                .await?;
+            ops.delete(&obs.id, &time_token("delete", &owner.uid)).await?;
             next.stack_status = Some("DELETE_IN_PROGRESS".into());
             wait(next, "StackDeleting", format!("deleting stack {stack}"))
         }
         DeleteStep::StartBackup => {
-            let Some(BackupTarget::ElastiCacheReplicationGroup {
-                replication_group_id,
-                snapshot_name,
-            }) = &target
+            let Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id, snapshot_name }) = &target
             else {
                 return Err(Error::Internal("backup without a target".into()));
             };
-            ops.create_snapshot(replication_group_id, snapshot_name)
-                .await?;
+            ops.create_snapshot(replication_group_id, snapshot_name).await?;
             next.snapshot_name = Some(snapshot_name.clone());
             publish_event(ctx, obj, EventType::Normal, "SnapshotStarted", "CreateSnapshot",
                 format!("snapshot {snapshot_name} of {replication_group_id} started; stack {stack} is deleted once it is available")).await;
-            wait(
-                next,
-                "SnapshotInProgress",
-                format!("taking snapshot {snapshot_name} before deleting stack {stack}"),
-            )
+            wait(next, "SnapshotInProgress", format!("taking snapshot {snapshot_name} before deleting stack {stack}"))
         }
         DeleteStep::WaitBackup => {
             let name = next.snapshot_name.clone().unwrap_or_default();
-            wait(
-                next,
-                "SnapshotInProgress",
-                format!("taking snapshot {name} before deleting stack {stack}"),
-            )
+            wait(next, "SnapshotInProgress", format!("taking snapshot {name} before deleting stack {stack}"))
         }
         DeleteStep::Orphan => {
-            let obs = observed
-                .as_ref()
-                .ok_or_else(|| Error::Internal("retain without a stack".into()))?;
-            ops.retag(
-                obs,
-                &owner.orphaned_tags(&obs.tags),
-                &time_token("retain", &owner.uid),
-            )
-            .await?;
-            wait(
-                next,
-                "StackRetaining",
-                format!("tagging stack {stack} as orphaned before releasing it"),
-            )
+            let obs = observed.as_ref().ok_or_else(|| Error::Internal("retain without a stack".into()))?;
+            ops.retag(obs, &owner.orphaned_tags(&obs.tags), &time_token("retain", &owner.uid)).await?;
+            wait(next, "StackRetaining", format!("tagging stack {stack} as orphaned before releasing it"))
         }
         DeleteStep::Stall { reason, message } => Outcome {
             next,
@@ -619,9 +549,7 @@ async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Cleanup> {
 
 /// Today's date as the seed's backups name it (YYYYMMDD, UTC).
 fn today() -> String {
-    k8s_openapi::jiff::Timestamp::now()
-        .strftime("%Y%m%d")
-        .to_string()
+    k8s_openapi::jiff::Timestamp::now().strftime("%Y%m%d").to_string()
 }
 
 /// Writes status (and the Secret when there is something to publish) and reports a transition.
@@ -632,75 +560,51 @@ async fn finish<K: DataStack>(
     prev: &StackStatus,
     outcome: Outcome,
 ) -> Result<Action> {
-    let Outcome {
-        mut next,
-        health,
-        published,
-        requeue,
-    } = outcome;
+    let health = outcome.health.clone();
+    let requeue = outcome.requeue.clone();
+    let next = write_status(api, obj, ctx, prev, outcome).await?;
+    let prev_reason = prev.conditions.iter().find(|c| c.type_ == status::READY).map(|c| c.reason.as_str());
+    if prev_reason != Some(health.reason()) || prev.stack_status != next.stack_status {
+        let type_ = if matches!(health, Health::Stalled { .. }) { EventType::Warning } else { EventType::Normal };
+        publish_event(ctx, obj, type_, health.reason(), "Reconcile", health.message().to_string()).await;
+    }
+    ctx.metrics.observe_phase(obj, next.stack_status.as_deref());
+    Ok(requeue)
+}
+
+/// Applies the Secret (when publishing) and the status; returns the lifecycle status written.
+async fn write_status<K: DataStack>(
+    api: &Api<K>,
+    obj: &K,
+    ctx: &Context,
+    prev: &StackStatus,
+    outcome: Outcome,
+) -> Result<StackStatus> {
+    let Outcome { mut next, health, published, .. } = outcome;
     let generation = obj.meta().generation;
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     next.observed_generation = generation;
     next.conditions = status::conditions(&prev.conditions, &health, generation, &now);
 
     if let Some(p) = &published {
-        let secrets: Api<Secret> =
-            Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+        let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
         let name = next.secret_name.clone().unwrap_or_default();
-        publish::apply_secret(
-            &secrets,
-            &publish::secret(obj, &name, &p.secret, true),
-            ctx.settings.kube_timeout,
-        )
-        .await?;
+        publish::apply_secret(&secrets, &publish::secret(obj, &name, &p.secret, true), ctx.settings.kube_timeout)
+            .await?;
     }
 
     // The kind's fields: newly published ones, else whatever was published before.
     let mut status = serde_json::Map::new();
     if let Some(p) = &published {
         status.extend(p.status.clone());
-    } else if let Ok(serde_json::Value::Object(old)) =
-        serde_json::to_value(obj).map(|v| v["status"].clone())
-    {
-        status.extend(
-            old.into_iter()
-                .filter(|(k, _)| !LIFECYCLE_FIELDS.contains(&k.as_str())),
-        );
+    } else if let Ok(serde_json::Value::Object(old)) = serde_json::to_value(obj).map(|v| v["status"].clone()) {
+        status.extend(old.into_iter().filter(|(k, _)| !LIFECYCLE_FIELDS.contains(&k.as_str())));
     }
     if let Ok(serde_json::Value::Object(lifecycle)) = serde_json::to_value(&next) {
         status.extend(lifecycle);
     }
-    publish::apply_status(
-        api,
-        obj,
-        serde_json::Value::Object(status),
-        ctx.settings.kube_timeout,
-    )
-    .await?;
-
-    let prev_reason = prev
-        .conditions
-        .iter()
-        .find(|c| c.type_ == status::READY)
-        .map(|c| c.reason.as_str());
-    if prev_reason != Some(health.reason()) || prev.stack_status != next.stack_status {
-        let type_ = if matches!(health, Health::Stalled { .. }) {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
-        publish_event(
-            ctx,
-            obj,
-            type_,
-            health.reason(),
-            "Reconcile",
-            health.message().to_string(),
-        )
-        .await;
-    }
-    ctx.metrics.observe_phase(obj, next.stack_status.as_deref());
-    Ok(requeue)
+    publish::apply_status(api, obj, serde_json::Value::Object(status), ctx.settings.kube_timeout).await?;
+    Ok(next)
 }
 
 /// Publishes an Event; a failure to do so is logged, never fatal.
@@ -720,12 +624,7 @@ pub async fn publish_event<K: DataStack>(
         secondary: None,
     };
     let reference = obj.object_ref(&());
-    match tokio::time::timeout(
-        ctx.settings.kube_timeout,
-        ctx.recorder.publish(&event, &reference),
-    )
-    .await
-    {
+    match tokio::time::timeout(ctx.settings.kube_timeout, ctx.recorder.publish(&event, &reference)).await {
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(reason, error = %e, "could not publish an Event"),
         Err(_) => tracing::warn!(reason, "publishing an Event timed out"),

@@ -44,45 +44,31 @@ pub struct StackStatus {
 /// Where a resource stands, in kstatus terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Health {
-    Ready {
-        reason: &'static str,
-        message: String,
-    },
-    Reconciling {
-        reason: &'static str,
-        message: String,
-    },
-    Stalled {
-        reason: &'static str,
-        message: String,
-    },
+    Ready { reason: &'static str, message: String },
+    Reconciling { reason: &'static str, message: String },
+    Stalled { reason: &'static str, message: String },
 }
 
 impl Health {
     pub fn reason(&self) -> &'static str {
         match self {
-            Health::Ready { reason, .. }
-            | Health::Reconciling { reason, .. }
-            | Health::Stalled { reason, .. } => reason,
+            Health::Ready { reason, .. } | Health::Reconciling { reason, .. } | Health::Stalled { reason, .. } => {
+                reason
+            }
         }
     }
     pub fn message(&self) -> &str {
         match self {
-            Health::Ready { message, .. }
-            | Health::Reconciling { message, .. }
-            | Health::Stalled { message, .. } => message,
+            Health::Ready { message, .. } | Health::Reconciling { message, .. } | Health::Stalled { message, .. } => {
+                message
+            }
         }
     }
 }
 
 /// The three conditions for `health`, keeping each condition's lastTransitionTime when its status
 /// did not change.
-pub fn conditions(
-    previous: &[Condition],
-    health: &Health,
-    generation: Option<i64>,
-    now: &Time,
-) -> Vec<Condition> {
+pub fn conditions(previous: &[Condition], health: &Health, generation: Option<i64>, now: &Time) -> Vec<Condition> {
     let (ready, reconciling, stalled) = match health {
         Health::Ready { .. } => ("True", "False", "False"),
         Health::Reconciling { .. } => ("False", "True", "False"),
@@ -108,11 +94,7 @@ pub fn conditions(
             last_transition_time: since,
         }
     };
-    vec![
-        make(READY, ready),
-        make(RECONCILING, reconciling),
-        make(STALLED, stalled),
-    ]
+    vec![make(READY, ready), make(RECONCILING, reconciling), make(STALLED, stalled)]
 }
 
 #[cfg(test)]
@@ -130,78 +112,28 @@ mod tests {
     #[test]
     fn ready_reconciling_and_stalled_are_exclusive() {
         let cases = [
-            (
-                Health::Ready {
-                    reason: "StackReady",
-                    message: "ok".into(),
-                },
-                ["True", "False", "False"],
-            ),
-            (
-                Health::Reconciling {
-                    reason: "StackInProgress",
-                    message: "…".into(),
-                },
-                ["False", "True", "False"],
-            ),
-            (
-                Health::Stalled {
-                    reason: "InvalidSpec",
-                    message: "bad".into(),
-                },
-                ["False", "False", "True"],
-            ),
+            (Health::Ready { reason: "StackReady", message: "ok".into() }, ["True", "False", "False"]),
+            (Health::Reconciling { reason: "StackInProgress", message: "…".into() }, ["False", "True", "False"]),
+            (Health::Stalled { reason: "InvalidSpec", message: "bad".into() }, ["False", "False", "True"]),
         ];
         for (health, want) in cases {
             let cs = conditions(&[], &health, Some(3), &at(10));
             let got = [READY, RECONCILING, STALLED].map(|t| get(&cs, t).status.clone());
             assert_eq!(got, want.map(String::from), "{health:?}");
             assert!(cs.iter().all(|c| c.observed_generation == Some(3)));
-            assert_eq!(
-                get(&cs, READY).reason,
-                health.reason(),
-                "Ready carries the reason"
-            );
+            assert_eq!(get(&cs, READY).reason, health.reason(), "Ready carries the reason");
             assert_eq!(get(&cs, READY).message, health.message());
         }
     }
 
     #[test]
     fn transition_time_moves_only_when_the_status_changes() {
-        let first = conditions(
-            &[],
-            &Health::Reconciling {
-                reason: "A",
-                message: "a".into(),
-            },
-            Some(1),
-            &at(10),
-        );
-        let same = conditions(
-            &first,
-            &Health::Reconciling {
-                reason: "B",
-                message: "b".into(),
-            },
-            Some(1),
-            &at(20),
-        );
+        let first = conditions(&[], &Health::Reconciling { reason: "A", message: "a".into() }, Some(1), &at(10));
+        let same = conditions(&first, &Health::Reconciling { reason: "B", message: "b".into() }, Some(1), &at(20));
         assert_eq!(get(&same, RECONCILING).last_transition_time, at(10));
-        let ready = conditions(
-            &same,
-            &Health::Ready {
-                reason: "R",
-                message: "r".into(),
-            },
-            Some(1),
-            &at(30),
-        );
+        let ready = conditions(&same, &Health::Ready { reason: "R", message: "r".into() }, Some(1), &at(30));
         assert_eq!(get(&ready, READY).last_transition_time, at(30));
         assert_eq!(get(&ready, RECONCILING).last_transition_time, at(30));
-        assert_eq!(
-            get(&ready, STALLED).last_transition_time,
-            at(10),
-            "Stalled stayed False"
-        );
+        assert_eq!(get(&ready, STALLED).last_transition_time, at(10), "Stalled stayed False");
     }
 }

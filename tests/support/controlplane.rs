@@ -5,9 +5,7 @@
 //! The apiserver serves TLS from a CA made here with openssl, authenticates an admin bearer token
 //! (group system:masters) and authorizes with RBAC, so RBAC rules can be proven against it.
 
-use super::proc::{
-    BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, keep, repo_root,
-};
+use super::proc::{BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, keep, repo_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -40,12 +38,7 @@ pub fn assets_dir() -> Result<PathBuf> {
         .output()
         .map_err(|e| BedError(format!("cannot run {}: {e}", script.display())))?;
     if !out.status.success() {
-        return err(format!(
-            "{} failed ({}):\n{}",
-            script.display(),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ));
+        return err(format!("{} failed ({}):\n{}", script.display(), out.status, String::from_utf8_lossy(&out.stderr)));
     }
     let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
     Ok(PathBuf::from(dir))
@@ -56,60 +49,27 @@ fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
         .args(args)
         .current_dir(dir)
         .output()
-        .map_err(|e| {
-            BedError(format!(
-                "openssl is needed to make the bed's certificates: {e}"
-            ))
-        })?;
+        .map_err(|e| BedError(format!("openssl is needed to make the bed's certificates: {e}")))?;
     if out.status.success() {
         Ok(())
     } else {
-        err(format!(
-            "openssl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+        err(format!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)))
     }
 }
 
 /// A CA, a serving certificate for 127.0.0.1 signed by it, and the service-account key pair.
 fn make_pki(dir: &Path) -> Result<()> {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
     let mut ca = vec!["req", "-x509"];
     ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-subj",
-        "/CN=oms-bed-ca",
-        "-days",
-        "7",
-    ]);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.crt", "-subj", "/CN=oms-bed-ca", "-days", "7"]);
     openssl(dir, &ca)?;
     let mut csr = vec!["req"];
     csr.extend(ec);
-    csr.extend([
-        "-keyout",
-        "serving.key",
-        "-out",
-        "serving.csr",
-        "-subj",
-        "/CN=127.0.0.1",
-    ]);
+    csr.extend(["-keyout", "serving.key", "-out", "serving.csr", "-subj", "/CN=127.0.0.1"]);
     openssl(dir, &csr)?;
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-    )
-    .map_err(|e| BedError(format!("write san.ext: {e}")))?;
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+        .map_err(|e| BedError(format!("write san.ext: {e}")))?;
     openssl(
         dir,
         &[
@@ -130,18 +90,7 @@ fn make_pki(dir: &Path) -> Result<()> {
             "san.ext",
         ],
     )?;
-    openssl(
-        dir,
-        &[
-            "ecparam",
-            "-name",
-            "prime256v1",
-            "-genkey",
-            "-noout",
-            "-out",
-            "sa.key",
-        ],
-    )?;
+    openssl(dir, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "sa.key"])?;
     openssl(dir, &["ec", "-in", "sa.key", "-pubout", "-out", "sa.pub"])?;
     Ok(())
 }
@@ -174,11 +123,8 @@ impl ControlPlane {
         let dir = bed_tempdir("oms-bed")?;
         let d = dir.path();
         make_pki(d)?;
-        std::fs::write(
-            d.join("tokens.csv"),
-            format!("{ADMIN_TOKEN},bed-admin,bed-admin,\"system:masters\"\n"),
-        )
-        .map_err(|e| BedError(format!("write tokens.csv: {e}")))?;
+        std::fs::write(d.join("tokens.csv"), format!("{ADMIN_TOKEN},bed-admin,bed-admin,\"system:masters\"\n"))
+            .map_err(|e| BedError(format!("write tokens.csv: {e}")))?;
 
         let mut procs = Vec::new();
         let etcd_url = format!("http://127.0.0.1:{etcd_port}");
@@ -199,9 +145,7 @@ impl ControlPlane {
             &[],
             d.join("etcd.log"),
         )?;
-        etcd.wait_ready(Duration::from_secs(30), || {
-            std::net::TcpStream::connect(("127.0.0.1", etcd_port)).is_ok()
-        })?;
+        etcd.wait_ready(Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", etcd_port)).is_ok())?;
         procs.push(etcd);
 
         let url = format!("https://127.0.0.1:{api_port}");
@@ -220,10 +164,7 @@ impl ControlPlane {
                 "--authorization-mode=RBAC".into(),
                 "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
                 format!("--service-account-key-file={}", d.join("sa.pub").display()),
-                format!(
-                    "--service-account-signing-key-file={}",
-                    d.join("sa.key").display()
-                ),
+                format!("--service-account-signing-key-file={}", d.join("sa.key").display()),
                 "--service-cluster-ip-range=10.0.0.0/24".into(),
                 "--endpoint-reconciler-type=none".into(),
                 "--enable-priority-and-fairness=false".into(),
@@ -262,13 +203,7 @@ impl ControlPlane {
         kcm.ensure_running()?;
         procs.push(kcm);
 
-        Ok(ControlPlane {
-            dir,
-            kubeconfig,
-            url,
-            startup: started.elapsed(),
-            procs,
-        })
+        Ok(ControlPlane { dir, kubeconfig, url, startup: started.elapsed(), procs })
     }
 
     /// A client for the admin identity, made in the calling test's runtime.
@@ -277,8 +212,7 @@ impl ControlPlane {
     }
 
     pub async fn config(&self) -> kube::Config {
-        let kc =
-            kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("the bed's kubeconfig");
+        let kc = kube::config::Kubeconfig::read_from(&self.kubeconfig).expect("the bed's kubeconfig");
         kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
             .await
             .expect("the bed's kubeconfig is valid")
@@ -319,10 +253,7 @@ static SHARED: OnceLock<std::result::Result<ControlPlane, BedError>> = OnceLock:
 pub fn shared() -> &'static ControlPlane {
     keep(&SHARED, || {
         let cp = ControlPlane::start(Options::default())?;
-        eprintln!(
-            "bed: control plane ready in {:.1}s",
-            cp.startup.as_secs_f64()
-        );
+        eprintln!("bed: control plane ready in {:.1}s", cp.startup.as_secs_f64());
         Ok(cp)
     })
 }

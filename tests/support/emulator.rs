@@ -2,9 +2,7 @@
 //! run from the project's venv on a loopback port, and spoken to by the real aws-sdk over HTTP.
 //! Its control API (`/_oms/...`) sets stack delays, injects failures and counts calls.
 
-use super::proc::{
-    BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, keep, repo_root,
-};
+use super::proc::{BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, keep, repo_root};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -22,11 +20,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            port: None,
-            python: None,
-            stack_delay_seconds: 1.0,
-        }
+        Options { port: None, python: None, stack_delay_seconds: 1.0 }
     }
 }
 
@@ -40,9 +34,7 @@ pub struct Emulator {
 
 /// The project venv's Python; `make venv` makes it.
 pub fn venv_python() -> PathBuf {
-    std::env::var_os("OMS_EMULATOR_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join(".venv/bin/python"))
+    std::env::var_os("OMS_EMULATOR_PYTHON").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv/bin/python"))
 }
 
 impl Emulator {
@@ -71,26 +63,14 @@ impl Emulator {
                 "--stack-delay".into(),
                 opts.stack_delay_seconds.to_string(),
             ],
-            &[
-                (
-                    "PYTHONPATH",
-                    &repo_root().join("tests/emulator").to_string_lossy(),
-                ),
-                ("PYTHONUNBUFFERED", "1"),
-            ],
+            &[("PYTHONPATH", &repo_root().join("tests/emulator").to_string_lossy()), ("PYTHONUNBUFFERED", "1")],
             dir.path().join("emulator.log"),
         )?;
         let url = format!("http://127.0.0.1:{port}");
         proc.wait_ready(Duration::from_secs(60), || {
             matches!(http_json(port, "GET", "/_oms/health", None), Ok((200, _)))
         })?;
-        Ok(Emulator {
-            url,
-            port,
-            startup: started.elapsed(),
-            _dir: dir,
-            _proc: proc,
-        })
+        Ok(Emulator { url, port, startup: started.elapsed(), _dir: dir, _proc: proc })
     }
 
     /// Calls the control API and returns its JSON answer; panics on anything but 200.
@@ -143,12 +123,7 @@ impl Emulator {
         serde_json::from_value(v["counts"].clone()).unwrap_or_default()
     }
 
-    fn sdk_parts(
-        &self,
-    ) -> (
-        aws_sdk_cloudformation::config::Credentials,
-        aws_sdk_cloudformation::config::Region,
-    ) {
+    fn sdk_parts(&self) -> (aws_sdk_cloudformation::config::Credentials, aws_sdk_cloudformation::config::Region) {
         (
             aws_sdk_cloudformation::config::Credentials::new("bed", "bed", None, None, "oms-bed"),
             aws_sdk_cloudformation::config::Region::new(REGION),
@@ -196,41 +171,22 @@ impl Emulator {
 }
 
 /// One HTTP/1.1 request to the control API on loopback; the answer's status and JSON body.
-fn http_json(
-    port: u16,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> std::result::Result<(u16, Value), String> {
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .map_err(|e| e.to_string())?;
+fn http_json(port: u16, method: &str, path: &str, body: Option<&Value>) -> std::result::Result<(u16, Value), String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
     let body = body.map(Value::to_string).unwrap_or_default();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
          Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
-    stream
-        .write_all(req.as_bytes())
-        .map_err(|e| format!("write: {e}"))?;
+    stream.write_all(req.as_bytes()).map_err(|e| format!("write: {e}"))?;
     let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("read: {e}"))?;
+    stream.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
     let text = String::from_utf8_lossy(&raw);
     let (head, payload) = text.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
-    let status: u16 = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or("no HTTP status")?;
-    let payload = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
+    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no HTTP status")?;
+    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
         dechunk(payload)
     } else {
         payload.to_string()
@@ -258,10 +214,7 @@ static SHARED: OnceLock<std::result::Result<Emulator, BedError>> = OnceLock::new
 pub fn shared() -> &'static Emulator {
     keep(&SHARED, || {
         let emu = Emulator::start(Options::default())?;
-        eprintln!(
-            "bed: AWS emulator ready in {:.1}s",
-            emu.startup.as_secs_f64()
-        );
+        eprintln!("bed: AWS emulator ready in {:.1}s", emu.startup.as_secs_f64());
         Ok(emu)
     })
 }

@@ -17,10 +17,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// A name unique within this run, for namespaces and stacks: `<prefix>-<pid><time><n>` in base 36.
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     let n = N.fetch_add(1, Ordering::Relaxed);
     let raw = (u64::from(std::process::id()) << 40) ^ (u64::from(nanos) << 8) ^ u64::from(n);
     format!("{prefix}-{}", base36(raw))

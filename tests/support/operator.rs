@@ -18,25 +18,11 @@ pub async fn install_crds(client: &kube::Client) {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in oms_data_operator::crd::all() {
         let name = crd.metadata.name.clone().expect("a CRD name");
-        crds.patch(
-            &name,
-            &PatchParams::apply("oms-bed").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .expect("apply the CRD");
-        eventually(
-            "the CRD to be established",
-            Duration::from_secs(30),
-            || async {
-                let c = crds.get(&name).await.ok()?;
-                c.status?
-                    .conditions?
-                    .iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-                    .then_some(())
-            },
-        )
+        crds.patch(&name, &PatchParams::apply("oms-bed").force(), &Patch::Apply(&crd)).await.expect("apply the CRD");
+        eventually("the CRD to be established", Duration::from_secs(30), || async {
+            let c = crds.get(&name).await.ok()?;
+            c.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True").then_some(())
+        })
         .await;
     }
 }
@@ -47,13 +33,9 @@ pub fn emulator_sdk_config(emu: &Emulator) -> aws_config::SdkConfig {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(REGION))
         .endpoint_url(&emu.url)
-        .credentials_provider(
-            aws_sdk_cloudformation::config::SharedCredentialsProvider::new(
-                aws_sdk_cloudformation::config::Credentials::new(
-                    "bed", "bed", None, None, "oms-bed",
-                ),
-            ),
-        )
+        .credentials_provider(aws_sdk_cloudformation::config::SharedCredentialsProvider::new(
+            aws_sdk_cloudformation::config::Credentials::new("bed", "bed", None, None, "oms-bed"),
+        ))
         .build()
 }
 
@@ -81,12 +63,7 @@ impl Operator {
         Self::start_with(cp, emu, namespace, test_settings()).await
     }
 
-    pub async fn start_with(
-        cp: &ControlPlane,
-        emu: &Emulator,
-        namespace: &str,
-        settings: Settings,
-    ) -> Operator {
+    pub async fn start_with(cp: &ControlPlane, emu: &Emulator, namespace: &str, settings: Settings) -> Operator {
         let client = cp.client().await;
         install_crds(&client).await;
         let aws = Aws::new(emulator_sdk_config(emu), Duration::from_secs(20));
@@ -97,11 +74,7 @@ impl Operator {
         let task = tokio::spawn(controller::run::<OmsRedis>(ctx, Some(ns), async move {
             let _ = rx.await;
         }));
-        Operator {
-            shutdown: Some(tx),
-            task: Some(task),
-            metrics,
-        }
+        Operator { shutdown: Some(tx), task: Some(task), metrics }
     }
 
     /// Stops the controller and waits for it to finish.

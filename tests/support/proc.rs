@@ -70,24 +70,11 @@ impl Proc {
     /// Starts `program` with its stdout and stderr in `log`. The child gets SIGKILL when the thread
     /// that started it ends, so start long-lived processes from a thread that lives as long as the
     /// test process (see [`keep`]).
-    pub fn spawn(
-        name: &str,
-        program: &Path,
-        args: &[String],
-        env: &[(&str, &str)],
-        log: PathBuf,
-    ) -> Result<Proc> {
-        let out = File::create(&log)
-            .map_err(|e| BedError(format!("cannot create {}: {e}", log.display())))?;
-        let errf = out
-            .try_clone()
-            .map_err(|e| BedError(format!("cannot open {}: {e}", log.display())))?;
+    pub fn spawn(name: &str, program: &Path, args: &[String], env: &[(&str, &str)], log: PathBuf) -> Result<Proc> {
+        let out = File::create(&log).map_err(|e| BedError(format!("cannot create {}: {e}", log.display())))?;
+        let errf = out.try_clone().map_err(|e| BedError(format!("cannot open {}: {e}", log.display())))?;
         let mut cmd = Command::new(program);
-        cmd.args(args)
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(errf);
+        cmd.args(args).envs(env.iter().copied()).stdin(Stdio::null()).stdout(out).stderr(errf);
         // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
         unsafe {
             cmd.pre_exec(|| {
@@ -97,26 +84,15 @@ impl Proc {
                 Ok(())
             });
         }
-        let child = cmd.spawn().map_err(|e| {
-            BedError(format!(
-                "{name} does not start: cannot execute {}: {e}",
-                program.display()
-            ))
-        })?;
-        Ok(Proc {
-            name: name.to_string(),
-            log,
-            child,
-        })
+        let child = cmd
+            .spawn()
+            .map_err(|e| BedError(format!("{name} does not start: cannot execute {}: {e}", program.display())))?;
+        Ok(Proc { name: name.to_string(), log, child })
     }
 
     /// Waits until `ready` says yes. Fails early, with the log's last lines, when the process exits
     /// first or the time runs out.
-    pub fn wait_ready(
-        &mut self,
-        timeout: Duration,
-        mut ready: impl FnMut() -> bool,
-    ) -> Result<Duration> {
+    pub fn wait_ready(&mut self, timeout: Duration, mut ready: impl FnMut() -> bool) -> Result<Duration> {
         let started = Instant::now();
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -184,8 +160,7 @@ pub fn keep<T: Send + Sync + 'static>(
                 }
             })
             .expect("spawn the bed keeper thread");
-        rx.recv()
-            .unwrap_or_else(|_| Err(BedError("the bed keeper thread died".into())))
+        rx.recv().unwrap_or_else(|_| Err(BedError("the bed keeper thread died".into())))
     });
     match result {
         Ok(v) => v,

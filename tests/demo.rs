@@ -1,0 +1,187 @@
+//! `make demo`: the whole product on the test bed, for a person to watch.
+//!
+//! Starts the control plane, the AWS emulator (its Redis endpoints pointing at a local
+//! redis-server) and the operator binary; applies examples/dev.yaml; waits for Ready; shows
+//! `kubectl get omsr` and the Secret; and PINGs Redis with the Secret's values. With DEMO_EXIT=1 it
+//! stops there, otherwise the operator stays in the foreground until Ctrl-C.
+
+mod support;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::Api;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+use support::controlplane::{ControlPlane, Options as CpOptions};
+use support::emulator::{Emulator, Options as EmuOptions, REGION};
+use support::operator::install_crds;
+use support::proc::{Proc, free_port, repo_root};
+
+const NAMESPACE: &str = "oms-demo";
+const EXAMPLE: &str = "examples/dev.yaml";
+const NAME: &str = "oms-redis-dev";
+const VPC: &str = "oms-vpc-dev";
+
+fn step(text: &str) {
+    println!("\n==> {text}");
+}
+
+fn kubectl(kubeconfig: &Path, args: &[&str]) -> Result<String, String> {
+    let out = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .map_err(|e| format!("kubectl: {e} (install it: apt-get install kubectl)"))?;
+    if !out.status.success() {
+        return Err(format!("kubectl {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr)));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The bed's processes; they die with the demo.
+struct Bed {
+    cp: ControlPlane,
+    emu: Emulator,
+    _redis: Proc,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts the bed before any async runtime exists (the control plane's start blocks).
+fn start_bed() -> Result<Bed, String> {
+    step("starting the control plane (etcd, kube-apiserver, kube-controller-manager)");
+    let cp = ControlPlane::start(CpOptions::default()).map_err(|e| e.to_string())?;
+    println!("    ready in {:.1}s; kubeconfig: {}", cp.startup.as_secs_f64(), cp.kubeconfig.display());
+
+    step("starting a local redis-server");
+    let redis_port = free_port().map_err(|e| e.to_string())?;
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let mut redis = Proc::spawn(
+        "redis-server",
+        Path::new("redis-server"),
+        &["--port".into(), redis_port.to_string(), "--bind".into(), "127.0.0.1".into(), "--save".into(), "".into()],
+        &[],
+        dir.path().join("redis.log"),
+    )
+    .map_err(|e| format!("{e} (install it: apt-get install redis-server)"))?;
+    redis
+        .wait_ready(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok())
+        .map_err(|e| e.to_string())?;
+    println!("    127.0.0.1:{redis_port}");
+
+    step("starting the AWS emulator (ElastiCache endpoints point at that redis-server)");
+    let emu =
+        Emulator::start(EmuOptions { stack_delay_seconds: 3.0, ..EmuOptions::default() }).map_err(|e| e.to_string())?;
+    emu.configure(serde_json::json!({ "endpoint_address": "127.0.0.1", "endpoint_port": redis_port }));
+    println!("    {} (ready in {:.1}s)", emu.url, emu.startup.as_secs_f64());
+    Ok(Bed { cp, emu, _redis: redis, _dir: dir })
+}
+
+async fn demo(bed: &Bed) -> Result<(), String> {
+    let (cp, emu) = (&bed.cp, &bed.emu);
+    step("installing the CRD and deploying the VPC stack oms-vpc-dev");
+    let client = cp.client().await;
+    install_crds(&client).await;
+    let cfn = emu.cloudformation();
+    cfn.create_stack()
+        .stack_name(VPC)
+        .template_body(include_str!("../templates/data/vpc.json"))
+        .send()
+        .await
+        .map_err(|e| format!("VPC stack: {e:?}"))?;
+    support::eventually("the VPC stack", Duration::from_secs(60), || async {
+        let out = cfn.describe_stacks().stack_name(VPC).send().await.ok()?;
+        (out.stacks().first()?.stack_status().map(|s| s.as_str()) == Some("CREATE_COMPLETE")).then_some(())
+    })
+    .await;
+    kubectl(&cp.kubeconfig, &["create", "namespace", NAMESPACE])?;
+
+    step("running the operator");
+    let mut operator = Command::new(env!("CARGO_BIN_EXE_oms-data-operator"))
+        .args(["run", "--log-format", "text", "--poll-interval", "1", "--max-poll-interval", "5"])
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .env("OMS_AWS_ENDPOINT_URL", &emu.url)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "demo")
+        .env("AWS_SECRET_ACCESS_KEY", "demo")
+        .spawn()
+        .map_err(|e| format!("start the operator: {e}"))?;
+
+    step(&format!("kubectl apply -f {EXAMPLE}"));
+    print!(
+        "{}",
+        kubectl(&cp.kubeconfig, &["apply", "-n", NAMESPACE, "-f", &repo_root().join(EXAMPLE).to_string_lossy()])?
+    );
+
+    step(&format!("kubectl wait --for=condition=Ready omsr/{NAME}"));
+    print!(
+        "{}",
+        kubectl(
+            &cp.kubeconfig,
+            &["wait", "-n", NAMESPACE, "--for=condition=Ready", &format!("omsr/{NAME}"), "--timeout=120s"]
+        )?
+    );
+
+    step("kubectl get omsr");
+    print!("{}", kubectl(&cp.kubeconfig, &["get", "omsr", "-n", NAMESPACE])?);
+
+    step(&format!("the Secret {NAME}-redis"));
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let secret = secrets.get(&format!("{NAME}-redis")).await.map_err(|e| format!("the Secret: {e}"))?;
+    let data: std::collections::BTreeMap<String, String> = secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .collect();
+    for (k, v) in &data {
+        println!("    {k}={v}");
+    }
+
+    let host = data.get("REDIS_HOST").cloned().unwrap_or_default();
+    let port = data.get("REDIS_PORT").cloned().unwrap_or_default();
+    step(&format!("redis-cli -h $REDIS_HOST -p $REDIS_PORT PING   (REDIS_HOST={host}, REDIS_PORT={port})"));
+    let ping = Command::new("redis-cli")
+        .args(["-h", &host, "-p", &port, "PING"])
+        .output()
+        .map_err(|e| format!("redis-cli: {e} (install it: apt-get install redis-tools)"))?;
+    let answer = String::from_utf8_lossy(&ping.stdout).trim().to_string();
+    println!("    {answer}");
+    if answer != "PONG" {
+        let _ = operator.kill();
+        return Err(format!("expected PONG, got {answer:?} {}", String::from_utf8_lossy(&ping.stderr)));
+    }
+
+    if std::env::var("DEMO_EXIT").is_ok_and(|v| v == "1") {
+        step("DEMO_EXIT=1: stopping");
+        let _ = operator.kill();
+        let _ = operator.wait();
+        return Ok(());
+    }
+    step(&format!(
+        "the operator keeps running; try: kubectl --kubeconfig {} -n {NAMESPACE} edit omsr {NAME}   (Ctrl-C to stop)",
+        cp.kubeconfig.display()
+    ));
+    let _ = tokio::signal::ctrl_c().await;
+    let _ = operator.kill();
+    let _ = operator.wait();
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("demo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = start_bed().and_then(|bed| runtime.block_on(demo(&bed)));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\ndemo failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
