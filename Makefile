@@ -19,6 +19,7 @@ help:
 	@echo "make demo          the operator end to end on a local bed: dev example to Ready, then PING"
 	@echo "make test          fmt check, clippy, unit tests, template lint, bed tests, the demo (what CI runs)"
 	@echo "make venv          project-local Python venv with the pinned AWS emulator and cfn-lint"
+	@echo "make bench         operator figures on the bed (latency, AWS calls, RSS with 100 resources)"
 	@echo "make controlplane  build (once) the pinned kube-apiserver, kube-controller-manager, etcd"
 	@echo "make lint-templates  cfn-lint the CloudFormation templates"
 
@@ -81,6 +82,14 @@ demo: $(VENV_STAMP) demo-tools
 	assets="$$(bash tests/controlplane/build.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" OMS_EMULATOR_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
 	  cargo test --locked --test demo
+
+# Figures for notes and reviews: latency, AWS calls, steady-state calls, RSS (printed, not asserted).
+.PHONY: bench
+bench: $(VENV_STAMP)
+	cargo build --locked
+	assets="$$(bash tests/controlplane/build.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" OMS_EMULATOR_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
+	  cargo test --locked --test bench_operator
 
 .PHONY: demo-check
 demo-check:

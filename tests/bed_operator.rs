@@ -612,3 +612,26 @@ async fn a_missing_vpc_stack_stalls_with_awss_message_and_recovers_when_it_appea
     cfn.create_stack().stack_name(&vpc).template_body(VPC_TEMPLATE).send().await.expect("the VPC stack");
     w.ready(&name).await;
 }
+
+#[tokio::test]
+async fn a_change_while_the_stack_is_in_progress_waits_for_it() {
+    let w = World::new("busy").await;
+    let name = unique_name("oms-redis-busy");
+    w.emu.configure(json!({ "stack_delays": { name.clone(): 3.0 } }));
+    w.create(&name, "dev", json!({})).await;
+    eventually("the create to start", WAIT, || async {
+        (w.count(&name, "cloudformation:CreateStack") == 1).then_some(())
+    })
+    .await;
+    w.patch_spec(&name, json!({ "nodeType": "cache.t4g.small" })).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let status = stack(w.emu, &name).await.and_then(|s| s.stack_status().map(|s| s.as_str().to_string()));
+    assert_eq!(status.as_deref(), Some("CREATE_IN_PROGRESS"));
+    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 0, "no update while the create runs");
+    let o = w.ready(&name).await;
+    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 1, "the change went in once the stack settled");
+    assert_eq!(
+        o.status.and_then(|s| s.stack.applied_parameters).expect("applied")[param::NODE_TYPE],
+        "cache.t4g.small"
+    );
+}

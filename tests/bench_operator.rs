@@ -1,0 +1,205 @@
+//! `make bench`: figures for the operator on the bed, printed, never asserted.
+//!
+//! - apply → Ready latency for one resource, minus the emulator's configured stack delay;
+//! - AWS calls by action for one create → update → delete;
+//! - steady-state AWS calls per resource per resync period;
+//! - the operator binary's RSS with 100 resources Ready.
+//!
+//! The operator runs as its own process (the built binary), so its RSS is its own.
+
+mod support;
+
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use oms_data_operator::redis::OmsRedis;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::process::{Child, Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+use support::controlplane::{self, ControlPlane, Options as CpOptions};
+use support::emulator::{Emulator, Options as EmuOptions, REGION};
+use support::operator::install_crds;
+use support::unique_name;
+
+const STACK_DELAY: f64 = 2.0;
+const POLL: &str = "0.5";
+const RESYNC_SECS: u64 = 10;
+
+fn operator(cp: &ControlPlane, emu: &Emulator, ns: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_oms-data-operator"))
+        .args(["run", "--namespace", ns, "--poll-interval", POLL, "--max-poll-interval", "2"])
+        .args(["--resync", &RESYNC_SECS.to_string(), "--concurrency", "8", "--log-level", "warn"])
+        .env("KUBECONFIG", &cp.kubeconfig)
+        .env("OMS_AWS_ENDPOINT_URL", &emu.url)
+        .env("AWS_REGION", REGION)
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("OMS_CLUSTER_ID", "bench")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the operator")
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn manifest(name: &str, vpc: &str) -> OmsRedis {
+    serde_json::from_value(json!({
+        "apiVersion": "data.oms-spider.io/v1alpha1",
+        "kind": "OmsRedis",
+        "metadata": { "name": name },
+        "spec": { "environment": "dev", "vpcStackName": vpc },
+    }))
+    .expect("manifest")
+}
+
+async fn wait_ready(api: &Api<OmsRedis>, name: &str) -> Duration {
+    let started = Instant::now();
+    loop {
+        if let Ok(o) = api.get(name).await {
+            let ready = o
+                .status
+                .as_ref()
+                .map(|s| {
+                    s.stack.observed_generation == o.metadata.generation
+                        && s.stack.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True")
+                })
+                .unwrap_or(false);
+            if ready {
+                return started.elapsed();
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(300), "{name} never became Ready");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn diff(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0))).filter(|(_, v)| *v > 0).collect()
+}
+
+async fn bench(cp: &ControlPlane, emu: &Emulator) {
+    let client = cp.client().await;
+    install_crds(&client).await;
+    let ns = controlplane::test_namespace(&client, "bench").await;
+    let api: Api<OmsRedis> = Api::namespaced(client.clone(), &ns);
+    let cfn = emu.cloudformation();
+    let vpc = unique_name("oms-vpc-bench");
+    cfn.create_stack()
+        .stack_name(&vpc)
+        .template_body(include_str!("../templates/data/vpc.json"))
+        .send()
+        .await
+        .expect("vpc");
+    tokio::time::sleep(Duration::from_secs_f64(STACK_DELAY + 0.5)).await;
+    let mut op = operator(cp, emu, &ns);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    println!("bench: stack delay {STACK_DELAY}s, operator poll interval {POLL}s, resync {RESYNC_SECS}s");
+
+    // 1. apply → Ready, five times, one after another.
+    let mut overheads = Vec::new();
+    for _ in 0..5 {
+        let name = unique_name("oms-redis-lat");
+        api.create(&PostParams::default(), &manifest(&name, &vpc)).await.expect("create");
+        let took = wait_ready(&api, &name).await;
+        overheads.push(took.as_secs_f64() - STACK_DELAY);
+    }
+    overheads.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "bench: apply→Ready minus stack delay: median {:.2}s, min {:.2}s, max {:.2}s (n=5)",
+        overheads[2], overheads[0], overheads[4]
+    );
+
+    // 2. AWS calls for one create → update → delete.
+    let name = unique_name("oms-redis-calls");
+    let before = emu.calls(Some(&name));
+    api.create(&PostParams::default(), &manifest(&name, &vpc)).await.expect("create");
+    wait_ready(&api, &name).await;
+    let created = emu.calls(Some(&name));
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({ "spec": { "nodeType": "cache.t4g.small" } })))
+        .await
+        .expect("update");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_ready(&api, &name).await;
+    let updated = emu.calls(Some(&name));
+    api.delete(&name, &DeleteParams::default()).await.expect("delete");
+    loop {
+        if matches!(api.get_opt(&name).await, Ok(None)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let deleted = emu.calls(Some(&name));
+    println!("bench: AWS calls, create → Ready: {:?}", diff(&created, &before));
+    println!("bench: AWS calls, update → Ready: {:?}", diff(&updated, &created));
+    println!("bench: AWS calls, delete → gone:  {:?}", diff(&deleted, &updated));
+    println!("bench: AWS calls, whole lifecycle: {:?}", diff(&deleted, &before));
+
+    // 3 and 4. 100 resources: RSS, then steady-state calls per resync period.
+    let idle = rss_kib(op.id());
+    println!("bench: operator RSS with {} resources Ready: {} KiB (peak {} KiB)", 5, idle.0, idle.1);
+    let started = Instant::now();
+    let names: Vec<String> = (0..100).map(|_| unique_name("oms-redis-rss")).collect();
+    for n in &names {
+        api.create(&PostParams::default(), &manifest(n, &vpc)).await.expect("create");
+    }
+    for n in &names {
+        wait_ready(&api, n).await;
+    }
+    println!("bench: 100 resources applied → all Ready in {:.1}s", started.elapsed().as_secs_f64());
+    let full = rss_kib(op.id());
+    println!("bench: operator RSS with 105 resources Ready: {} KiB (peak {} KiB)", full.0, full.1);
+
+    let periods = 3;
+    let before: BTreeMap<String, u64> =
+        names.iter().flat_map(|n| emu.calls(Some(n))).fold(BTreeMap::new(), |mut m, (k, v)| {
+            *m.entry(k).or_default() += v;
+            m
+        });
+    tokio::time::sleep(Duration::from_secs(RESYNC_SECS * periods)).await;
+    let after: BTreeMap<String, u64> =
+        names.iter().flat_map(|n| emu.calls(Some(n))).fold(BTreeMap::new(), |mut m, (k, v)| {
+            *m.entry(k).or_default() += v;
+            m
+        });
+    let steady = diff(&after, &before);
+    let total: u64 = steady.values().sum();
+    println!(
+        "bench: steady state over {periods} resync periods for 100 Ready resources: {steady:?} = {:.2} calls per resource per resync",
+        total as f64 / (100.0 * periods as f64)
+    );
+    let end = rss_kib(op.id());
+    println!("bench: operator RSS after the steady-state period: {} KiB (peak {} KiB)", end.0, end.1);
+    let _ = op.kill();
+    let _ = op.wait();
+}
+
+fn main() -> ExitCode {
+    let cp = match ControlPlane::start(CpOptions::default()) {
+        Ok(cp) => cp,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let emu = match Emulator::start(EmuOptions { stack_delay_seconds: STACK_DELAY, ..EmuOptions::default() }) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(bench(&cp, &emu));
+    ExitCode::SUCCESS
+}
