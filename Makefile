@@ -17,7 +17,10 @@ BED_TEST_THREADS ?= 4
 .PHONY: help
 help:
 	@echo "make demo          the operator end to end on a local bed: dev example to Ready, then PING"
-	@echo "make test          fmt check, clippy, unit tests, template lint, bed tests, the demo (what CI runs)"
+	@echo "make test          fmt check, clippy, unit tests, cfn-lint, helm lint, hadolint, bed tests, the demo,"
+	@echo "                   and the static release binary (what CI runs)"
+	@echo "make crds          regenerate crds/ and the chart's CRDs from the Rust types"
+	@echo "make static-binary the Dockerfile's static musl binary, checked and sized"
 	@echo "make venv          project-local Python venv with the pinned AWS emulator and cfn-lint"
 	@echo "make bench         operator figures on the bed (latency, AWS calls, RSS with 100 resources)"
 	@echo "make controlplane  build (once) the pinned kube-apiserver, kube-controller-manager, etcd"
@@ -55,13 +58,40 @@ lint-templates: $(VENV_STAMP)
 
 .PHONY: bed
 bed: $(VENV_STAMP)
-	assets="$$(bash tests/controlplane/build.sh)"; \
-	KUBEBUILDER_ASSETS="$$assets" OMS_EMULATOR_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
+	assets="$$(bash tests/controlplane/build.sh)"; helm="$$(bash tests/helm/build.sh)"; \
+	KUBEBUILDER_ASSETS="$$assets" OMS_HELM="$$helm" OMS_EMULATOR_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
 	  cargo test --locked --test 'bed_*' -- --test-threads=$(BED_TEST_THREADS)
+
+# helm lint in both RBAC modes, with the pinned helm (built once from its Go module).
+.PHONY: chart-lint
+chart-lint:
+	helm="$$(bash tests/helm/build.sh)"; \
+	"$$helm" lint --strict charts/oms-data-operator; \
+	"$$helm" lint --strict charts/oms-data-operator --set 'watchNamespaces={team-a,team-b}' \
+	  --set operator.clusterId=c1 --set metrics.serviceMonitor.enabled=true \
+	  --set serviceAccount.irsaRoleArn=arn:aws:iam::123456789012:role/oms-data-operator
+
+.PHONY: hadolint
+hadolint: $(VENV_STAMP)
+	$(VENV)/bin/hadolint Dockerfile
+
+# The exact static binary the Dockerfile builds (same script, target and flags), checked and sized.
+STATIC_TARGET := x86_64-unknown-linux-musl
+.PHONY: static-binary
+static-binary:
+	@rustup target list --installed | grep -qx $(STATIC_TARGET) || rustup target add $(STATIC_TARGET)
+	@command -v musl-gcc >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null; }
+	bin="$$(./hack/static-build.sh | tail -n 1)"; \
+	if readelf -d "$$bin" | grep -q NEEDED; then echo "$$bin needs shared libraries" >&2; exit 1; fi; \
+	"$$bin" --version; \
+	"$$bin" crd | diff -u crds/omsredis.yaml - >/dev/null || { echo "the static binary's CRDs differ from crds/" >&2; exit 1; }; \
+	"$$bin" template | diff -q templates/data/elasticache-redis.json - >/dev/null; \
+	echo "static binary: $$bin, $$(stat -c %s "$$bin") bytes"
 
 .PHONY: crds
 crds:
 	cargo run --quiet -- crd > crds/omsredis.yaml
+	cp crds/omsredis.yaml charts/oms-data-operator/crds/omsredis.yaml
 
 # The demo's tools, from Debian's packages when missing.
 .PHONY: demo-tools
@@ -96,4 +126,4 @@ demo-check:
 	DEMO_EXIT=1 $(MAKE) demo
 
 .PHONY: test
-test: fmt-check clippy unit lint-templates bed demo-check
+test: fmt-check clippy unit lint-templates chart-lint hadolint bed demo-check static-binary

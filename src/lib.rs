@@ -8,6 +8,8 @@
 pub mod controller;
 pub mod crd;
 pub mod error;
+pub mod http;
+pub mod leader;
 pub mod metrics;
 pub mod redis;
 pub mod stack;

@@ -2,12 +2,15 @@
 
 use clap::{Parser, Subcommand, ValueEnum};
 use oms_data_operator::controller::{self, Context, Settings};
+use oms_data_operator::http::{self, Health};
+use oms_data_operator::leader::{Elector, LeaseConfig};
 use oms_data_operator::metrics::Metrics;
 use oms_data_operator::redis::OmsRedis;
 use oms_data_operator::stack::cfn::Aws;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(name = "oms-data-operator", version, about = "OMS Spider data layer on AWS, as Kubernetes resources")]
@@ -19,7 +22,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the operator.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions (YAML).
     Crd,
     /// Print the embedded ElastiCache Redis CloudFormation template.
@@ -40,9 +43,30 @@ struct RunArgs {
     /// Send every AWS call to this endpoint. Only for emulators; never set it in production.
     #[arg(long, env = "OMS_AWS_ENDPOINT_URL")]
     aws_endpoint_url: Option<String>,
-    /// Watch only this namespace (default: the whole cluster).
-    #[arg(long, env = "WATCH_NAMESPACE")]
-    namespace: Option<String>,
+    /// Watch only these namespaces, comma-separated (default: the whole cluster).
+    #[arg(long = "namespaces", alias = "namespace", env = "WATCH_NAMESPACES", value_delimiter = ',')]
+    namespaces: Vec<String>,
+    /// Serve /healthz, /readyz and /metrics here.
+    #[arg(long, default_value = "0.0.0.0:8080", env = "OMS_METRICS_ADDR")]
+    metrics_addr: String,
+    /// Run only while holding the leader Lease (for more than one replica).
+    #[arg(long, default_value_t = false)]
+    leader_elect: bool,
+    /// Namespace of the leader Lease (default: the pod's namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    leader_election_namespace: String,
+    /// Name of the leader Lease.
+    #[arg(long, default_value = "oms-data-operator")]
+    leader_election_id: String,
+    /// Seconds a Lease holds without renewal before a standby takes it.
+    #[arg(long, default_value_t = 15.0)]
+    lease_duration: f64,
+    /// Seconds the leader keeps trying to renew before it stops.
+    #[arg(long, default_value_t = 10.0)]
+    renew_deadline: f64,
+    /// Seconds between leader election attempts and renewals.
+    #[arg(long, default_value_t = 2.0)]
+    retry_period: f64,
     /// Cluster identity in stack ownership tags (default: the uid of kube-system).
     #[arg(long, env = "OMS_CLUSTER_ID")]
     cluster_id: Option<String>,
@@ -103,8 +127,42 @@ async fn shutdown_signal() {
     }
 }
 
+/// Resolves once `rx` turns true. (Not an `async fn`: the controller's shutdown trigger must be
+/// `Sync`, which the bound here promises and checks.)
+#[allow(clippy::manual_async_fn)]
+fn when_true(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + Sync + 'static {
+    async move {
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+fn identity() -> String {
+    std::env::var("POD_NAME").unwrap_or_else(|_| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        format!("{}-{}", host.trim(), std::process::id())
+    })
+}
+
 async fn run(args: RunArgs) -> Result<(), String> {
     init_logging(&args);
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+
+    // Stop on SIGTERM/Ctrl-C: everything below watches this.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+
+    let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
+        .await
+        .map_err(|e| format!("cannot serve on {}: {e}", args.metrics_addr))?;
+    let served = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    tracing::info!(addr = served.as_str(), "serving /healthz, /readyz and /metrics");
+    let server = tokio::spawn(http::serve(listener, metrics.clone(), health.clone(), when_true(stop_rx.clone())));
+
     let mut kube_config = kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration: {e}"))?;
     kube_config.read_timeout = Some(secs(args.kube_timeout).max(Duration::from_secs(300)));
     kube_config.connect_timeout = Some(secs(args.kube_timeout));
@@ -128,7 +186,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         loader = loader.endpoint_url(url);
     }
     let sdk = loader.load().await;
-    let aws = Aws::new(sdk, secs(args.aws_timeout) + Duration::from_secs(5));
+    let aws = Aws::new(sdk, secs(args.aws_timeout) + Duration::from_secs(5), metrics.clone());
 
     let settings = Settings {
         cluster_id,
@@ -138,9 +196,74 @@ async fn run(args: RunArgs) -> Result<(), String> {
         kube_timeout: secs(args.kube_timeout),
         concurrency: args.concurrency,
     };
-    tracing::info!(namespace = args.namespace.as_deref().unwrap_or("*"), "starting the OmsRedis controller");
-    let ctx = Arc::new(Context::new(client, aws, Arc::new(Metrics::default()), settings));
-    controller::run::<OmsRedis>(ctx, args.namespace.clone(), shutdown_signal()).await;
+    let ctx = Arc::new(Context::new(client.clone(), aws, metrics.clone(), settings));
+    health.set_ready(true);
+
+    // Work stops on shutdown, or when leadership is lost.
+    let (work_stop_tx, work_stop_rx) = watch::channel(false);
+    let mut elector = None;
+    if args.leader_elect {
+        let e = Arc::new(Elector::new(
+            client.clone(),
+            LeaseConfig {
+                namespace: args.leader_election_namespace.clone(),
+                name: args.leader_election_id.clone(),
+                identity: identity(),
+                lease_duration: secs(args.lease_duration),
+                renew_deadline: secs(args.renew_deadline),
+                retry_period: secs(args.retry_period),
+                call_timeout: secs(args.kube_timeout),
+            },
+        ));
+        let (lead_tx, mut lead_rx) = watch::channel(false);
+        let runner = e.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move { runner.run(lead_tx, stop).await });
+        tracing::info!(lease = args.leader_election_id.as_str(), "waiting for leadership");
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            r = lead_rx.wait_for(|v| *v) => { r.map_err(|_| "leader election ended".to_string())?; }
+            _ = stop.wait_for(|v| *v) => {
+                let _ = server.await;
+                return Ok(());
+            }
+        }
+        let forward = work_stop_tx.clone();
+        tokio::spawn(async move {
+            let _ = lead_rx.wait_for(|v| !*v).await;
+            let _ = forward.send(true);
+        });
+        elector = Some(e);
+    }
+    let forward = work_stop_tx.clone();
+    let mut stop = stop_rx.clone();
+    tokio::spawn(async move {
+        let _ = stop.wait_for(|v| *v).await;
+        let _ = forward.send(true);
+    });
+    metrics.set_leader(true);
+
+    let namespaces: Vec<Option<String>> =
+        if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
+    tracing::info!(namespaces = ?args.namespaces, "starting the OmsRedis controller");
+    futures::future::join_all(
+        namespaces.into_iter().map(|ns| controller::run::<OmsRedis>(ctx.clone(), ns, when_true(work_stop_rx.clone()))),
+    )
+    .await;
+    metrics.set_leader(false);
+
+    let graceful = *stop_rx.borrow();
+    if let Some(e) = elector {
+        if graceful {
+            match e.release().await {
+                Ok(()) => tracing::info!("released the leader Lease"),
+                Err(err) => tracing::warn!(error = %err, "could not release the leader Lease"),
+            }
+        } else {
+            return Err("lost the leader Lease".into());
+        }
+    }
+    let _ = server.await;
     tracing::info!("stopped");
     Ok(())
 }
@@ -170,7 +293,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(run(args)) {
+            match runtime.block_on(run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("oms-data-operator: {e}");

@@ -41,6 +41,10 @@ pub struct Metrics {
     aws_calls: Family<AwsCallLabels, Counter>,
     stacks: Family<PhaseLabels, Gauge>,
     phases: Mutex<HashMap<String, &'static str>>,
+    in_flight: Gauge,
+    queue_depth: Gauge,
+    scheduled: Mutex<HashMap<String, ()>>,
+    leader: Gauge,
 }
 
 impl Default for Metrics {
@@ -58,7 +62,33 @@ impl Default for Metrics {
         registry.register("reconcile_duration_seconds", "Reconcile duration by outcome", duration.clone());
         registry.register("aws_calls", "AWS API calls by service, action and outcome", aws_calls.clone());
         registry.register("stacks", "Managed stacks by phase", stacks.clone());
-        Metrics { registry, reconciles, errors, duration, aws_calls, stacks, phases: Mutex::new(HashMap::new()) }
+        let in_flight = Gauge::default();
+        let queue_depth = Gauge::default();
+        let leader = Gauge::default();
+        registry.register("reconciles_in_flight", "Reconciles running now", in_flight.clone());
+        registry.register(
+            "queue_depth",
+            "Resources waiting for their next reconcile (a scheduled requeue) or in one",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica holds the leader Lease (or runs without election)",
+            leader.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            aws_calls,
+            stacks,
+            phases: Mutex::new(HashMap::new()),
+            in_flight,
+            queue_depth,
+            scheduled: Mutex::new(HashMap::new()),
+            leader,
+        }
     }
 }
 
@@ -110,6 +140,30 @@ impl Metrics {
         };
         if let Some(old) = phases.remove(&key) {
             self.stacks.get_or_create(&PhaseLabels { phase: old }).dec();
+        }
+    }
+
+    pub fn set_leader(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    /// A reconcile of `key` starts: it is no longer waiting in the queue.
+    pub fn reconcile_started(&self, key: &str) {
+        self.in_flight.inc();
+        if let Ok(mut s) = self.scheduled.lock() {
+            s.remove(key);
+            self.queue_depth.set(s.len() as i64 + self.in_flight.get());
+        }
+    }
+
+    /// A reconcile of `key` ended; `requeued` when it asked to be looked at again later.
+    pub fn reconcile_finished(&self, key: &str, requeued: bool) {
+        self.in_flight.dec();
+        if let Ok(mut s) = self.scheduled.lock() {
+            if requeued {
+                s.insert(key.to_string(), ());
+            }
+            self.queue_depth.set(s.len() as i64 + self.in_flight.get());
         }
     }
 

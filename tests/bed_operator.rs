@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use support::controlplane::{self, ControlPlane};
 use support::emulator::{self, Emulator};
-use support::operator::Operator;
+use support::operator::{Operator, OperatorProcess, ProcessOptions};
 use support::{eventually, unique_name};
 
 const VPC_TEMPLATE: &str = include_str!("../templates/data/vpc.json");
@@ -537,31 +537,21 @@ async fn an_operator_killed_mid_create_and_restarted_makes_exactly_one_stack() {
     w.emu.configure(json!({ "stack_delays": { name.clone(): 4.0 } }));
     let crash_ns = controlplane::test_namespace(&w.client, "crash-bin").await;
     let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &crash_ns);
-    let spawn = || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_oms-data-operator"))
-            .args([
-                "run",
-                "--namespace",
-                &crash_ns,
-                "--poll-interval",
-                "0.3",
-                "--max-poll-interval",
-                "1",
-                "--log-format",
-                "text",
-            ])
-            .env("KUBECONFIG", &w.cp.kubeconfig)
-            .env("OMS_AWS_ENDPOINT_URL", &w.emu.url)
-            .env("AWS_REGION", emulator::REGION)
-            .env("AWS_ACCESS_KEY_ID", "bed")
-            .env("AWS_SECRET_ACCESS_KEY", "bed")
-            .env("OMS_CLUSTER_ID", "oms-bed-cluster")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start the operator binary")
+    let spawn = |access_key: &str| {
+        OperatorProcess::spawn(
+            w.emu,
+            ProcessOptions {
+                kubeconfig: &w.cp.kubeconfig,
+                access_key,
+                args: ["--namespaces", &crash_ns, "--poll-interval", "0.3", "--max-poll-interval", "1"]
+                    .map(String::from)
+                    .to_vec(),
+                log: None,
+                pod_name: None,
+            },
+        )
     };
-    let mut first = spawn();
+    let mut first = spawn("crash-first");
     let mut manifest = w.manifest(&name, "dev", json!({}));
     manifest.metadata.namespace = Some(crash_ns.clone());
     api.create(&PostParams::default(), &manifest).await.expect("create");
@@ -569,19 +559,18 @@ async fn an_operator_killed_mid_create_and_restarted_makes_exactly_one_stack() {
         (w.count(&name, "cloudformation:CreateStack") >= 1).then_some(())
     })
     .await;
-    first.kill().expect("kill -9 the operator");
-    let _ = first.wait();
+    first.child.kill().expect("kill -9 the operator");
+    let _ = first.child.wait();
     let status = stack(w.emu, &name).await.and_then(|s| s.stack_status().map(|s| s.as_str().to_string()));
     assert_eq!(status.as_deref(), Some("CREATE_IN_PROGRESS"), "killed mid-create");
 
-    let mut second = spawn();
+    let second = spawn("crash-second");
     let ready = eventually("Ready after the restart", WAIT, || async {
         let o = api.get(&name).await.ok()?;
         (condition(&o, "Ready")?.status == "True").then_some(o)
     })
     .await;
-    let _ = second.kill();
-    let _ = second.wait();
+    drop(second);
     assert_eq!(w.count(&name, "cloudformation:CreateStack"), 1, "exactly one create");
     let listed = w.emu.cloudformation().list_stacks().send().await.expect("list stacks");
     let live: Vec<_> = listed

@@ -13,31 +13,26 @@ use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use oms_data_operator::redis::OmsRedis;
 use serde_json::json;
 use std::collections::BTreeMap;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use support::controlplane::{self, ControlPlane, Options as CpOptions};
-use support::emulator::{Emulator, Options as EmuOptions, REGION};
-use support::operator::install_crds;
+use support::emulator::{Emulator, Options as EmuOptions};
+use support::operator::{OperatorProcess, ProcessOptions, install_crds};
 use support::unique_name;
 
 const STACK_DELAY: f64 = 2.0;
 const POLL: &str = "0.5";
 const RESYNC_SECS: u64 = 10;
 
-fn operator(cp: &ControlPlane, emu: &Emulator, ns: &str) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_oms-data-operator"))
-        .args(["run", "--namespace", ns, "--poll-interval", POLL, "--max-poll-interval", "2"])
-        .args(["--resync", &RESYNC_SECS.to_string(), "--concurrency", "8", "--log-level", "warn"])
-        .env("KUBECONFIG", &cp.kubeconfig)
-        .env("OMS_AWS_ENDPOINT_URL", &emu.url)
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "bench")
-        .env("AWS_SECRET_ACCESS_KEY", "bench")
-        .env("OMS_CLUSTER_ID", "bench")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the operator")
+fn operator(cp: &ControlPlane, emu: &Emulator, ns: &str) -> OperatorProcess {
+    let args = ["--namespaces", ns, "--poll-interval", POLL, "--max-poll-interval", "2", "--concurrency", "8"];
+    let mut args: Vec<String> = args.map(String::from).to_vec();
+    args.extend(["--resync".to_string(), RESYNC_SECS.to_string(), "--log-level".to_string(), "warn".to_string()]);
+    let log = std::env::temp_dir().join(format!("oms-bench-operator-{}.log", std::process::id()));
+    OperatorProcess::spawn(
+        emu,
+        ProcessOptions { kubeconfig: &cp.kubeconfig, access_key: "bench", args, log: Some(log), pod_name: None },
+    )
 }
 
 fn rss_kib(pid: u32) -> (u64, u64) {
@@ -102,7 +97,7 @@ async fn bench(cp: &ControlPlane, emu: &Emulator) {
         .await
         .expect("vpc");
     tokio::time::sleep(Duration::from_secs_f64(STACK_DELAY + 0.5)).await;
-    let mut op = operator(cp, emu, &ns);
+    let op = operator(cp, emu, &ns);
     tokio::time::sleep(Duration::from_secs(2)).await;
     println!("bench: stack delay {STACK_DELAY}s, operator poll interval {POLL}s, resync {RESYNC_SECS}s");
 
@@ -146,7 +141,7 @@ async fn bench(cp: &ControlPlane, emu: &Emulator) {
     println!("bench: AWS calls, whole lifecycle: {:?}", diff(&deleted, &before));
 
     // 3 and 4. 100 resources: RSS, then steady-state calls per resync period.
-    let idle = rss_kib(op.id());
+    let idle = rss_kib(op.child.id());
     println!("bench: operator RSS with {} resources Ready: {} KiB (peak {} KiB)", 5, idle.0, idle.1);
     let started = Instant::now();
     let names: Vec<String> = (0..100).map(|_| unique_name("oms-redis-rss")).collect();
@@ -157,7 +152,7 @@ async fn bench(cp: &ControlPlane, emu: &Emulator) {
         wait_ready(&api, n).await;
     }
     println!("bench: 100 resources applied → all Ready in {:.1}s", started.elapsed().as_secs_f64());
-    let full = rss_kib(op.id());
+    let full = rss_kib(op.child.id());
     println!("bench: operator RSS with 105 resources Ready: {} KiB (peak {} KiB)", full.0, full.1);
 
     let periods = 3;
@@ -178,10 +173,9 @@ async fn bench(cp: &ControlPlane, emu: &Emulator) {
         "bench: steady state over {periods} resync periods for 100 Ready resources: {steady:?} = {:.2} calls per resource per resync",
         total as f64 / (100.0 * periods as f64)
     );
-    let end = rss_kib(op.id());
+    let end = rss_kib(op.child.id());
     println!("bench: operator RSS after the steady-state period: {} KiB (peak {} KiB)", end.0, end.1);
-    let _ = op.kill();
-    let _ = op.wait();
+    drop(op);
 }
 
 fn main() -> ExitCode {

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 use support::controlplane::{ControlPlane, Options as CpOptions};
-use support::emulator::{Emulator, Options as EmuOptions, REGION};
-use support::operator::install_crds;
+use support::emulator::{Emulator, Options as EmuOptions};
+use support::operator::{OperatorProcess, ProcessOptions, install_crds};
 use support::proc::{Proc, free_port, repo_root};
 
 const NAMESPACE: &str = "oms-demo";
@@ -97,15 +97,19 @@ async fn demo(bed: &Bed) -> Result<(), String> {
     kubectl(&cp.kubeconfig, &["create", "namespace", NAMESPACE])?;
 
     step("running the operator");
-    let mut operator = Command::new(env!("CARGO_BIN_EXE_oms-data-operator"))
-        .args(["run", "--log-format", "text", "--poll-interval", "1", "--max-poll-interval", "5"])
-        .env("KUBECONFIG", &cp.kubeconfig)
-        .env("OMS_AWS_ENDPOINT_URL", &emu.url)
-        .env("AWS_REGION", REGION)
-        .env("AWS_ACCESS_KEY_ID", "demo")
-        .env("AWS_SECRET_ACCESS_KEY", "demo")
-        .spawn()
-        .map_err(|e| format!("start the operator: {e}"))?;
+    let operator = OperatorProcess::spawn(
+        emu,
+        ProcessOptions {
+            kubeconfig: &cp.kubeconfig,
+            access_key: "demo",
+            args: ["--log-format", "text", "--poll-interval", "1", "--max-poll-interval", "5"]
+                .map(String::from)
+                .to_vec(),
+            log: None,
+            pod_name: None,
+        },
+    );
+    println!("    /healthz, /readyz and /metrics on 127.0.0.1:{}", operator.http_port);
 
     step(&format!("kubectl apply -f {EXAMPLE}"));
     print!(
@@ -148,14 +152,13 @@ async fn demo(bed: &Bed) -> Result<(), String> {
     let answer = String::from_utf8_lossy(&ping.stdout).trim().to_string();
     println!("    {answer}");
     if answer != "PONG" {
-        let _ = operator.kill();
+        drop(operator);
         return Err(format!("expected PONG, got {answer:?} {}", String::from_utf8_lossy(&ping.stderr)));
     }
 
     if std::env::var("DEMO_EXIT").is_ok_and(|v| v == "1") {
         step("DEMO_EXIT=1: stopping");
-        let _ = operator.kill();
-        let _ = operator.wait();
+        drop(operator);
         return Ok(());
     }
     step(&format!(
@@ -163,8 +166,9 @@ async fn demo(bed: &Bed) -> Result<(), String> {
         cp.kubeconfig.display()
     ));
     let _ = tokio::signal::ctrl_c().await;
-    let _ = operator.kill();
-    let _ = operator.wait();
+    operator.sigterm();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(operator);
     Ok(())
 }
 

@@ -38,6 +38,7 @@ pub struct RegionClients {
 /// AWS clients, one set per region, all from one base configuration (the default credential chain
 /// in production, so IRSA works; an endpoint override only for emulators).
 pub struct Aws {
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
     base: aws_config::SdkConfig,
     default_region: Option<String>,
     by_region: Mutex<HashMap<String, RegionClients>>,
@@ -45,9 +46,13 @@ pub struct Aws {
 }
 
 impl Aws {
-    pub fn new(base: aws_config::SdkConfig, deadline: Duration) -> Aws {
+    pub fn new(
+        base: aws_config::SdkConfig,
+        deadline: Duration,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Aws {
         let default_region = base.region().map(|r| r.to_string());
-        Aws { base, default_region, by_region: Mutex::new(HashMap::new()), deadline }
+        Aws { metrics, base, default_region, by_region: Mutex::new(HashMap::new()), deadline }
     }
 
     /// Clients for `region`, or the operator's default region.
@@ -67,7 +72,7 @@ impl Aws {
                 }
             })
             .clone();
-        Ok(Ops { clients, deadline: self.deadline })
+        Ok(Ops { clients, deadline: self.deadline, metrics: self.metrics.clone() })
     }
 }
 
@@ -75,6 +80,7 @@ impl Aws {
 pub struct Ops {
     clients: RegionClients,
     deadline: Duration,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 fn categorize<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> AwsCategory {
@@ -144,8 +150,27 @@ impl Ops {
         &self,
         action: &'static str,
         fut: impl std::future::Future<Output = std::result::Result<T, SdkError<E, R>>>,
-    ) -> Result<std::result::Result<T, SdkError<E, R>>> {
-        tokio::time::timeout(self.deadline, fut).await.map_err(|_| Error::Timeout { action, after: self.deadline })
+    ) -> Result<std::result::Result<T, SdkError<E, R>>>
+    where
+        E: ProvideErrorMetadata,
+    {
+        let service =
+            if matches!(action, "CreateSnapshot" | "DescribeSnapshots") { "elasticache" } else { "cloudformation" };
+        let result = tokio::time::timeout(self.deadline, fut).await;
+        let outcome = match &result {
+            Err(_) => "timeout",
+            Ok(Ok(_)) => "success",
+            Ok(Err(e)) => match categorize(e) {
+                AwsCategory::Throttled => "throttled",
+                AwsCategory::Validation => "validation",
+                AwsCategory::AccessDenied => "access_denied",
+                AwsCategory::NotFound => "not_found",
+                AwsCategory::Transient => "transient",
+                AwsCategory::Other => "error",
+            },
+        };
+        self.metrics.aws_call(service, action, outcome);
+        result.map_err(|_| Error::Timeout { action, after: self.deadline })
     }
 
     /// The stack by name or id; `None` when CloudFormation has no live stack by that name.

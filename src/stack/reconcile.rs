@@ -38,7 +38,15 @@ pub const LIFECYCLE_FIELDS: [&str; 9] = [
 /// error's static category.
 pub async fn reconcile<K: DataStack>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
     let started = std::time::Instant::now();
+    let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    ctx.metrics.reconcile_started(&key);
     let result = reconcile_inner(obj.clone(), &ctx).await;
+    // Every path but await_change comes back; errors come back through the error policy.
+    let gone = obj.meta().deletion_timestamp.is_some() && matches!(&result, Ok(a) if *a == Action::await_change());
+    ctx.metrics.reconcile_finished(&key, !gone);
+    if gone {
+        ctx.metrics.forget(&*obj);
+    }
     ctx.metrics.reconciled(started.elapsed(), result.as_ref().err().map(Error::category));
     if let Err(e) = &result {
         tracing::warn!(

@@ -4,7 +4,6 @@
 
 use super::proc::{BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, keep, repo_root};
 use serde_json::Value;
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -114,6 +113,12 @@ impl Emulator {
     }
 
     /// Calls received for one stack (or all), by `service:Action`.
+    /// Calls signed with one access key id, by `service:Action`.
+    pub fn calls_by_key(&self, access_key: &str) -> std::collections::BTreeMap<String, u64> {
+        let v = self.control("GET", &format!("/_oms/calls?access_key={access_key}"), None);
+        serde_json::from_value(v["counts"].clone()).unwrap_or_default()
+    }
+
     pub fn calls(&self, stack: Option<&str>) -> std::collections::BTreeMap<String, u64> {
         let path = match stack {
             Some(s) => format!("/_oms/calls?stack_name={s}"),
@@ -170,42 +175,11 @@ impl Emulator {
     }
 }
 
-/// One HTTP/1.1 request to the control API on loopback; the answer's status and JSON body.
+/// One request to the control API; the answer's status and JSON body.
 fn http_json(port: u16, method: &str, path: &str, body: Option<&Value>) -> std::result::Result<(u16, Value), String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
     let body = body.map(Value::to_string).unwrap_or_default();
-    let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(req.as_bytes()).map_err(|e| format!("write: {e}"))?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, payload) = text.split_once("\r\n\r\n").ok_or("no HTTP header end")?;
-    let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no HTTP status")?;
-    let payload = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        dechunk(payload)
-    } else {
-        payload.to_string()
-    };
-    let json = serde_json::from_str(&payload).unwrap_or(Value::String(payload));
-    Ok((status, json))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    let (status, text) = super::proc::http_request(port, method, path, &body)?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
 }
 
 static SHARED: OnceLock<std::result::Result<Emulator, BedError>> = OnceLock::new();

@@ -6,6 +6,7 @@
 //! when a test panics or the binary is killed.
 #![allow(dead_code)]
 
+pub mod chart;
 pub mod controlplane;
 pub mod emulator;
 pub mod operator;

@@ -66,8 +66,8 @@ impl Operator {
     pub async fn start_with(cp: &ControlPlane, emu: &Emulator, namespace: &str, settings: Settings) -> Operator {
         let client = cp.client().await;
         install_crds(&client).await;
-        let aws = Aws::new(emulator_sdk_config(emu), Duration::from_secs(20));
         let metrics = Arc::new(Metrics::default());
+        let aws = Aws::new(emulator_sdk_config(emu), Duration::from_secs(20), metrics.clone());
         let ctx = Arc::new(Context::new(client, aws, metrics.clone(), settings));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let ns = namespace.to_string();
@@ -93,5 +93,85 @@ impl Drop for Operator {
         if let Some(task) = self.task.take() {
             task.abort();
         }
+    }
+}
+
+/// The operator binary running as its own process, killed when dropped.
+pub struct OperatorProcess {
+    pub child: std::process::Child,
+    /// Where /healthz, /readyz and /metrics are served.
+    pub http_port: u16,
+    pub log: Option<std::path::PathBuf>,
+}
+
+/// How to run the operator binary against the bed.
+pub struct ProcessOptions<'a> {
+    pub kubeconfig: &'a std::path::Path,
+    /// Signs every AWS call, so the emulator can count this process's calls apart.
+    pub access_key: &'a str,
+    pub args: Vec<String>,
+    /// `None` lets the process write to the terminal.
+    pub log: Option<std::path::PathBuf>,
+    pub pod_name: Option<&'a str>,
+}
+
+impl OperatorProcess {
+    pub fn spawn(emu: &Emulator, opts: ProcessOptions) -> OperatorProcess {
+        let http_port = super::proc::free_port().expect("a free port");
+        // OMS_OPERATOR_BIN runs another build of the binary (e.g. the static release one) on the bed.
+        let bin =
+            std::env::var("OMS_OPERATOR_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_oms-data-operator").to_string());
+        let mut cmd = std::process::Command::new(bin);
+        cmd.arg("run")
+            .args(["--metrics-addr", &format!("127.0.0.1:{http_port}")])
+            .args(&opts.args)
+            .env("KUBECONFIG", opts.kubeconfig)
+            .env("OMS_AWS_ENDPOINT_URL", &emu.url)
+            .env("AWS_REGION", REGION)
+            .env("AWS_ACCESS_KEY_ID", opts.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", "bed")
+            .env_remove("AWS_PROFILE")
+            .stdin(std::process::Stdio::null());
+        if let Some(name) = opts.pod_name {
+            cmd.env("POD_NAME", name);
+        }
+        if let Some(log) = &opts.log {
+            let f = std::fs::File::create(log).expect("the operator's log file");
+            cmd.stdout(f.try_clone().expect("log")).stderr(f);
+        }
+        let child = cmd.spawn().expect("start the operator binary");
+        OperatorProcess { child, http_port, log: opts.log }
+    }
+
+    /// GET on the operator's HTTP port: status and body (status 0 when nothing answers).
+    pub fn get(&self, path: &str) -> (u16, String) {
+        super::proc::http_request(self.http_port, "GET", path, "").unwrap_or((0, String::new()))
+    }
+
+    /// The value of an unlabelled metric, e.g. `oms_data_operator_leader`.
+    pub fn metric(&self, name: &str) -> Option<f64> {
+        let (_, text) = self.get("/metrics");
+        text.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+    }
+
+    pub fn log_tail(&self) -> String {
+        self.log.as_ref().map(|l| super::proc::log_tail(l, 30)).unwrap_or_default()
+    }
+
+    pub fn sigterm(&self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -66,6 +66,11 @@ def _read_body(environ: dict[str, Any]) -> bytes:
     return body
 
 
+def _access_key_of(environ: dict[str, Any]) -> str:
+    m = re.search(r"Credential=([^/]+)/", environ.get("HTTP_AUTHORIZATION", ""))
+    return m.group(1) if m else ""
+
+
 def _service_of(environ: dict[str, Any]) -> str:
     auth = environ.get("HTTP_AUTHORIZATION", "")
     m = re.search(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/", auth)
@@ -123,6 +128,8 @@ class OmsApp:
         with state.LOCK:
             key = f"{service}:{action or 'Unknown'}"
             state.CALLS[key] += 1
+            # Per access key id: tells apart clients (e.g. two operator replicas) with their own keys.
+            state.CALLS_BY_KEY.setdefault(_access_key_of(environ), state.Counter())[key] += 1
             names = []
             for pname in ("StackName", "ReplicationGroupId"):
                 v = params.get(pname)
@@ -265,10 +272,15 @@ class OmsApp:
                 return _json(start_response, 200, {"alarms": alarms})
             if path == "/_oms/calls" and method == "GET":
                 name = qs.get("stack_name")
-                counts = state.CALLS_BY_NAME.get(name, {}) if name else state.CALLS
+                access_key = qs.get("access_key")
+                if access_key:
+                    counts = state.CALLS_BY_KEY.get(access_key, {})
+                else:
+                    counts = state.CALLS_BY_NAME.get(name, {}) if name else state.CALLS
                 return _json(start_response, 200, {"counts": dict(counts)})
             if path == "/_oms/calls/reset" and method == "POST":
                 state.CALLS.clear()
                 state.CALLS_BY_NAME.clear()
+                state.CALLS_BY_KEY.clear()
                 return _json(start_response, 200, {"status": "ok"})
         return _json(start_response, 404, {"error": f"no control endpoint {method} {path}"})

@@ -31,6 +31,7 @@ FAILS: dict[tuple[str, str], dict[str, str]] = {}  # (stack_name, operation) -> 
 THROTTLES: dict[str, int] = {}  # action -> remaining count
 CALLS: Counter = Counter()  # "service:Action" -> n
 CALLS_BY_NAME: dict[str, Counter] = {}  # StackName/ReplicationGroupId -> Counter
+CALLS_BY_KEY: dict[str, Counter] = {}  # access key id -> Counter
 
 # stack_id -> StackState (defined in cfn.py)
 STACKS: dict[str, Any] = {}
@@ -71,5 +72,6 @@ def reset_all() -> None:
     THROTTLES.clear()
     CALLS.clear()
     CALLS_BY_NAME.clear()
+    CALLS_BY_KEY.clear()
     STACKS.clear()
     _pending.clear()
