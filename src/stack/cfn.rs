@@ -9,6 +9,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// Every AWS action the operator itself calls, as `service:Action` (CloudFormation makes the
+/// stack's resources with the caller's permissions too; docs/iam-policy.json grants both, and a
+/// test holds it to this list).
+pub const ACTIONS: [&str; 7] = [
+    "cloudformation:CreateStack",
+    "cloudformation:UpdateStack",
+    "cloudformation:DeleteStack",
+    "cloudformation:DescribeStacks",
+    "cloudformation:DescribeStackEvents",
+    "elasticache:CreateSnapshot",
+    "elasticache:DescribeSnapshots",
+];
+
 /// A stack as CloudFormation reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedStack {
@@ -370,6 +383,24 @@ mod tests {
 
     fn ev(logical: &str, is_stack: bool, status: &str, reason: Option<&str>) -> Event {
         Event { logical_id: logical.into(), is_stack, status: status.into(), reason: reason.map(String::from) }
+    }
+
+    #[test]
+    fn the_documented_iam_policy_grants_every_action_the_operator_calls() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/iam-policy.json");
+        let policy: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).expect("the policy exists")).expect("JSON");
+        let granted: Vec<String> = policy["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .filter(|s| s["Effect"] == "Allow" && s.get("Condition").is_none())
+            .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a.as_str().map(String::from))
+            .collect();
+        for action in ACTIONS {
+            assert!(granted.iter().any(|g| g == action), "{action} is not granted unconditionally");
+        }
     }
 
     #[test]

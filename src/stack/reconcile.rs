@@ -573,6 +573,14 @@ async fn finish<K: DataStack>(
     let next = write_status(api, obj, ctx, prev, outcome).await?;
     let prev_reason = prev.conditions.iter().find(|c| c.type_ == status::READY).map(|c| c.reason.as_str());
     if prev_reason != Some(health.reason()) || prev.stack_status != next.stack_status {
+        tracing::info!(
+            namespace = obj.namespace().unwrap_or_default(),
+            name = obj.name_any(),
+            reason = health.reason(),
+            stack_status = next.stack_status.as_deref().unwrap_or(""),
+            "{}",
+            health.message()
+        );
         let type_ = if matches!(health, Health::Stalled { .. }) { EventType::Warning } else { EventType::Normal };
         publish_event(ctx, obj, type_, health.reason(), "Reconcile", health.message().to_string()).await;
     }
