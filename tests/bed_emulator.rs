@@ -13,8 +13,6 @@ use std::time::Duration;
 use support::emulator::{self, Emulator, Options};
 use support::{eventually, unique_name};
 
-const VPC_TEMPLATE: &str = include_str!("../templates/data/vpc.json");
-
 /// The seed's parameters for an environment, as its create-stack commands pass them.
 fn seed_params(env: &str, vpc: &str) -> Vec<(&'static str, String)> {
     let (node, nodes, retention, failover) = match env {
@@ -71,19 +69,6 @@ async fn wait_for(cfn: &aws_sdk_cloudformation::Client, stack: &str, want: Stack
     .await
 }
 
-async fn deploy_vpc(cfn: &aws_sdk_cloudformation::Client) -> String {
-    let vpc = unique_name("oms-vpc");
-    cfn.create_stack()
-        .stack_name(&vpc)
-        .template_body(VPC_TEMPLATE)
-        .parameters(Parameter::builder().parameter_key("Environment").parameter_value("dev").build())
-        .send()
-        .await
-        .expect("create the VPC stack");
-    wait_for(cfn, &vpc, StackStatus::CreateComplete).await;
-    vpc
-}
-
 async fn create_redis(cfn: &aws_sdk_cloudformation::Client, stack: &str, params: &[(&'static str, String)]) {
     cfn.create_stack()
         .stack_name(stack)
@@ -96,8 +81,8 @@ async fn create_redis(cfn: &aws_sdk_cloudformation::Client, stack: &str, params:
 
 /// A Redis stack of `env` deployed to completion, with a VPC stack of its own.
 async fn deployed(emu: &Emulator, env: &str) -> (String, Vec<(&'static str, String)>) {
+    let vpc = emu.deploy_vpc().await;
     let cfn = emu.cloudformation();
-    let vpc = deploy_vpc(&cfn).await;
     let stack = unique_name(&format!("oms-redis-{env}"));
     let params = seed_params(env, &vpc);
     create_redis(&cfn, &stack, &params).await;
@@ -130,8 +115,8 @@ async fn physical_id(cfn: &aws_sdk_cloudformation::Client, stack: &str, logical:
 #[tokio::test]
 async fn shipped_template_goes_through_create_in_progress_to_complete_with_all_outputs() {
     let emu = emulator::shared();
+    let vpc = emu.deploy_vpc().await;
     let cfn = emu.cloudformation();
-    let vpc = deploy_vpc(&cfn).await;
     let stack = unique_name("oms-redis-dev");
     create_redis(&cfn, &stack, &seed_params("dev", &vpc)).await;
 
@@ -307,8 +292,8 @@ async fn dev_and_staging_groups_match_their_presets_and_stack_updates_show() {
 #[tokio::test]
 async fn parameter_constraints_and_rules_give_validation_errors() {
     let emu = emulator::shared();
+    let vpc = emu.deploy_vpc().await;
     let cfn = emu.cloudformation();
-    let vpc = deploy_vpc(&cfn).await;
     let base = seed_params("dev", &vpc);
     let cases: Vec<(Vec<(&'static str, String)>, &str)> = vec![
         (with(base.clone(), param::ENVIRONMENT, "qa"), "Environment"),
@@ -411,8 +396,8 @@ async fn unchanged_updates_busy_stacks_and_existing_names_are_refused_as_in_aws(
 #[tokio::test]
 async fn a_create_retried_with_its_client_request_token_returns_the_same_stack() {
     let emu = emulator::shared();
+    let vpc = emu.deploy_vpc().await;
     let cfn = emu.cloudformation();
-    let vpc = deploy_vpc(&cfn).await;
     let stack = unique_name("oms-redis-token");
     let create = |token: &'static str| {
         cfn.create_stack()
@@ -434,8 +419,8 @@ async fn a_create_retried_with_its_client_request_token_returns_the_same_stack()
 #[tokio::test]
 async fn an_injected_create_failure_rolls_back_with_the_resources_reason() {
     let emu = emulator::shared();
+    let vpc = emu.deploy_vpc().await;
     let cfn = emu.cloudformation();
-    let vpc = deploy_vpc(&cfn).await;
     let stack = unique_name("oms-redis-cf");
     let reason = "Cache node type cache.t4g.micro is not available in us-east-1a (Service: ElastiCache)";
     emu.fail_next(&stack, "create", "RedisReplicationGroup", reason);
@@ -603,7 +588,7 @@ async fn elasticache_failover_and_snapshots_work_on_stack_made_groups() {
 async fn sixteen_concurrent_clients_never_see_a_server_error() {
     let emu = emulator::shared();
     let cfn = emu.cloudformation_no_retry();
-    let vpc = deploy_vpc(&emu.cloudformation()).await;
+    let vpc = emu.deploy_vpc().await;
     let mut tasks = Vec::new();
     for i in 0..16 {
         let cfn = cfn.clone();
@@ -646,8 +631,8 @@ async fn stacks_take_the_configured_time_and_endpoints_can_point_at_a_local_serv
     // An emulator of this test's own: its configuration does not leak into other tests.
     let emu = Emulator::start(Options { stack_delay_seconds: 3.0, ..Options::default() }).expect("start");
     emu.configure(serde_json::json!({ "endpoint_address": "127.0.0.1", "endpoint_port": 16379 }));
+    let vpc = emu.deploy_vpc().await;
     let cfn = emu.cloudformation();
-    let vpc = deploy_vpc(&cfn).await;
     let stack = unique_name("oms-redis-local");
     let started = std::time::Instant::now();
     create_redis(&cfn, &stack, &seed_params("dev", &vpc)).await;

@@ -48,17 +48,29 @@ async fn setup(prefix: &str) -> (kube::Client, String, String, Api<OmsRedis>) {
     let client = cp.client().await;
     install_crds(&client).await;
     let ns = controlplane::test_namespace(&client, prefix).await;
-    let emu = emulator::shared();
-    let cfn = emu.cloudformation();
-    let vpc = unique_name("oms-vpc-le");
-    cfn.create_stack()
-        .stack_name(&vpc)
-        .template_body(include_str!("../templates/data/vpc.json"))
-        .send()
-        .await
-        .expect("vpc");
+    let vpc = emulator::shared().deploy_vpc().await;
     let api = Api::namespaced(client.clone(), &ns);
     (client, ns, vpc, api)
+}
+
+/// Replica a, leading, and replica b, serving as standby.
+async fn pair(
+    ns: &str,
+    leases: &Api<Lease>,
+    lease: &str,
+    lease_secs: u32,
+) -> (OperatorProcess, String, OperatorProcess, String) {
+    let (cp, emu) = (controlplane::shared(), emulator::shared());
+    let a_key = unique_name("replica-a");
+    let b_key = unique_name("replica-b");
+    let a = replica(cp, emu, ns, lease, &a_key, lease_secs);
+    eventually("replica a to lead", WAIT, || async {
+        (holder(leases, lease).await.as_deref() == Some(a_key.as_str())).then_some(())
+    })
+    .await;
+    let b = replica(cp, emu, ns, lease, &b_key, lease_secs);
+    eventually("replica b to serve", WAIT, || async { (b.get("/readyz").0 == 200).then_some(()) }).await;
+    (a, a_key, b, b_key)
 }
 
 fn manifest(name: &str, vpc: &str) -> OmsRedis {
@@ -87,21 +99,12 @@ fn aws_calls(emu: &Emulator, who: &str) -> u64 {
 
 #[tokio::test]
 async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_is_killed() {
-    let cp = controlplane::shared();
     let emu = emulator::shared();
     let (client, ns, vpc, api) = setup("leader").await;
     let lease = unique_name("oms-lease");
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     let lease_secs = 4;
-    let a_key = unique_name("replica-a");
-    let b_key = unique_name("replica-b");
-    let mut a = replica(cp, emu, &ns, &lease, &a_key, lease_secs);
-    eventually("replica a to lead", WAIT, || async {
-        (holder(&leases, &lease).await.as_deref() == Some(a_key.as_str())).then_some(())
-    })
-    .await;
-    let b = replica(cp, emu, &ns, &lease, &b_key, lease_secs);
-    eventually("replica b to serve", WAIT, || async { (b.get("/readyz").0 == 200).then_some(()) }).await;
+    let (mut a, a_key, b, b_key) = pair(&ns, &leases, &lease, lease_secs).await;
 
     let name = unique_name("oms-redis-le");
     api.create(&PostParams::default(), &manifest(&name, &vpc)).await.expect("create");
@@ -162,22 +165,12 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_is_killed()
 
 #[tokio::test]
 async fn a_graceful_shutdown_hands_the_lease_over_at_once() {
-    let cp = controlplane::shared();
-    let emu = emulator::shared();
     let (client, ns, _vpc, _api) = setup("handover").await;
     let lease = unique_name("oms-lease");
     let leases: Api<Lease> = Api::namespaced(client.clone(), &ns);
     // A long lease: waiting for it to expire would take 30 s.
     let lease_secs = 30;
-    let a_key = unique_name("replica-a");
-    let b_key = unique_name("replica-b");
-    let mut a = replica(cp, emu, &ns, &lease, &a_key, lease_secs);
-    eventually("replica a to lead", WAIT, || async {
-        (holder(&leases, &lease).await.as_deref() == Some(a_key.as_str())).then_some(())
-    })
-    .await;
-    let b = replica(cp, emu, &ns, &lease, &b_key, lease_secs);
-    eventually("replica b to serve", WAIT, || async { (b.get("/readyz").0 == 200).then_some(()) }).await;
+    let (mut a, _a_key, _b, b_key) = pair(&ns, &leases, &lease, lease_secs).await;
 
     a.sigterm();
     let stopped = Instant::now();

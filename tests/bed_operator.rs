@@ -17,7 +17,6 @@ use support::emulator::{self, Emulator};
 use support::operator::{Operator, OperatorProcess, ProcessOptions};
 use support::{eventually, unique_name};
 
-const VPC_TEMPLATE: &str = include_str!("../templates/data/vpc.json");
 const WAIT: Duration = Duration::from_secs(90);
 
 /// One test's world: a namespace, a VPC stack, and the operator watching that namespace.
@@ -37,7 +36,7 @@ impl World {
         let emu = emulator::shared();
         let client = cp.client().await;
         let ns = controlplane::test_namespace(&client, prefix).await;
-        let vpc = deploy_vpc(emu).await;
+        let vpc = emu.deploy_vpc().await;
         let operator = Some(Operator::start(cp, emu, &ns).await);
         let api = Api::namespaced(client.clone(), &ns);
         World { cp, emu, client, ns, vpc, api, operator }
@@ -150,18 +149,6 @@ fn condition<'a>(
     type_: &str,
 ) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
     o.status.as_ref()?.stack.conditions.iter().find(|c| c.type_ == type_)
-}
-
-async fn deploy_vpc(emu: &Emulator) -> String {
-    let cfn = emu.cloudformation();
-    let vpc = unique_name("oms-vpc");
-    cfn.create_stack().stack_name(&vpc).template_body(VPC_TEMPLATE).send().await.expect("create the VPC stack");
-    eventually("the VPC stack", WAIT, || async {
-        let s = cfn.describe_stacks().stack_name(&vpc).send().await.ok()?;
-        (s.stacks().first()?.stack_status().map(|s| s.as_str()) == Some("CREATE_COMPLETE")).then_some(())
-    })
-    .await;
-    vpc
 }
 
 async fn stack(emu: &Emulator, name: &str) -> Option<aws_sdk_cloudformation::types::Stack> {
@@ -597,8 +584,7 @@ async fn a_missing_vpc_stack_stalls_with_awss_message_and_recovers_when_it_appea
     assert!(msg.contains(&format!("No export named {vpc}-")), "{msg}");
     assert!(stack(w.emu, &name).await.is_none(), "nothing half-made");
 
-    let cfn = w.emu.cloudformation();
-    cfn.create_stack().stack_name(&vpc).template_body(VPC_TEMPLATE).send().await.expect("the VPC stack");
+    w.emu.deploy_vpc_named(&vpc).await;
     w.ready(&name).await;
 }
 

@@ -88,17 +88,12 @@ async fn bench(cp: &ControlPlane, emu: &Emulator) {
     install_crds(&client).await;
     let ns = controlplane::test_namespace(&client, "bench").await;
     let api: Api<OmsRedis> = Api::namespaced(client.clone(), &ns);
-    let cfn = emu.cloudformation();
-    let vpc = unique_name("oms-vpc-bench");
-    cfn.create_stack()
-        .stack_name(&vpc)
-        .template_body(include_str!("../templates/data/vpc.json"))
-        .send()
-        .await
-        .expect("vpc");
-    tokio::time::sleep(Duration::from_secs_f64(STACK_DELAY + 0.5)).await;
+    let vpc = emu.deploy_vpc().await;
     let op = operator(cp, emu, &ns);
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = rss_kib(op.child.id());
+    println!("bench: operator binary {}", std::env::var("OMS_OPERATOR_BIN").unwrap_or_else(|_| "(debug build)".into()));
+    println!("bench: operator RSS idle, no resources: {} KiB (peak {} KiB)", idle.0, idle.1);
     println!("bench: stack delay {STACK_DELAY}s, operator poll interval {POLL}s, resync {RESYNC_SECS}s");
 
     // 1. apply → Ready, five times, one after another.
@@ -141,8 +136,8 @@ async fn bench(cp: &ControlPlane, emu: &Emulator) {
     println!("bench: AWS calls, whole lifecycle: {:?}", diff(&deleted, &before));
 
     // 3 and 4. 100 resources: RSS, then steady-state calls per resync period.
-    let idle = rss_kib(op.child.id());
-    println!("bench: operator RSS with {} resources Ready: {} KiB (peak {} KiB)", 5, idle.0, idle.1);
+    let few = rss_kib(op.child.id());
+    println!("bench: operator RSS with 5 resources Ready: {} KiB (peak {} KiB)", few.0, few.1);
     let started = Instant::now();
     let names: Vec<String> = (0..100).map(|_| unique_name("oms-redis-rss")).collect();
     for n in &names {

@@ -82,18 +82,7 @@ async fn demo(bed: &Bed) -> Result<(), String> {
     step("installing the CRD and deploying the VPC stack oms-vpc-dev");
     let client = cp.client().await;
     install_crds(&client).await;
-    let cfn = emu.cloudformation();
-    cfn.create_stack()
-        .stack_name(VPC)
-        .template_body(include_str!("../templates/data/vpc.json"))
-        .send()
-        .await
-        .map_err(|e| format!("VPC stack: {e:?}"))?;
-    support::eventually("the VPC stack", Duration::from_secs(60), || async {
-        let out = cfn.describe_stacks().stack_name(VPC).send().await.ok()?;
-        (out.stacks().first()?.stack_status().map(|s| s.as_str()) == Some("CREATE_COMPLETE")).then_some(())
-    })
-    .await;
+    emu.deploy_vpc_named(VPC).await;
     kubectl(&cp.kubeconfig, &["create", "namespace", NAMESPACE])?;
 
     step("running the operator");

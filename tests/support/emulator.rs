@@ -128,6 +128,30 @@ impl Emulator {
         serde_json::from_value(v["counts"].clone()).unwrap_or_default()
     }
 
+    /// Deploys `templates/data/vpc.json` as `name` (the stack the Redis template imports from) and
+    /// waits until it is complete.
+    pub async fn deploy_vpc_named(&self, name: &str) {
+        let cfn = self.cloudformation();
+        cfn.create_stack()
+            .stack_name(name)
+            .template_body(include_str!("../../templates/data/vpc.json"))
+            .send()
+            .await
+            .expect("create the VPC stack");
+        super::eventually(&format!("the VPC stack {name}"), Duration::from_secs(60), || async {
+            let out = cfn.describe_stacks().stack_name(name).send().await.ok()?;
+            (out.stacks().first()?.stack_status().map(|s| s.as_str()) == Some("CREATE_COMPLETE")).then_some(())
+        })
+        .await;
+    }
+
+    /// A VPC stack of its own for one test; its name.
+    pub async fn deploy_vpc(&self) -> String {
+        let name = super::unique_name("oms-vpc");
+        self.deploy_vpc_named(&name).await;
+        name
+    }
+
     fn sdk_parts(&self) -> (aws_sdk_cloudformation::config::Credentials, aws_sdk_cloudformation::config::Region) {
         (
             aws_sdk_cloudformation::config::Credentials::new("bed", "bed", None, None, "oms-bed"),
@@ -136,19 +160,18 @@ impl Emulator {
     }
 
     pub fn cloudformation(&self) -> aws_sdk_cloudformation::Client {
-        let (creds, region) = self.sdk_parts();
-        aws_sdk_cloudformation::Client::from_conf(
-            aws_sdk_cloudformation::Config::builder()
-                .behavior_version(aws_sdk_cloudformation::config::BehaviorVersion::latest())
-                .region(region)
-                .credentials_provider(creds)
-                .endpoint_url(&self.url)
-                .build(),
-        )
+        self.cloudformation_with(aws_sdk_cloudformation::config::retry::RetryConfig::standard())
     }
 
     /// A CloudFormation client that does not retry, to see single errors as they come.
     pub fn cloudformation_no_retry(&self) -> aws_sdk_cloudformation::Client {
+        self.cloudformation_with(aws_sdk_cloudformation::config::retry::RetryConfig::disabled())
+    }
+
+    fn cloudformation_with(
+        &self,
+        retry: aws_sdk_cloudformation::config::retry::RetryConfig,
+    ) -> aws_sdk_cloudformation::Client {
         let (creds, region) = self.sdk_parts();
         aws_sdk_cloudformation::Client::from_conf(
             aws_sdk_cloudformation::Config::builder()
@@ -156,7 +179,7 @@ impl Emulator {
                 .region(region)
                 .credentials_provider(creds)
                 .endpoint_url(&self.url)
-                .retry_config(aws_sdk_cloudformation::config::retry::RetryConfig::disabled())
+                .retry_config(retry)
                 .build(),
         )
     }
