@@ -75,10 +75,11 @@ impl Elector {
             let mut lease = Lease::default();
             lease.metadata.name = Some(self.cfg.name.clone());
             lease.spec = Some(self.spec(None, now));
-            return match self.api.create(&PostParams::default(), &lease).await {
-                Ok(_) => Ok(Attempt::Leading),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::Following),
-                Err(e) => Err(Error::kube("create Lease")(e)),
+            return match tokio::time::timeout(t, self.api.create(&PostParams::default(), &lease)).await {
+                Ok(Ok(_)) => Ok(Attempt::Leading),
+                Ok(Err(kube::Error::Api(s))) if s.code == 409 => Ok(Attempt::Following),
+                Ok(Err(e)) => Err(Error::kube("create Lease")(e)),
+                Err(_) => Err(Error::Timeout { action: "create Lease", after: t }),
             };
         };
         let current = lease.spec.clone().unwrap_or_default();

@@ -82,7 +82,7 @@ async fn record_error<K: DataStack>(obj: &K, ctx: &Context, e: &Error) {
     }
 }
 
-/// Requeues after an error: throttling waits longer than other failures.
+/// Requeues after an error: refusals and throttling wait longer than passing failures.
 pub fn error_policy<K: DataStack>(_obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
     let s = &ctx.settings;
     match err {

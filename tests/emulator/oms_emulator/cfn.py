@@ -1087,6 +1087,26 @@ def _resource_rows(st: StackState) -> list[tuple[str, dict[str, Any]]]:
     return rows
 
 
+def _resource_row(st: Any, logical: str, e: dict[str, Any], time_key: str, with_stack: bool) -> dict[str, Any]:
+    """One resource as DescribeStackResources (`Timestamp`, with the stack), DescribeStackResource
+    (`LastUpdatedTimestamp`, with the stack) or ListStackResources (without) report it."""
+    d: dict[str, Any] = {"StackName": st.name, "StackId": st.stack_id} if with_stack else {}
+    d.update(
+        {
+            "LogicalResourceId": logical,
+            "ResourceType": e["ResourceType"],
+            time_key: e["Timestamp"],
+            "ResourceStatus": e["ResourceStatus"],
+            "DriftInformation": {"StackResourceDriftStatus": "NOT_CHECKED"},
+        }
+    )
+    if e.get("PhysicalResourceId"):
+        d["PhysicalResourceId"] = e["PhysicalResourceId"]
+    if e.get("ResourceStatusReason"):
+        d["ResourceStatusReason"] = e["ResourceStatusReason"]
+    return d
+
+
 def describe_stack_resources(self: CloudFormationResponse) -> ActionResult:
     state.advance()
     name = self._get_param("StackName") or ""
@@ -1098,20 +1118,7 @@ def describe_stack_resources(self: CloudFormationResponse) -> ActionResult:
     for l, e in _resource_rows(st):
         if logical and l != logical:
             continue
-        d = {
-            "StackName": st.name,
-            "StackId": st.stack_id,
-            "LogicalResourceId": l,
-            "ResourceType": e["ResourceType"],
-            "Timestamp": e["Timestamp"],
-            "ResourceStatus": e["ResourceStatus"],
-            "DriftInformation": {"StackResourceDriftStatus": "NOT_CHECKED"},
-        }
-        if e.get("PhysicalResourceId"):
-            d["PhysicalResourceId"] = e["PhysicalResourceId"]
-        if e.get("ResourceStatusReason"):
-            d["ResourceStatusReason"] = e["ResourceStatusReason"]
-        out.append(d)
+        out.append(_resource_row(st, l, e, "Timestamp", with_stack=True))
     return ActionResult({"StackResources": out})
 
 
@@ -1124,20 +1131,7 @@ def describe_stack_resource(self: CloudFormationResponse) -> ActionResult:
         raise ValidationError(message=f"Stack with id {name} does not exist")
     for l, e in _resource_rows(st):
         if l == logical:
-            d = {
-                "StackName": st.name,
-                "StackId": st.stack_id,
-                "LogicalResourceId": l,
-                "ResourceType": e["ResourceType"],
-                "LastUpdatedTimestamp": e["Timestamp"],
-                "ResourceStatus": e["ResourceStatus"],
-                "DriftInformation": {"StackResourceDriftStatus": "NOT_CHECKED"},
-            }
-            if e.get("PhysicalResourceId"):
-                d["PhysicalResourceId"] = e["PhysicalResourceId"]
-            if e.get("ResourceStatusReason"):
-                d["ResourceStatusReason"] = e["ResourceStatusReason"]
-            return ActionResult({"StackResourceDetail": d})
+            return ActionResult({"StackResourceDetail": _resource_row(st, l, e, "LastUpdatedTimestamp", with_stack=True)})
     raise ValidationError(message=f"Resource {logical} does not exist for stack {name}")
 
 
@@ -1149,18 +1143,7 @@ def list_stack_resources(self: CloudFormationResponse) -> ActionResult:
         raise ValidationError(message=f"Stack with id {name} does not exist")
     out = []
     for l, e in _resource_rows(st):
-        d = {
-            "LogicalResourceId": l,
-            "ResourceType": e["ResourceType"],
-            "LastUpdatedTimestamp": e["Timestamp"],
-            "ResourceStatus": e["ResourceStatus"],
-            "DriftInformation": {"StackResourceDriftStatus": "NOT_CHECKED"},
-        }
-        if e.get("PhysicalResourceId"):
-            d["PhysicalResourceId"] = e["PhysicalResourceId"]
-        if e.get("ResourceStatusReason"):
-            d["ResourceStatusReason"] = e["ResourceStatusReason"]
-        out.append(d)
+        out.append(_resource_row(st, l, e, "LastUpdatedTimestamp", with_stack=False))
     return ActionResult({"StackResourceSummaries": out})
 
 
