@@ -13,3 +13,11 @@ pub mod leader;
 pub mod metrics;
 pub mod redis;
 pub mod stack;
+
+/// A file of this repository, for tests. Cargo sets CARGO_MANIFEST_DIR when it runs tests, so a
+/// test binary reused from another checkout (a shared target dir) still reads this checkout.
+#[cfg(test)]
+pub(crate) fn repo_file(relative: &str) -> std::path::PathBuf {
+    let root = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    std::path::Path::new(&root).join(relative)
+}

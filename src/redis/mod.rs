@@ -199,10 +199,10 @@ mod tests {
     #[test]
     fn the_examples_are_the_seeds_commands() {
         for env in ["dev", "staging", "prod"] {
-            let path = format!("{}/examples/{env}.yaml", env!("CARGO_MANIFEST_DIR"));
+            let path = crate::repo_file(&format!("examples/{env}.yaml"));
             let text = std::fs::read_to_string(&path).expect("example exists");
             let r: OmsRedis = serde_saphyr::from_str(&text).expect("example parses");
-            assert_eq!(r.parameters().expect("valid"), seed(env), "{path}");
+            assert_eq!(r.parameters().expect("valid"), seed(env), "{}", path.display());
             assert_eq!(r.stack_name(), format!("oms-redis-{env}"), "the seed's stack name");
         }
     }

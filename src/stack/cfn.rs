@@ -182,6 +182,10 @@ impl Ops {
                 AwsCategory::Other => "error",
             },
         };
+        debug_assert!(
+            ACTIONS.contains(&format!("{service}:{action}").as_str()),
+            "{service}:{action} is not in ACTIONS"
+        );
         self.metrics.aws_call(service, action, outcome);
         result.map_err(|_| Error::Timeout { action, after: self.deadline })
     }
@@ -387,7 +391,7 @@ mod tests {
 
     #[test]
     fn the_documented_iam_policy_grants_every_action_the_operator_calls() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/iam-policy.json");
+        let path = crate::repo_file("docs/iam-policy.json");
         let policy: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(path).expect("the policy exists")).expect("JSON");
         let granted: Vec<String> = policy["Statement"]

@@ -192,7 +192,11 @@ pub fn bed_tempdir(kind: &str) -> Result<tempfile::TempDir> {
 
 /// The repository root, for scripts and files the bed uses.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    // Cargo sets CARGO_MANIFEST_DIR when it runs a test, so a test binary reused from another
+    // checkout (the target dir is shared) still works on this one.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// One HTTP/1.1 request on loopback; the answer's status and body.
