@@ -46,6 +46,20 @@ impl std::fmt::Display for AwsCategory {
     }
 }
 
+impl AwsCategory {
+    /// The metrics label of a failed AWS call in this category.
+    pub fn label(self) -> &'static str {
+        match self {
+            AwsCategory::Throttled => "throttled",
+            AwsCategory::Validation => "validation",
+            AwsCategory::AccessDenied => "access_denied",
+            AwsCategory::NotFound => "not_found",
+            AwsCategory::Transient => "transient",
+            AwsCategory::Other => "error",
+        }
+    }
+}
+
 impl Error {
     /// A static, bounded label: the Event reason and the metrics label of this error.
     pub fn category(&self) -> &'static str {

@@ -92,6 +92,11 @@ impl Default for Metrics {
     }
 }
 
+/// `namespace/name`: how the metrics keep track of one resource (never exported as a label).
+pub fn object_key<K: kube::Resource>(obj: &K) -> String {
+    format!("{}/{}", obj.meta().namespace.as_deref().unwrap_or(""), obj.meta().name.as_deref().unwrap_or(""))
+}
+
 /// A stack status folded into a few phases, so the gauge stays small.
 pub fn phase_label(stack_status: Option<&str>) -> &'static str {
     match stack_status {
@@ -120,8 +125,7 @@ impl Metrics {
 
     /// Records the phase of one resource's stack (`None` forgets the resource).
     pub fn observe_phase<K: kube::Resource>(&self, obj: &K, stack_status: Option<&str>) {
-        let key =
-            format!("{}/{}", obj.meta().namespace.as_deref().unwrap_or(""), obj.meta().name.as_deref().unwrap_or(""));
+        let key = object_key(obj);
         let Ok(mut phases) = self.phases.lock() else {
             return;
         };
@@ -133,8 +137,7 @@ impl Metrics {
     }
 
     pub fn forget<K: kube::Resource>(&self, obj: &K) {
-        let key =
-            format!("{}/{}", obj.meta().namespace.as_deref().unwrap_or(""), obj.meta().name.as_deref().unwrap_or(""));
+        let key = object_key(obj);
         let Ok(mut phases) = self.phases.lock() else {
             return;
         };

@@ -173,14 +173,7 @@ impl Ops {
         let outcome = match &result {
             Err(_) => "timeout",
             Ok(Ok(_)) => "success",
-            Ok(Err(e)) => match categorize(e) {
-                AwsCategory::Throttled => "throttled",
-                AwsCategory::Validation => "validation",
-                AwsCategory::AccessDenied => "access_denied",
-                AwsCategory::NotFound => "not_found",
-                AwsCategory::Transient => "transient",
-                AwsCategory::Other => "error",
-            },
+            Ok(Err(e)) => categorize(e).label(),
         };
         debug_assert!(
             ACTIONS.contains(&format!("{service}:{action}").as_str()),

@@ -38,7 +38,7 @@ pub const LIFECYCLE_FIELDS: [&str; 9] = [
 /// error's static category.
 pub async fn reconcile<K: DataStack>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
     let started = std::time::Instant::now();
-    let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+    let key = crate::metrics::object_key(&*obj);
     ctx.metrics.reconcile_started(&key);
     let result = reconcile_inner(obj.clone(), &ctx).await;
     // Every path but await_change comes back; errors come back through the error policy.
