@@ -57,7 +57,8 @@ lint-templates: $(VENV_STAMP)
 	$(VENV)/bin/cfn-lint --regions us-east-1 -- templates/data/*.json
 
 .PHONY: bed
-bed: $(VENV_STAMP)
+# kubectl (from demo-tools) for the bed tests that run it, as a user would.
+bed: $(VENV_STAMP) demo-tools
 	assets="$$(bash tests/controlplane/build.sh)"; helm="$$(bash tests/helm/build.sh)"; \
 	KUBEBUILDER_ASSETS="$$assets" OMS_HELM="$$helm" OMS_EMULATOR_PYTHON="$(CURDIR)/$(VENV)/bin/python" \
 	  cargo test --locked --test 'bed_*' -- --test-threads=$(BED_TEST_THREADS)

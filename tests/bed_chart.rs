@@ -114,3 +114,63 @@ async fn the_service_monitor_renders_when_asked() {
     assert_eq!(sm["spec"]["endpoints"][0]["port"], "metrics");
     assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
 }
+
+/// `helm install` of the chart on the bed (the apiserver's version satisfies the chart's
+/// kubeVersion) makes the Deployment, ServiceAccount, RBAC and the CRD; `helm uninstall` removes
+/// the release's objects and, as helm does with crds/, keeps the CRD. Nothing has to run: no --wait.
+#[tokio::test]
+async fn helm_install_and_uninstall_work_on_the_bed() {
+    use k8s_openapi::api::apps::v1::Deployment;
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::ListParams;
+
+    let cp = controlplane::shared();
+    let client = cp.client().await;
+    let ns = unique_name("oms-helm");
+    namespace(&client, &ns).await;
+    let release = unique_name("r");
+    let home = tempfile::tempdir().expect("tempdir");
+    let helm = |args: &[&str]| {
+        let out = chart::helm_on(&cp.kubeconfig, home.path(), args);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "helm {} exited {}:\n{stdout}\n{stderr}", args.join(" "), out.status);
+        stdout.into_owned()
+    };
+    helm(&["install", &release, chart::CHART, "--namespace", &ns, "--set", "replicaCount=1", "--timeout", "60s"]);
+
+    let mine = ListParams::default().labels(&format!("app.kubernetes.io/instance={release}"));
+    let deployments = Api::<Deployment>::namespaced(client.clone(), &ns).list(&mine).await.expect("list");
+    assert_eq!(deployments.items.len(), 1, "one Deployment");
+    assert_eq!(deployments.items[0].spec.as_ref().and_then(|s| s.replicas), Some(1));
+    let sas = Api::<ServiceAccount>::namespaced(client.clone(), &ns).list(&mine).await.expect("list");
+    assert_eq!(sas.items.len(), 1, "one ServiceAccount");
+    let roles = Api::<Role>::namespaced(client.clone(), &ns).list(&mine).await.expect("list");
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), &ns).list(&mine).await.expect("list");
+    assert!(!roles.items.is_empty() && !bindings.items.is_empty(), "the leader-election Role and RoleBinding");
+    let cluster_roles = Api::<ClusterRole>::all(client.clone());
+    let cluster_bindings = Api::<ClusterRoleBinding>::all(client.clone());
+    let crs: Vec<String> =
+        cluster_roles.list(&mine).await.expect("list").items.into_iter().filter_map(|r| r.metadata.name).collect();
+    let crbs: Vec<String> =
+        cluster_bindings.list(&mine).await.expect("list").items.into_iter().filter_map(|r| r.metadata.name).collect();
+    assert!(!crs.is_empty() && !crbs.is_empty(), "cluster-wide RBAC: {crs:?} {crbs:?}");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    assert!(crds.get_opt("omsredises.data.oms-spider.io").await.expect("get").is_some(), "the chart's CRD");
+    let listed: Value = serde_json::from_str(&helm(&["list", "--namespace", &ns, "-o", "json"])).expect("JSON");
+    assert_eq!(listed[0]["status"], "deployed", "{listed}");
+
+    helm(&["uninstall", &release, "--namespace", &ns, "--timeout", "60s"]);
+    support::eventually("the release's objects to be gone", std::time::Duration::from_secs(30), || async {
+        let gone = Api::<Deployment>::namespaced(client.clone(), &ns).list(&mine).await.ok()?.items.is_empty()
+            && Api::<ServiceAccount>::namespaced(client.clone(), &ns).list(&mine).await.ok()?.items.is_empty()
+            && cluster_roles.list(&mine).await.ok()?.items.is_empty()
+            && cluster_bindings.list(&mine).await.ok()?.items.is_empty();
+        gone.then_some(())
+    })
+    .await;
+    assert!(crds.get_opt("omsredises.data.oms-spider.io").await.expect("get").is_some(), "helm keeps crds/");
+    let listed: Value = serde_json::from_str(&helm(&["list", "--namespace", &ns, "-o", "json"])).expect("JSON");
+    assert_eq!(listed, json!([]), "no release left");
+}

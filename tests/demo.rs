@@ -15,7 +15,7 @@ use std::time::Duration;
 use support::controlplane::{ControlPlane, Options as CpOptions};
 use support::emulator::{Emulator, Options as EmuOptions};
 use support::operator::{OperatorProcess, ProcessOptions, install_crds};
-use support::proc::{Proc, free_port, repo_root};
+use support::proc::{BedError, Proc, free_port, repo_root, retry_lost_ports};
 
 const NAMESPACE: &str = "oms-demo";
 const EXAMPLE: &str = "examples/dev.yaml";
@@ -54,19 +54,27 @@ fn start_bed() -> Result<Bed, String> {
     println!("    ready in {:.1}s; kubeconfig: {}", cp.startup.as_secs_f64(), cp.kubeconfig.display());
 
     step("starting a local redis-server");
-    let redis_port = free_port().map_err(|e| e.to_string())?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let mut redis = Proc::spawn(
-        "redis-server",
-        Path::new("redis-server"),
-        &["--port".into(), redis_port.to_string(), "--bind".into(), "127.0.0.1".into(), "--save".into(), "".into()],
-        &[],
-        dir.path().join("redis.log"),
-    )
-    .map_err(|e| format!("{e} (install it: apt-get install redis-server)"))?;
-    redis
-        .wait_ready(Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok())
-        .map_err(|e| e.to_string())?;
+    // The port is reserved (free_port); another program may take it anyway: then redis starts again elsewhere.
+    let (redis, redis_port) = retry_lost_ports("redis-server", false, || {
+        let redis_port = free_port()?;
+        let mut redis = Proc::spawn(
+            "redis-server",
+            Path::new("redis-server"),
+            &["--port".into(), redis_port.to_string(), "--bind".into(), "127.0.0.1".into(), "--save".into(), "".into()],
+            &[],
+            dir.path().join("redis.log"),
+        )
+        .map_err(|e| BedError(format!("{e} (install it: apt-get install redis-server)")))?;
+        // Its own word, not just an open port, which could be another program's.
+        let log = redis.log.clone();
+        redis.wait_ready(Duration::from_secs(10), || {
+            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Ready to accept connections"))
+                && std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok()
+        })?;
+        Ok((redis, redis_port))
+    })
+    .map_err(|e| e.to_string())?;
     println!("    127.0.0.1:{redis_port}");
 
     step("starting the AWS emulator (ElastiCache endpoints point at that redis-server)");

@@ -5,7 +5,6 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::discovery::{Discovery, Scope};
 
 pub const CHART: &str = "charts/oms-data-operator";
-pub const KUBE_VERSION: &str = "1.35.4";
 
 pub fn helm() -> String {
     if let Ok(h) = std::env::var("OMS_HELM") {
@@ -19,6 +18,22 @@ pub fn helm() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Runs the pinned helm in the repository root against the cluster of `kubeconfig`, with helm's
+/// config, cache and data under `home` (nothing of the user's own helm setup is read or written).
+pub fn helm_on(kubeconfig: &std::path::Path, home: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(helm())
+        .current_dir(super::proc::repo_root())
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env("HELM_CONFIG_HOME", home.join("config"))
+        .env("HELM_CACHE_HOME", home.join("cache"))
+        .env("HELM_DATA_HOME", home.join("data"))
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("run helm")
+}
+
 /// `helm template <release> <chart> -n <namespace> --set …`, as objects.
 pub fn render(release: &str, namespace: &str, sets: &[&str]) -> Vec<DynamicObject> {
     let mut cmd = std::process::Command::new(helm());
@@ -29,7 +44,7 @@ pub fn render(release: &str, namespace: &str, sets: &[&str]) -> Vec<DynamicObjec
         "--namespace",
         namespace,
         "--kube-version",
-        KUBE_VERSION,
+        super::controlplane::pinned_kubernetes_version().trim_start_matches('v'),
     ]);
     for s in sets {
         cmd.args(["--set", s]);

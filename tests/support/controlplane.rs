@@ -5,7 +5,10 @@
 //! The apiserver serves TLS from a CA made here with openssl, authenticates an admin bearer token
 //! (group system:masters) and authorizes with RBAC, so RBAC rules can be proven against it.
 
-use super::proc::{BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, keep, repo_root};
+use super::proc::{
+    BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, http_request, keep, repo_root,
+    retry_lost_ports,
+};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
@@ -42,6 +45,20 @@ pub fn assets_dir() -> Result<PathBuf> {
     }
     let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
     Ok(PathBuf::from(dir))
+}
+
+/// The Kubernetes release pinned in `tests/controlplane/go.mod` (e.g. `v1.35.4`), which the build
+/// stamps into the binaries and the apiserver reports.
+pub fn pinned_kubernetes_version() -> String {
+    let go_mod = repo_root().join("tests/controlplane/go.mod");
+    let text = std::fs::read_to_string(&go_mod).unwrap_or_else(|e| panic!("read {}: {e}", go_mod.display()));
+    text.lines()
+        .filter(|l| !l.contains("=>"))
+        .map(|l| l.trim().trim_start_matches("require").trim_start())
+        .find_map(|l| l.strip_prefix("k8s.io/kubernetes "))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(str::to_string)
+        .unwrap_or_else(|| panic!("{} pins no k8s.io/kubernetes version", go_mod.display()))
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
@@ -114,11 +131,14 @@ impl ControlPlane {
             Some(a) => a,
             None => assets_dir()?,
         };
-        let etcd_port = opts.etcd_port.map(Ok).unwrap_or_else(free_port)?;
-        let peer_port = free_port()?;
-        let api_port = opts.apiserver_port.map(Ok).unwrap_or_else(free_port)?;
-        ensure_port_free(etcd_port, "etcd")?;
-        ensure_port_free(api_port, "kube-apiserver")?;
+        // Ports the caller chose are checked first, so a taken one fails at once with a clear message;
+        // ports of the bed's choosing are reserved (free_port), and picked anew if lost anyway.
+        if let Some(port) = opts.etcd_port {
+            ensure_port_free(port, "etcd")?;
+        }
+        if let Some(port) = opts.apiserver_port {
+            ensure_port_free(port, "kube-apiserver")?;
+        }
 
         let dir = bed_tempdir("oms-bed")?;
         let d = dir.path();
@@ -127,61 +147,75 @@ impl ControlPlane {
             .map_err(|e| BedError(format!("write tokens.csv: {e}")))?;
 
         let mut procs = Vec::new();
-        let etcd_url = format!("http://127.0.0.1:{etcd_port}");
-        let peer_url = format!("http://127.0.0.1:{peer_port}");
-        let mut etcd = Proc::spawn(
-            "etcd",
-            &assets.join("etcd"),
-            &[
-                format!("--data-dir={}", d.join("etcd").display()),
-                format!("--listen-client-urls={etcd_url}"),
-                format!("--advertise-client-urls={etcd_url}"),
-                format!("--listen-peer-urls={peer_url}"),
-                format!("--initial-advertise-peer-urls={peer_url}"),
-                format!("--initial-cluster=default={peer_url}"),
-                "--unsafe-no-fsync=true".into(),
-                "--log-level=warn".into(),
-            ],
-            &[],
-            d.join("etcd.log"),
-        )?;
-        etcd.wait_ready(Duration::from_secs(30), || std::net::TcpStream::connect(("127.0.0.1", etcd_port)).is_ok())?;
+        let (etcd, etcd_url) = retry_lost_ports("etcd", opts.etcd_port.is_some(), || {
+            let etcd_port = opts.etcd_port.map(Ok).unwrap_or_else(free_port)?;
+            let peer_port = free_port()?;
+            let etcd_url = format!("http://127.0.0.1:{etcd_port}");
+            let peer_url = format!("http://127.0.0.1:{peer_port}");
+            // A fresh member each time: a data dir remembers the peer URL it was made with.
+            let _ = std::fs::remove_dir_all(d.join("etcd"));
+            let mut etcd = Proc::spawn(
+                "etcd",
+                &assets.join("etcd"),
+                &[
+                    format!("--data-dir={}", d.join("etcd").display()),
+                    format!("--listen-client-urls={etcd_url}"),
+                    format!("--advertise-client-urls={etcd_url}"),
+                    format!("--listen-peer-urls={peer_url}"),
+                    format!("--initial-advertise-peer-urls={peer_url}"),
+                    format!("--initial-cluster=default={peer_url}"),
+                    "--unsafe-no-fsync=true".into(),
+                    "--log-level=warn".into(),
+                ],
+                &[],
+                d.join("etcd.log"),
+            )?;
+            // etcd's own health answer, not just an open port: that could be another process's.
+            etcd.wait_ready(Duration::from_secs(30), || {
+                matches!(http_request(etcd_port, "GET", "/health", ""), Ok((200, body)) if body.contains("\"health\":\"true\""))
+            })?;
+            Ok((etcd, etcd_url))
+        })?;
         procs.push(etcd);
 
-        let url = format!("https://127.0.0.1:{api_port}");
-        let mut api = Proc::spawn(
-            "kube-apiserver",
-            &assets.join("kube-apiserver"),
-            &[
-                format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                format!("--cert-dir={}", d.display()),
-                format!("--tls-cert-file={}", d.join("serving.crt").display()),
-                format!("--tls-private-key-file={}", d.join("serving.key").display()),
-                format!("--token-auth-file={}", d.join("tokens.csv").display()),
-                "--authorization-mode=RBAC".into(),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-account-key-file={}", d.join("sa.pub").display()),
-                format!("--service-account-signing-key-file={}", d.join("sa.key").display()),
-                "--service-cluster-ip-range=10.0.0.0/24".into(),
-                "--endpoint-reconciler-type=none".into(),
-                "--enable-priority-and-fairness=false".into(),
-                "--profiling=false".into(),
-                "--v=0".into(),
-            ],
-            &[],
-            d.join("kube-apiserver.log"),
-        )?;
         let kubeconfig = d.join("kubeconfig");
-        write_kubeconfig(&kubeconfig, &url, &d.join("ca.crt"), ADMIN_TOKEN)?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(|e| BedError(format!("tokio runtime: {e}")))?;
-        let probe_kc = kubeconfig.clone();
-        api.wait_ready(Duration::from_secs(60), || rt.block_on(readyz(&probe_kc)))?;
+        let (api, url) = retry_lost_ports("kube-apiserver", opts.apiserver_port.is_some(), || {
+            let api_port = opts.apiserver_port.map(Ok).unwrap_or_else(free_port)?;
+            let url = format!("https://127.0.0.1:{api_port}");
+            let mut api = Proc::spawn(
+                "kube-apiserver",
+                &assets.join("kube-apiserver"),
+                &[
+                    format!("--etcd-servers={etcd_url}"),
+                    "--bind-address=127.0.0.1".into(),
+                    "--advertise-address=127.0.0.1".into(),
+                    format!("--secure-port={api_port}"),
+                    format!("--cert-dir={}", d.display()),
+                    format!("--tls-cert-file={}", d.join("serving.crt").display()),
+                    format!("--tls-private-key-file={}", d.join("serving.key").display()),
+                    format!("--token-auth-file={}", d.join("tokens.csv").display()),
+                    "--authorization-mode=RBAC".into(),
+                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+                    format!("--service-account-key-file={}", d.join("sa.pub").display()),
+                    format!("--service-account-signing-key-file={}", d.join("sa.key").display()),
+                    "--service-cluster-ip-range=10.0.0.0/24".into(),
+                    "--endpoint-reconciler-type=none".into(),
+                    "--enable-priority-and-fairness=false".into(),
+                    "--profiling=false".into(),
+                    "--v=0".into(),
+                ],
+                &[],
+                d.join("kube-apiserver.log"),
+            )?;
+            write_kubeconfig(&kubeconfig, &url, &d.join("ca.crt"), ADMIN_TOKEN)?;
+            let probe_kc = kubeconfig.clone();
+            api.wait_ready(Duration::from_secs(60), || rt.block_on(readyz(&probe_kc)))?;
+            Ok((api, url))
+        })?;
         procs.push(api);
 
         let mut kcm = Proc::spawn(

@@ -2,7 +2,9 @@
 //! run from the project's venv on a loopback port, and spoken to by the real aws-sdk over HTTP.
 //! Its control API (`/_oms/...`) sets stack delays, injects failures and counts calls.
 
-use super::proc::{BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, keep, repo_root};
+use super::proc::{
+    BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, keep, repo_root, retry_lost_ports,
+};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -46,29 +48,36 @@ impl Emulator {
                 python.display()
             ));
         }
-        let port = opts.port.map(Ok).unwrap_or_else(free_port)?;
-        ensure_port_free(port, "the AWS emulator")?;
+        // A port the caller chose fails at once when taken; one of the bed's choosing is reserved
+        // (free_port), and picked anew if another process takes it anyway.
+        if let Some(port) = opts.port {
+            ensure_port_free(port, "the AWS emulator")?;
+        }
         let dir = bed_tempdir("oms-emulator")?;
-        let mut proc = Proc::spawn(
-            "AWS emulator",
-            &python,
-            &[
-                "-m".into(),
-                "oms_emulator".into(),
-                "--host".into(),
-                "127.0.0.1".into(),
-                "--port".into(),
-                port.to_string(),
-                "--stack-delay".into(),
-                opts.stack_delay_seconds.to_string(),
-            ],
-            &[("PYTHONPATH", &repo_root().join("tests/emulator").to_string_lossy()), ("PYTHONUNBUFFERED", "1")],
-            dir.path().join("emulator.log"),
-        )?;
-        let url = format!("http://127.0.0.1:{port}");
-        proc.wait_ready(Duration::from_secs(60), || {
-            matches!(http_json(port, "GET", "/_oms/health", None), Ok((200, _)))
+        let (proc, port) = retry_lost_ports("the AWS emulator", opts.port.is_some(), || {
+            let port = opts.port.map(Ok).unwrap_or_else(free_port)?;
+            let mut proc = Proc::spawn(
+                "AWS emulator",
+                &python,
+                &[
+                    "-m".into(),
+                    "oms_emulator".into(),
+                    "--host".into(),
+                    "127.0.0.1".into(),
+                    "--port".into(),
+                    port.to_string(),
+                    "--stack-delay".into(),
+                    opts.stack_delay_seconds.to_string(),
+                ],
+                &[("PYTHONPATH", &repo_root().join("tests/emulator").to_string_lossy()), ("PYTHONUNBUFFERED", "1")],
+                dir.path().join("emulator.log"),
+            )?;
+            proc.wait_ready(Duration::from_secs(60), || {
+                matches!(http_json(port, "GET", "/_oms/health", None), Ok((200, _)))
+            })?;
+            Ok((proc, port))
         })?;
+        let url = format!("http://127.0.0.1:{port}");
         Ok(Emulator { url, port, startup: started.elapsed(), _dir: dir, _proc: proc })
     }
 

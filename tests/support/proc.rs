@@ -7,7 +7,7 @@ use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Why the bed could not start. The message is meant to be read by a person as is.
@@ -33,12 +33,100 @@ pub fn err<T>(msg: impl Into<String>) -> Result<T> {
     Err(BedError(msg.into()))
 }
 
-/// A loopback port nobody listens on right now.
+/// Where ports handed out by [`free_port`] are reserved, machine-wide: one lock file per port, held
+/// (flock) by the process that handed it out for as long as that process runs; the kernel drops the
+/// lock when it exits. Beds of other checkouts running at the same time skip these ports.
+pub const PORT_LOCK_DIR: &str = "/tmp/oms-bed-ports";
+
+/// How many times a piece of the bed is started on new ports when another process took one of its
+/// ports between the pick and the child's bind.
+pub const PORT_ATTEMPTS: u32 = 5;
+
+/// Ports this process reserved, with their held locks; kept until the process exits.
+static RESERVED: Mutex<Vec<(u16, Option<File>)>> = Mutex::new(Vec::new());
+
+/// Where the bed picks ports: below the kernel's ephemeral range, where programs binding port 0 and
+/// outgoing connections get theirs, so only programs asking for a fixed port can collide.
+fn port_range() -> (u16, u16) {
+    let low: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32768);
+    if low >= 3024 { (low.saturating_sub(12000).max(1024), low) } else { (low, u16::MAX) }
+}
+
+/// Takes the machine-wide lock of `port`; `None` when another process holds it. When the lock dir
+/// cannot be used at all, the port is taken without a lock (as before reservations existed).
+fn lock_port(port: u16) -> Option<Option<File>> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    use std::os::unix::io::AsRawFd;
+    let dir = Path::new(PORT_LOCK_DIR);
+    if !dir.is_dir() && std::fs::create_dir_all(dir).is_ok() {
+        // Beds of every user share it.
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o1777));
+    }
+    let path = dir.join(format!("{port}.lock"));
+    let open = |write: bool| std::fs::OpenOptions::new().read(true).write(write).create(write).mode(0o666).open(&path);
+    let Ok(file) = open(true).or_else(|_| open(false)) else {
+        return Some(None);
+    };
+    // SAFETY: flock(2) on a descriptor this function owns.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+    locked.then_some(Some(file))
+}
+
+/// A loopback port nobody listens on right now, reserved for this process until it exits: no other
+/// bed (of this or another checkout) is handed it meanwhile. A child that binds it may still lose it
+/// to an unrelated program; [`retry_lost_ports`] starts such a child again on other ports.
 pub fn free_port() -> Result<u16> {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| BedError(format!("cannot find a free loopback port: {e}")))
+    let (low, high) = port_range();
+    let span = u64::from(high - low);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let mut x = ((nanos as u64) ^ (u64::from(std::process::id()) << 32)) | 1;
+    let mut reserved = RESERVED.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..512 {
+        // xorshift64: a different sequence in every process.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let port = low + (x % span) as u16;
+        if reserved.iter().any(|(p, _)| *p == port) {
+            continue;
+        }
+        let Some(lock) = lock_port(port) else { continue };
+        if TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        reserved.push((port, lock));
+        return Ok(port);
+    }
+    err(format!("cannot find a free loopback port in {low}..{high} (locks in {PORT_LOCK_DIR}) after 512 tries"))
+}
+
+/// Whether a start failed because a child found its port taken ("address already in use").
+pub fn lost_a_port(e: &BedError) -> bool {
+    e.0.to_ascii_lowercase().contains("address already in use")
+}
+
+/// Runs `start`, which picks its ports with [`free_port`], again (up to [`PORT_ATTEMPTS`] times)
+/// when it fails because another process took one of them first. `ports_given` means the caller
+/// chose the ports: then a taken port is the caller's to fix, and the error comes at once.
+pub fn retry_lost_ports<T>(what: &str, ports_given: bool, mut start: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match start() {
+            Err(e) if !ports_given && lost_a_port(&e) => {
+                if attempt >= PORT_ATTEMPTS {
+                    return err(format!(
+                        "{e}\n({what} found its port taken on each of {attempt} tries, on different ports)"
+                    ));
+                }
+                eprintln!("bed: another process took a port of {what}; starting it again on other ports");
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Fails with a clear message when `port` is taken, before anything is started on it.
