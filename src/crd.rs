@@ -1,12 +1,31 @@
 //! The CustomResourceDefinitions, generated from the Rust types: `crds/` and the chart's CRDs are
 //! this output, and a test fails when either drifts from it.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{CustomResourceDefinition, JSON};
 use kube::CustomResourceExt;
 
 /// Every CRD the operator serves.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![crate::redis::OmsRedis::crd()]
+    vec![with_status_default(crate::redis::OmsRedis::crd())]
+}
+
+/// Gives `status` a default of `{observedGeneration: 0}`. The apiserver applies it whenever it
+/// reads an object without status, so a resource the operator has not looked at yet shows a
+/// generation (1 or more) ahead of the one observed: kstatus, Flux and Argo CD call it in
+/// progress rather than current, from the first second.
+fn with_status_default(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    for version in &mut crd.spec.versions {
+        let status = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .and_then(|s| s.properties.as_mut())
+            .and_then(|p| p.get_mut("status"));
+        if let Some(status) = status {
+            status.default = Some(JSON(serde_json::json!({ "observedGeneration": 0 })));
+        }
+    }
+    crd
 }
 
 /// The CRDs as one YAML stream, as `oms-data-operator crd` prints it.
@@ -42,9 +61,13 @@ mod tests {
         assert_eq!(version.name, "v1alpha1");
         let columns: Vec<&str> =
             version.additional_printer_columns.as_ref().expect("columns").iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(columns, ["Env", "NodeType", "Nodes", "Status", "Endpoint", "Age"]);
+        assert_eq!(columns, ["Env", "Ready", "Reason", "NodeType", "Nodes", "Status", "Endpoint", "Age"]);
         assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
         let yaml = render().expect("render");
         assert!(yaml.matches("x-kubernetes-validations").count() >= 5, "CEL rules are in the schema");
+        assert!(!yaml.contains("- null"), "no enum offers null as a value");
+        let schema = version.schema.as_ref().and_then(|s| s.open_api_v3_schema.as_ref()).expect("a schema");
+        let status = &schema.properties.as_ref().expect("properties")["status"];
+        assert_eq!(status.default.as_ref().map(|d| &d.0), Some(&serde_json::json!({ "observedGeneration": 0 })));
     }
 }

@@ -3,198 +3,17 @@
 
 mod support;
 
-use aws_sdk_cloudformation::error::ProvideErrorMetadata;
-use k8s_openapi::api::core::v1::{Event as CoreEvent, Secret};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use oms_data_operator::redis::template::param;
 use oms_data_operator::redis::{OmsRedis, secret_key};
 use oms_data_operator::stack::ownership;
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use serde_json::json;
 use std::time::Duration;
-use support::controlplane::{self, ControlPlane};
-use support::emulator::{self, Emulator};
+use support::controlplane;
 use support::operator::{Operator, OperatorProcess, ProcessOptions};
+use support::world::{WAIT, World, condition, secret_data, seed, stack, stack_params, stack_tags};
 use support::{eventually, unique_name};
-
-const WAIT: Duration = Duration::from_secs(90);
-
-/// One test's world: a namespace, a VPC stack, and the operator watching that namespace.
-struct World {
-    cp: &'static ControlPlane,
-    emu: &'static Emulator,
-    client: kube::Client,
-    ns: String,
-    vpc: String,
-    api: Api<OmsRedis>,
-    operator: Option<Operator>,
-}
-
-impl World {
-    async fn new(prefix: &str) -> World {
-        let cp = controlplane::shared();
-        let emu = emulator::shared();
-        let client = cp.client().await;
-        let ns = controlplane::test_namespace(&client, prefix).await;
-        let vpc = emu.deploy_vpc().await;
-        let operator = Some(Operator::start(cp, emu, &ns).await);
-        let api = Api::namespaced(client.clone(), &ns);
-        World { cp, emu, client, ns, vpc, api, operator }
-    }
-
-    fn manifest(&self, name: &str, env: &str, extra: Value) -> OmsRedis {
-        let mut spec = json!({ "environment": env, "vpcStackName": self.vpc });
-        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
-            s.extend(e.clone());
-        }
-        serde_json::from_value(json!({
-            "apiVersion": "data.oms-spider.io/v1alpha1",
-            "kind": "OmsRedis",
-            "metadata": { "name": name },
-            "spec": spec,
-        }))
-        .expect("a valid OmsRedis")
-    }
-
-    async fn create(&self, name: &str, env: &str, extra: Value) -> OmsRedis {
-        self.api.create(&PostParams::default(), &self.manifest(name, env, extra)).await.expect("create the OmsRedis")
-    }
-
-    async fn patch_spec(&self, name: &str, spec: Value) {
-        self.api
-            .patch(name, &PatchParams::default(), &Patch::Merge(json!({ "spec": spec })))
-            .await
-            .expect("patch the spec");
-    }
-
-    async fn get(&self, name: &str) -> OmsRedis {
-        self.api.get(name).await.expect("get the OmsRedis")
-    }
-
-    /// Waits for Ready=True at the current generation.
-    async fn ready(&self, name: &str) -> OmsRedis {
-        eventually(&format!("{name} to be Ready"), WAIT, || async {
-            let o = self.api.get(name).await.ok()?;
-            let generation = o.metadata.generation;
-            let status = o.status.as_ref()?;
-            let ready = condition(&o, "Ready")?;
-            (ready.status == "True"
-                && status.stack.observed_generation == generation
-                && ready.observed_generation == generation)
-                .then_some(o)
-        })
-        .await
-    }
-
-    async fn condition_reason(&self, name: &str, type_: &str, status: &str, reason: &str) -> OmsRedis {
-        eventually(&format!("{name} {type_}={status} ({reason})"), WAIT, || async {
-            let o = self.api.get(name).await.ok()?;
-            let c = condition(&o, type_)?;
-            (c.status == status && c.reason == reason).then_some(o)
-        })
-        .await
-    }
-
-    async fn secret(&self, name: &str) -> Option<Secret> {
-        Api::<Secret>::namespaced(self.client.clone(), &self.ns).get_opt(name).await.expect("get the Secret")
-    }
-
-    async fn events(&self, reason: &str) -> Vec<CoreEvent> {
-        Api::<CoreEvent>::namespaced(self.client.clone(), &self.ns)
-            .list(&ListParams::default())
-            .await
-            .expect("list events")
-            .items
-            .into_iter()
-            .filter(|e| e.reason.as_deref() == Some(reason))
-            .collect()
-    }
-
-    async fn event_note(&self, reason: &str) -> String {
-        eventually(&format!("an Event {reason}"), WAIT, || async {
-            let evs = self.events(reason).await;
-            evs.first().map(|e| e.message.clone().unwrap_or_default())
-        })
-        .await
-    }
-
-    async fn gone(&self, name: &str) {
-        eventually(&format!("{name} to be deleted"), WAIT, || async {
-            matches!(self.api.get_opt(name).await, Ok(None)).then_some(())
-        })
-        .await;
-    }
-
-    /// AWS write calls for a stack, counted on the emulator.
-    fn writes(&self, stack: &str) -> u64 {
-        self.emu
-            .calls(Some(stack))
-            .iter()
-            .filter(|(k, _)| {
-                ["CreateStack", "UpdateStack", "DeleteStack", "CreateSnapshot"]
-                    .iter()
-                    .any(|a| k.ends_with(&format!(":{a}")))
-            })
-            .map(|(_, v)| *v)
-            .sum()
-    }
-
-    fn count(&self, stack: &str, action: &str) -> u64 {
-        self.emu.calls(Some(stack)).get(action).copied().unwrap_or(0)
-    }
-}
-
-fn condition<'a>(
-    o: &'a OmsRedis,
-    type_: &str,
-) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    o.status.as_ref()?.stack.conditions.iter().find(|c| c.type_ == type_)
-}
-
-async fn stack(emu: &Emulator, name: &str) -> Option<aws_sdk_cloudformation::types::Stack> {
-    match emu.cloudformation().describe_stacks().stack_name(name).send().await {
-        Ok(out) => out.stacks().first().cloned(),
-        Err(e) if e.message().is_some_and(|m| m.contains("does not exist")) => None,
-        Err(e) => panic!("describe {name}: {e:?}"),
-    }
-}
-
-fn stack_params(s: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
-    s.parameters()
-        .iter()
-        .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
-        .collect()
-}
-
-fn stack_tags(s: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, String> {
-    s.tags().iter().filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string()))).collect()
-}
-
-fn secret_data(s: &Secret) -> BTreeMap<String, String> {
-    s.data
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect()
-}
-
-fn seed(env: &str, vpc: &str) -> BTreeMap<String, String> {
-    let (node, nodes, retention, failover) = match env {
-        "dev" => ("cache.t4g.micro", "1", "0", "false"),
-        "staging" => ("cache.t4g.small", "2", "3", "true"),
-        _ => ("cache.m7g.large", "3", "7", "true"),
-    };
-    BTreeMap::from([
-        (param::ENVIRONMENT.to_string(), env.to_string()),
-        (param::VPC_STACK_NAME.to_string(), vpc.to_string()),
-        (param::NODE_TYPE.to_string(), node.to_string()),
-        (param::NUM_CACHE_NODES.to_string(), nodes.to_string()),
-        (param::ENGINE_VERSION.to_string(), "7.1".to_string()),
-        (param::SNAPSHOT_RETENTION_LIMIT.to_string(), retention.to_string()),
-        (param::AUTOMATIC_FAILOVER_ENABLED.to_string(), failover.to_string()),
-    ])
-}
 
 #[tokio::test]
 async fn dev_staging_and_prod_reach_ready_with_the_seeds_presets() {
@@ -410,13 +229,18 @@ async fn each_deletion_policy_does_what_it_says() {
 
     // Snapshot: a snapshot named like the seed's backups, announced in an Event, then deletion.
     assert!(stack(w.emu, &snapshotted).await.is_none());
-    let note = w.event_note("SnapshotStarted").await;
-    let date = k8s_openapi::jiff::Timestamp::now().strftime("%Y%m%d").to_string();
-    let snapshot = format!("oms-redis-backup-{date}-{snapshotted}");
-    assert!(note.contains(&snapshot), "{note}");
-    let snaps = w.emu.elasticache().describe_snapshots().snapshot_name(&snapshot).send().await.expect("snapshot");
+    let snaps =
+        w.emu.elasticache().describe_snapshots().replication_group_id(&snapshotted).send().await.expect("snapshots");
+    assert_eq!(snaps.snapshots().len(), 1, "one snapshot of the group");
     assert_eq!(snaps.snapshots()[0].snapshot_status(), Some("available"));
-    assert_eq!(snaps.snapshots()[0].replication_group_id(), Some(snapshotted.as_str()));
+    let snapshot = snaps.snapshots()[0].snapshot_name().unwrap_or_default().to_string();
+    let date = k8s_openapi::jiff::Timestamp::now().strftime("%Y%m%d").to_string();
+    assert!(snapshot.starts_with(&format!("oms-redis-backup-{date}-")), "{snapshot}");
+    assert!(snapshot.contains(&snapshotted), "{snapshot}");
+    for reason in ["SnapshotStarted", "SnapshotCompleted"] {
+        let note = w.event_note(reason).await;
+        assert!(note.contains(&snapshot), "{reason}: {note}");
+    }
 }
 
 #[tokio::test]
@@ -581,7 +405,10 @@ async fn a_missing_vpc_stack_stalls_with_awss_message_and_recovers_when_it_appea
     w.api.create(&PostParams::default(), &manifest).await.expect("create");
     let o = w.condition_reason(&name, "Stalled", "True", "AwsValidationError").await;
     let msg = condition(&o, "Ready").map(|c| c.message.clone()).unwrap_or_default();
-    assert!(msg.contains(&format!("No export named {vpc}-")), "{msg}");
+    assert!(msg.contains(&format!("No export named {vpc}-")), "AWS's own words stay: {msg}");
+    for says in ["spec.vpcStackName", &format!("{vpc}-PrivateSubnetIds"), "must export"] {
+        assert!(msg.contains(says), "{says:?} not in {msg}");
+    }
     assert!(stack(w.emu, &name).await.is_none(), "nothing half-made");
 
     w.emu.deploy_vpc_named(&vpc).await;

@@ -1,6 +1,7 @@
 //! The ElastiCache Redis data stack: the `OmsRedis` resource, the seed's presets, the template,
 //! and how a spec becomes stack parameters and stack outputs become the connection Secret.
 
+pub mod node_types;
 pub mod presets;
 pub mod spec;
 pub mod template;
@@ -40,6 +41,10 @@ impl OmsRedis {
         if s.environment == Environment::Prod && !failover {
             return Err(SpecError("environment prod needs automaticFailoverEnabled: true".into()));
         }
+        let node_type = s.node_type.clone().unwrap_or_else(|| p.node_type.to_string());
+        if node_types::find(&node_type).is_none() {
+            return Err(SpecError(format!("nodeType: {}", node_types::suggestion(&node_type))));
+        }
         let retention = s.snapshot_retention_limit.unwrap_or(p.snapshot_retention_limit);
         if !(0..=35).contains(&retention) {
             return Err(SpecError(format!("snapshotRetentionLimit must be between 0 and 35, not {retention}")));
@@ -47,7 +52,7 @@ impl OmsRedis {
         Ok(BTreeMap::from([
             (param::ENVIRONMENT.to_string(), s.environment.as_str().to_string()),
             (param::VPC_STACK_NAME.to_string(), s.vpc_stack_name.clone()),
-            (param::NODE_TYPE.to_string(), s.node_type.clone().unwrap_or_else(|| p.node_type.to_string())),
+            (param::NODE_TYPE.to_string(), node_type),
             (param::NUM_CACHE_NODES.to_string(), nodes.to_string()),
             (
                 param::ENGINE_VERSION.to_string(),
@@ -86,6 +91,9 @@ impl DataStack for OmsRedis {
             secret_name: self.secret_name(),
             deletion_policy: self.spec.deletion_policy,
             adopt_existing: self.spec.adopt_existing_stack.unwrap_or(false),
+            // A dev cache is disposable (the seed keeps no snapshots of it); staging and prod data
+            // is not replaced by an empty cache without someone asking.
+            recreate_when_lost: self.spec.environment == Environment::Dev,
         })
     }
 
@@ -129,13 +137,30 @@ impl DataStack for OmsRedis {
         Ok(Published { secret, status })
     }
 
-    fn backup_target(&self, date: &str) -> Option<BackupTarget> {
-        let group = self.status.as_ref()?.replication_group_id.clone()?;
+    fn backup_target(&self, outputs: &BTreeMap<String, String>) -> Option<BackupTarget> {
+        let group = outputs
+            .get(output::REPLICATION_GROUP_ID)
+            .filter(|g| !g.is_empty())
+            .cloned()
+            .or_else(|| self.status.as_ref()?.replication_group_id.clone())?;
+        // The seed's manual backups are oms-redis-backup-YYYYMMDD; the lifecycle makes each name
+        // unique per resource and attempt.
         Some(BackupTarget::ElastiCacheReplicationGroup {
-            // The seed's manual backup name, made unique per resource.
-            snapshot_name: format!("oms-redis-backup-{date}-{}", self.name_any()),
             replication_group_id: group,
+            snapshot_prefix: "oms-redis-backup",
         })
+    }
+
+    fn explain_refusal(&self, aws_message: &str) -> Option<String> {
+        let missing = aws_message.split("No export named ").nth(1)?.split(' ').next()?;
+        let vpc = &self.spec.vpc_stack_name;
+        let exports: Vec<String> = template::VPC_IMPORTS.iter().map(|o| template::export_name(vpc, o)).collect();
+        Some(format!(
+            "spec.vpcStackName is {vpc}, but no stack in this region exports {missing}. The VPC stack must export {} \
+             (templates/data/vpc.json does): deploy it under the name {vpc}, or set spec.vpcStackName to the VPC \
+             stack's name. AWS said: {aws_message}",
+            exports.join(", ")
+        ))
     }
 
     fn deletion_policy(&self) -> DeletionPolicy {

@@ -10,6 +10,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+use super::node_types;
 use super::presets::{engine_never_downgrades_rule, failover_needs_nodes_rule, prod_needs_failover_rule};
 
 /// Stack names double as ElastiCache replication-group ids (the seed's `oms-redis-prod`, members
@@ -31,10 +32,12 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
     status = "OmsRedisStatus",
     doc = "An OMS Spider ElastiCache Redis data stack, reconciled into a CloudFormation stack",
     printcolumn(name = "Env", type_ = "string", json_path = ".spec.environment"),
+    printcolumn(name = "Ready", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].status"#),
+    printcolumn(name = "Reason", type_ = "string", json_path = r#".status.conditions[?(@.type=="Ready")].reason"#),
     printcolumn(name = "NodeType", type_ = "string", json_path = ".status.appliedParameters.NodeType"),
     printcolumn(name = "Nodes", type_ = "string", json_path = ".status.appliedParameters.NumCacheNodes"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.stackStatus"),
-    printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint"),
+    printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new(format!(
         "has(self.spec.stackName) || (size(self.metadata.name) <= {STACK_NAME_MAX} && self.metadata.name.matches(r'{STACK_NAME_PATTERN}'))"
@@ -42,15 +45,16 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
         "metadata.name becomes the CloudFormation stack and replication-group name, so it must be at most 40 characters of lowercase letters, digits and single hyphens, starting with a letter; choose such a name or set spec.stackName"
     ),
 )]
-#[x_kube(validation = Rule::new(failover_needs_nodes_rule()).message(
-    "automaticFailoverEnabled needs at least 2 cache nodes: set numCacheNodes to 2 or more (dev's preset is 1 node), or turn failover off"
-))]
+#[x_kube(validation = Rule::new(failover_needs_nodes_rule()).message(FAILOVER_NEEDS_NODES_MESSAGE))]
 #[x_kube(validation = Rule::new(prod_needs_failover_rule()).message(
     "environment prod needs automaticFailoverEnabled: true; remove the field to take the prod preset or set it to true"
 ))]
 #[x_kube(validation = Rule::new(
     "has(oldSelf.stackName) ? (has(self.stackName) && self.stackName == oldSelf.stackName) : !has(self.stackName)"
 ).message("stackName is immutable: it names the CloudFormation stack; create a new OmsRedis to move to another stack"))]
+#[x_kube(validation = Rule::new(
+    "has(oldSelf.region) ? (has(self.region) && self.region == oldSelf.region) : !has(self.region)"
+).message("region is immutable: it names where the stack lives, so it cannot be added, changed or removed once the resource exists; create a new OmsRedis for a cache in another region"))]
 #[x_kube(validation = Rule::new(engine_never_downgrades_rule()).message("engineVersion can only go up (ElastiCache cannot downgrade Redis): keep the current version or choose a newer one"))]
 #[serde(rename_all = "camelCase")]
 pub struct OmsRedisSpec {
@@ -67,11 +71,14 @@ pub struct OmsRedisSpec {
     ))]
     pub vpc_stack_name: String,
 
-    /// ElastiCache node type, e.g. cache.t4g.micro or cache.m7g.large. Default: the environment's preset.
+    /// ElastiCache node type, e.g. cache.t4g.micro or cache.m7g.large: a current-generation type
+    /// ElastiCache offers (t4g, t3, m7g, m6g, m5, r7g, r6g, r5, c7gn). Default: the environment's preset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 40))]
     #[x_kube(validation = Rule::new(format!("self.matches(r'{NODE_TYPE_PATTERN}')")).message(
         "nodeType must look like cache.<family>.<size>, e.g. cache.t4g.micro or cache.m7g.large"
     ))]
+    #[x_kube(validation = Rule::new(node_types::cel_rule()).message(Message::Expression(node_types::cel_message())))]
     pub node_type: Option<String>,
 
     /// Cache nodes: one primary plus replicas, 1 to 6. Default: the environment's preset.
@@ -81,6 +88,7 @@ pub struct OmsRedisSpec {
 
     /// Redis engine version; it can only go up. Default: 7.1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "engine_version_schema")]
     pub engine_version: Option<EngineVersion>,
 
     /// Days of automatic snapshots, 0 (off) to 35. Default: the environment's preset.
@@ -152,7 +160,21 @@ pub enum EngineVersion {
     V7_1,
 }
 
+/// The schema of an optional engine version: just the versions. (The derived schema of an
+/// `Option<enum>` lists `null` among the values, which the apiserver then offers to users.)
+fn engine_version_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let versions: Vec<&str> = EngineVersion::ALL.iter().map(|v| v.as_str()).collect();
+    schemars::json_schema!({ "type": "string", "enum": versions })
+}
+
+/// Why failover cannot run on the nodes asked for, true of every environment. (A message that
+/// names the resource's own environment needs a messageExpression, and the apiserver's cost
+/// estimate for one over spec strings exceeds its budget by far.)
+const FAILOVER_NEEDS_NODES_MESSAGE: &str = "automaticFailoverEnabled needs at least 2 cache nodes. Failover is on when the field is true, or omitted in staging and prod (their presets turn it on); numCacheNodes, when omitted, is 1 in dev, 2 in staging and 3 in prod. Set numCacheNodes to 2 or more, or set automaticFailoverEnabled: false (not allowed in prod)";
+
 impl EngineVersion {
+    pub const ALL: [EngineVersion; 3] = [EngineVersion::V6_2, EngineVersion::V7_0, EngineVersion::V7_1];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EngineVersion::V6_2 => "6.2",

@@ -38,6 +38,9 @@ pub mod output {
     pub const ALL: [&str; 5] = [ENDPOINT, PORT, READER_ENDPOINT, SECURITY_GROUP_ID, REPLICATION_GROUP_ID];
 }
 
+/// The VPC stack's exports this template imports, each as `<VPCStackName>-<name>`.
+pub const VPC_IMPORTS: [&str; 3] = ["VpcId", "VpcCidr", "PrivateSubnetIds"];
+
 /// The export name CloudFormation gives an output of this template.
 pub fn export_name(stack_name: &str, output_key: &str) -> String {
     format!("{stack_name}-{output_key}")
@@ -74,6 +77,33 @@ mod tests {
         }
     }
 
+    fn imports(v: &Value, found: &mut BTreeSet<String>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(sub) = m.get("Fn::ImportValue").and_then(|i| i["Fn::Sub"].as_str()) {
+                    found.insert(sub.to_string());
+                }
+                m.values().for_each(|x| imports(x, found));
+            }
+            Value::Array(a) => a.iter().for_each(|x| imports(x, found)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_vpc_imports_are_the_ones_messages_name() {
+        let mut found = BTreeSet::new();
+        imports(&template(), &mut found);
+        let expected: BTreeSet<String> = VPC_IMPORTS.iter().map(|o| export_name("${VPCStackName}", o)).collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn a_replacement_of_the_replication_group_leaves_a_snapshot() {
+        let group = &template()["Resources"]["RedisReplicationGroup"];
+        assert_eq!(group["UpdateReplacePolicy"], "Snapshot");
+    }
+
     #[test]
     fn every_engine_version_maps_to_its_own_parameter_group_family() {
         let t = template();
@@ -103,7 +133,11 @@ mod tests {
         let t = template();
         let pattern =
             t["Parameters"][param::NODE_TYPE]["AllowedPattern"].as_str().expect("NodeType has an AllowedPattern");
+        assert_eq!(pattern, crate::redis::node_types::allowed_pattern(), "the template lists the node-type table");
         let re = regex::Regex::new(pattern).expect("pattern compiles");
+        for t in crate::redis::node_types::NODE_TYPES {
+            assert!(re.is_match(t.name), "{} must be accepted", t.name);
+        }
         for good in [
             "cache.t4g.micro",
             "cache.t4g.small",
@@ -122,6 +156,8 @@ mod tests {
             "cache.m7g.large ",
             "cache.t4g.micro.extra",
             "cache.m7g.micro",
+            "cache.t2.micro",
+            "cache.r7g.24xlarge",
             "",
         ] {
             assert!(!re.is_match(bad), "{bad:?} must be refused");

@@ -31,6 +31,28 @@ pub struct ObservedStack {
     pub tags: BTreeMap<String, String>,
     pub outputs: BTreeMap<String, String>,
     pub parameters: BTreeMap<String, String>,
+    /// When a deleted stack was deleted (CloudFormation answers for a deleted stack by its id).
+    pub deletion_time: Option<String>,
+}
+
+/// A snapshot as ElastiCache reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    /// `creating`, `available`, `failed`, …
+    pub status: String,
+    pub replication_group_id: Option<String>,
+}
+
+/// What CreateSnapshot did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotStart {
+    Started,
+    /// The replication group does not exist: there is no data left to back up.
+    GroupGone(String),
+    /// The group cannot be snapshotted right now (it is modifying, snapshotting, …).
+    Busy(String),
+    /// AWS refuses it for a reason that will not pass by itself (quota, permissions, …).
+    Refused(String),
 }
 
 /// What UpdateStack did.
@@ -85,12 +107,33 @@ impl Aws {
                 }
             })
             .clone();
-        Ok(Ops { clients, deadline: self.deadline, metrics: self.metrics.clone() })
+        let endpoint = |service: &str| {
+            self.base
+                .endpoint_url()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("https://{service}.{region}.amazonaws.com"))
+        };
+        Ok(Ops {
+            cloudformation: Place { service: "CloudFormation", endpoint: endpoint("cloudformation") },
+            elasticache: Place { service: "ElastiCache", endpoint: endpoint("elasticache") },
+            region,
+            clients,
+            deadline: self.deadline,
+            metrics: self.metrics.clone(),
+        })
+    }
+
+    /// The region a resource's stack goes to: its own, else the operator's default.
+    pub fn region_for(&self, region: Option<&str>) -> Option<String> {
+        region.map(str::to_string).or_else(|| self.default_region.clone())
     }
 }
 
 /// Stack and backup operations against one region.
 pub struct Ops {
+    pub region: String,
+    cloudformation: Place,
+    elasticache: Place,
     clients: RegionClients,
     deadline: Duration,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -114,17 +157,52 @@ fn categorize<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> AwsCategory {
     }
 }
 
-fn aws_error<E, R>(action: &'static str, err: SdkError<E, R>) -> Error
+/// The innermost cause of an error, as its own text (e.g. "Connection refused (os error 111)").
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// An AWS failure in words: AWS's own message when it answered, else what happened on the way
+/// there, naming the service and endpoint, never the SDK's debug structures.
+fn aws_error<E, R>(action: &'static str, place: &Place, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    R: std::fmt::Debug + 'static,
 {
     let category = categorize(&err);
-    let message = err
-        .message()
-        .map(str::to_string)
-        .unwrap_or_else(|| aws_sdk_cloudformation::error::DisplayErrorContext(&err).to_string());
+    let Place { service, endpoint } = place;
+    let message = match &err {
+        SdkError::DispatchFailure(d) => {
+            let what = if d.is_timeout() {
+                "the connection timed out".to_string()
+            } else {
+                d.as_connector_error().map(|c| root_cause(c)).unwrap_or_else(|| root_cause(&err)).to_lowercase()
+            };
+            format!("could not reach AWS {service} at {endpoint} ({what}); the operator retries")
+        }
+        SdkError::TimeoutError(_) => {
+            format!("AWS {service} at {endpoint} did not answer in time; the operator retries")
+        }
+        SdkError::ResponseError(_) => {
+            format!("AWS {service} at {endpoint} sent an answer that could not be read; the operator retries")
+        }
+        _ => match err.message() {
+            Some(m) => m.to_string(),
+            None => format!("AWS {service} at {endpoint} answered {}", err.code().unwrap_or("an error without a code")),
+        },
+    };
     Error::Aws { action, category, message }
+}
+
+/// Which AWS service and endpoint a call went to, for messages.
+#[derive(Debug, Clone)]
+struct Place {
+    service: &'static str,
+    endpoint: String,
 }
 
 fn is_missing_stack<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
@@ -147,6 +225,7 @@ fn observed(stack: &Stack) -> ObservedStack {
             .iter()
             .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
             .collect(),
+        deletion_time: stack.deletion_time().map(|t| t.to_string()),
     }
 }
 
@@ -189,10 +268,12 @@ impl Ops {
         match self.call(action, self.clients.cloudformation.describe_stacks().stack_name(stack).send()).await? {
             Ok(out) => Ok(out.stacks().first().map(observed)),
             Err(e) if is_missing_stack(&e) => Ok(None),
-            Err(e) => Err(aws_error(action, e)),
+            Err(e) => Err(aws_error(action, &self.cloudformation, e)),
         }
     }
 
+    /// Creates the stack; its id, or `None` when a stack of that name already exists (a create that
+    /// raced ours, or an earlier attempt of ours: the next describe sorts it out).
     pub async fn create(
         &self,
         stack: &str,
@@ -200,7 +281,7 @@ impl Ops {
         params: &BTreeMap<String, String>,
         tags: &BTreeMap<String, String>,
         token: &str,
-    ) -> Result<()> {
+    ) -> Result<Option<String>> {
         let action = "CreateStack";
         let req = self
             .clients
@@ -213,10 +294,9 @@ impl Ops {
             .client_request_token(token)
             .send();
         match self.call(action, req).await? {
-            Ok(_) => Ok(()),
-            // A create that raced ours (or an earlier attempt of ours): the next describe sorts it out.
-            Err(e) if e.code() == Some("AlreadyExistsException") => Ok(()),
-            Err(e) => Err(aws_error(action, e)),
+            Ok(out) => Ok(out.stack_id().map(str::to_string)),
+            Err(e) if e.code() == Some("AlreadyExistsException") => Ok(None),
+            Err(e) => Err(aws_error(action, &self.cloudformation, e)),
         }
     }
 
@@ -275,14 +355,14 @@ impl Ops {
     ) -> Result<UpdateOutcome>
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        R: std::fmt::Debug + 'static,
     {
         match self.call(action, req).await? {
             Ok(_) => Ok(UpdateOutcome::Started),
             Err(e) if e.code() == Some("ValidationError") && e.message() == Some("No updates are to be performed.") => {
                 Ok(UpdateOutcome::NoChange)
             }
-            Err(e) => Err(aws_error(action, e)),
+            Err(e) => Err(aws_error(action, &self.cloudformation, e)),
         }
     }
 
@@ -291,7 +371,7 @@ impl Ops {
         let req = self.clients.cloudformation.delete_stack().stack_name(stack_id).client_request_token(token).send();
         match self.call(action, req).await? {
             Ok(_) => Ok(()),
-            Err(e) => Err(aws_error(action, e)),
+            Err(e) => Err(aws_error(action, &self.cloudformation, e)),
         }
     }
 
@@ -303,7 +383,7 @@ impl Ops {
             .await?
         {
             Ok(out) => out,
-            Err(e) => return Err(aws_error(action, e)),
+            Err(e) => return Err(aws_error(action, &self.cloudformation, e)),
         };
         let events: Vec<Event> = out
             .stack_events()
@@ -318,8 +398,9 @@ impl Ops {
         Ok(first_failure(&events))
     }
 
-    /// Starts an ElastiCache snapshot; an existing snapshot of that name counts as started.
-    pub async fn create_snapshot(&self, replication_group: &str, name: &str) -> Result<()> {
+    /// Starts an ElastiCache snapshot. A snapshot of that name that already exists is an error:
+    /// names are unique per resource and attempt, so it is not this attempt's.
+    pub async fn create_snapshot(&self, replication_group: &str, name: &str) -> Result<SnapshotStart> {
         let action = "CreateSnapshot";
         let req = self
             .clients
@@ -329,19 +410,34 @@ impl Ops {
             .snapshot_name(name)
             .send();
         match self.call(action, req).await? {
-            Ok(_) => Ok(()),
-            Err(e) if e.code() == Some("SnapshotAlreadyExistsFault") => Ok(()),
-            Err(e) => Err(aws_error(action, e)),
+            Ok(_) => Ok(SnapshotStart::Started),
+            Err(e) => {
+                let message = e.message().unwrap_or_default().to_string();
+                match e.code() {
+                    Some("ReplicationGroupNotFoundFault") => Ok(SnapshotStart::GroupGone(message)),
+                    Some("InvalidReplicationGroupState" | "InvalidCacheClusterState") => {
+                        Ok(SnapshotStart::Busy(message))
+                    }
+                    _ => match aws_error(action, &self.elasticache, e) {
+                        err @ Error::Aws { category: AwsCategory::Transient | AwsCategory::Throttled, .. } => Err(err),
+                        Error::Aws { message, .. } => Ok(SnapshotStart::Refused(message)),
+                        other => Err(other),
+                    },
+                }
+            }
         }
     }
 
-    /// The snapshot's status (`creating`, `available`, `failed`…), `None` when there is none.
-    pub async fn snapshot_status(&self, name: &str) -> Result<Option<String>> {
+    /// The snapshot of that name, `None` when there is none.
+    pub async fn snapshot(&self, name: &str) -> Result<Option<Snapshot>> {
         let action = "DescribeSnapshots";
         match self.call(action, self.clients.elasticache.describe_snapshots().snapshot_name(name).send()).await? {
-            Ok(out) => Ok(out.snapshots().first().and_then(|s| s.snapshot_status()).map(str::to_string)),
+            Ok(out) => Ok(out.snapshots().first().map(|s| Snapshot {
+                status: s.snapshot_status().unwrap_or_default().to_string(),
+                replication_group_id: s.replication_group_id().map(str::to_string),
+            })),
             Err(e) if e.code() == Some("SnapshotNotFoundFault") => Ok(None),
-            Err(e) => Err(aws_error(action, e)),
+            Err(e) => Err(aws_error(action, &self.elasticache, e)),
         }
     }
 }

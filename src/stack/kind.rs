@@ -36,6 +36,9 @@ pub struct Desired {
     pub secret_name: String,
     pub deletion_policy: DeletionPolicy,
     pub adopt_existing: bool,
+    /// When the stack is deleted outside the operator, create a new, empty one without asking
+    /// (a disposable environment); otherwise the resource stalls until the user asks for one.
+    pub recreate_when_lost: bool,
 }
 
 /// What a settled stack gives the cluster.
@@ -50,8 +53,8 @@ pub struct Published {
 /// How to back up a stack's data before deleting it (deletion policy Snapshot).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BackupTarget {
-    /// An ElastiCache snapshot of a replication group.
-    ElastiCacheReplicationGroup { replication_group_id: String, snapshot_name: String },
+    /// An ElastiCache snapshot of a replication group, named `<snapshot_prefix>-<date>-<time>-…`.
+    ElastiCacheReplicationGroup { replication_group_id: String, snapshot_prefix: &'static str },
 }
 
 /// A kind of data stack.
@@ -78,9 +81,15 @@ pub trait DataStack:
         parameters: &BTreeMap<String, String>,
     ) -> Result<Published, SpecError>;
 
-    /// What to back up under deletion policy Snapshot, from the last published status; `date` is
-    /// today as YYYYMMDD, for the backup's name.
-    fn backup_target(&self, date: &str) -> Option<BackupTarget>;
+    /// What to back up under deletion policy Snapshot, from the stack's outputs (else the last
+    /// published status); `None` when the kind cannot tell, and then nothing is deleted.
+    fn backup_target(&self, outputs: &BTreeMap<String, String>) -> Option<BackupTarget>;
+
+    /// A plainer account of an AWS refusal that names what in the spec to change, keeping AWS's
+    /// words; `None` when there is nothing to add.
+    fn explain_refusal(&self, _aws_message: &str) -> Option<String> {
+        None
+    }
 
     /// The deletion policy, readable even when the rest of the spec is not valid.
     fn deletion_policy(&self) -> DeletionPolicy;

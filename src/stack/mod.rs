@@ -3,9 +3,12 @@
 //! deletion policy says. Nothing here knows Redis; a kind plugs in through [`DataStack`].
 //!
 //! The reconcile is a pipeline: read → validate and build the desired stack (pure, in the kind) →
-//! decide (pure, [`plan`]) → act on AWS ([`cfn`]) → publish to Kubernetes ([`publish`]).
+//! decide (pure, [`plan`]) → act on AWS ([`cfn`]) → publish to Kubernetes ([`publish`]). The
+//! [`reconcile`] entry sends each pass down the apply path or the deletion path (`apply`, `delete`).
 
+mod apply;
 pub mod cfn;
+mod delete;
 pub mod kind;
 pub mod ownership;
 pub mod plan;

@@ -39,7 +39,10 @@ pub fn phase(status: &str) -> Phase {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
-    Create,
+    /// Create the stack; `replacing_lost` says which lost stack it replaces, for the user.
+    Create {
+        replacing_lost: Option<String>,
+    },
     Wait,
     /// Parameters or tags differ from what was last applied (or the stack is being adopted).
     Update {
@@ -65,13 +68,92 @@ pub struct Inputs<'a> {
     pub applied: Option<&'a BTreeMap<String, String>>,
     pub owner: &'a Owner,
     pub recreate_attempts: i32,
+    /// The stack this resource had, which held data and is gone without the operator deleting it.
+    pub lost: Option<&'a Lost>,
+    /// The user asked for one more attempt with the same spec (a requested-at value not yet handled).
+    pub retry_requested: bool,
+}
+
+/// A stack deleted outside the operator while it held data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lost {
+    pub stack_id: String,
+    /// When CloudFormation says it was deleted, if it still remembers the stack.
+    pub deleted_at: Option<String>,
+}
+
+/// The annotation that asks for one more attempt with the same spec: any value not handled before.
+pub const REQUESTED_AT: &str = "data.oms-spider.io/requested-at";
+/// The annotation that pauses reconciling while it is "true".
+pub const PAUSED: &str = "data.oms-spider.io/paused";
+
+/// Whether a stack in this status may hold the data of a settled create: losing it loses data.
+pub fn holds_data(status: &str) -> bool {
+    status == "CREATE_COMPLETE" || status.starts_with("UPDATE_") || status.starts_with("IMPORT_")
+}
+
+impl Lost {
+    fn describe(&self, name: &str) -> String {
+        let when = self.deleted_at.as_deref().map(|t| format!(" at {t}")).unwrap_or_default();
+        format!(
+            "stack {name} (id {}) was deleted outside the operator{when}, and the data it held is gone",
+            self.stack_id
+        )
+    }
+}
+
+/// Where a resource's stack was recorded to live, when that differs from where the spec points now.
+/// The operator never follows such a change: it would leave the first stack running, owned by
+/// nobody, and make a second one.
+pub fn identity_change(
+    recorded_region: Option<&str>,
+    recorded_name: Option<&str>,
+    region: &str,
+    name: &str,
+) -> Option<String> {
+    if let Some(was) = recorded_region.filter(|r| *r != region) {
+        return Some(format!(
+            "spec.region is now {region}, but this resource's stack lives in {was}; nothing was changed, and no second \
+             stack is made. Set spec.region back to {was}. To move the cache, create a new resource in {region} \
+             and delete this one"
+        ));
+    }
+    if let Some(was) = recorded_name.filter(|n| *n != name) {
+        return Some(format!(
+            "the stack name is now {name}, but this resource's stack is {was}; nothing was changed, and no second \
+             stack is made. Set spec.stackName back to {was}, or create a new resource for a new stack"
+        ));
+    }
+    None
+}
+
+/// The region in a CloudFormation stack ARN (arn:aws:cloudformation:REGION:ACCOUNT:stack/NAME/ID).
+pub fn arn_region(stack_id: &str) -> Option<&str> {
+    let mut parts = stack_id.split(':');
+    (parts.next() == Some("arn")).then_some(())?;
+    parts.nth(2).filter(|r| !r.is_empty())
 }
 
 pub fn decide(i: &Inputs) -> Step {
-    let Some(obs) = i.observed else {
-        return Step::Create;
-    };
     let name = &i.desired.stack_name;
+    let Some(obs) = i.observed else {
+        let Some(lost) = i.lost else {
+            return Step::Create { replacing_lost: None };
+        };
+        let what = lost.describe(name);
+        return if i.desired.recreate_when_lost || i.retry_requested {
+            Step::Create { replacing_lost: Some(format!("{what}; creating a new, empty stack in its place")) }
+        } else {
+            Step::Refuse {
+                reason: "StackLost",
+                message: format!(
+                    "{what}. No new, empty cache is made without asking: to get one, annotate this resource with \
+                     {REQUESTED_AT}=<any new value>; to get the data back, create a new resource from a snapshot; \
+                     or delete this resource"
+                ),
+            }
+        };
+    };
     let adopting = match ownership::classify(&obs.tags, i.owner) {
         Ownership::Ours => false,
         Ownership::Untagged | Ownership::Orphaned if i.desired.adopt_existing => true,
@@ -105,20 +187,33 @@ pub fn decide(i: &Inputs) -> Step {
     let changed = adopting || i.applied != Some(&i.desired.parameters) || obs.tags != i.owner.tags(&i.desired.tags);
     match phase(&obs.status) {
         Phase::InProgress => Step::Wait,
-        Phase::Deleted => Step::Create,
+        Phase::Deleted => Step::Create { replacing_lost: None },
         Phase::Complete if changed => Step::Update { adopting },
         Phase::Complete => Step::Publish,
-        Phase::UpdateRolledBack if changed => Step::Update { adopting },
+        Phase::UpdateRolledBack if changed || i.retry_requested => Step::Update { adopting },
         Phase::UpdateRolledBack => Step::PublishRolledBack,
-        Phase::CreateRolledBack if i.recreate_attempts < MAX_RECREATES || changed => Step::Recreate,
+        Phase::CreateRolledBack if i.recreate_attempts < MAX_RECREATES || changed || i.retry_requested => {
+            Step::Recreate
+        }
         Phase::CreateRolledBack => Step::Refuse {
             reason: "StackCreateFailed",
             message: format!(
-                "stack {name} failed to create {} times; change the spec to try again",
+                "stack {name} failed to create {} times; change the spec, or annotate this resource with \
+                 {REQUESTED_AT}=<any new value> to try once more",
                 i.recreate_attempts + 1
             ),
         },
-        Phase::DeleteFailed => Step::RetryDelete,
+        // Outside deletion, the only delete is the operator's own, of a failed create. A stack that
+        // someone else tried to delete may still hold data: it is not the operator's to finish.
+        Phase::DeleteFailed if i.recreate_attempts > 0 => Step::RetryDelete,
+        Phase::DeleteFailed => Step::Refuse {
+            reason: "StackDeleteFailed",
+            message: format!(
+                "stack {name} is DELETE_FAILED: a deletion the operator did not start failed, and the stack may \
+                 still hold data; the operator does not finish it. Finish or undo it in CloudFormation: once the \
+                 stack is gone the resource reports it lost"
+            ),
+        },
         Phase::Broken => Step::Refuse {
             reason: "StackFailed",
             message: format!(
@@ -132,11 +227,17 @@ pub fn decide(i: &Inputs) -> Step {
 /// Where the backup that deletion policy Snapshot takes stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backup {
-    /// Not asked for, or nothing to back up.
+    /// Not asked for, or nothing left to back up.
     NotNeeded,
+    /// No snapshot name is recorded yet: record one before anything is started.
+    NotNamed,
+    /// A name is recorded and no such snapshot exists yet.
     NotStarted,
     InProgress,
     Done,
+    /// AWS cannot take it now (the group is busy); try again later.
+    Busy(String),
+    /// It cannot be taken, or it failed, or the name belongs to something else: keep the stack.
     Failed(String),
 }
 
@@ -146,6 +247,8 @@ pub enum DeleteStep {
     Done,
     Wait,
     Delete,
+    /// Name the backup and record the name in status; nothing is started yet.
+    NameBackup,
     StartBackup,
     WaitBackup,
     /// Tag the stack as orphaned and leave it.
@@ -159,6 +262,8 @@ pub enum DeleteStep {
     },
 }
 
+/// What deleting the resource does next. Under policy Snapshot it fails closed: the stack is
+/// deleted only once this resource's own snapshot is available, or when nothing is left to lose.
 pub fn decide_delete(
     observed: Option<&ObservedStack>,
     owner: &Owner,
@@ -185,19 +290,21 @@ pub fn decide_delete(
     match policy {
         DeletionPolicy::Retain if obs.tags.get(ownership::ORPHANED).is_some_and(|v| v == "true") => DeleteStep::Done,
         DeletionPolicy::Retain => DeleteStep::Orphan,
-        DeletionPolicy::Snapshot if phase(&obs.status) != Phase::DeleteFailed => match backup {
+        DeletionPolicy::Snapshot => match backup {
+            Backup::NotNamed => DeleteStep::NameBackup,
             Backup::NotStarted => DeleteStep::StartBackup,
-            Backup::InProgress => DeleteStep::WaitBackup,
+            Backup::InProgress | Backup::Busy(_) => DeleteStep::WaitBackup,
             Backup::Failed(why) => DeleteStep::Stall {
                 reason: "SnapshotFailed",
                 message: format!(
-                    "the snapshot before deletion failed ({why}); the stack was kept. \
-                     Set deletionPolicy: Delete to delete without a snapshot, or Retain to keep the stack"
+                    "the snapshot before deletion could not be taken ({why}); the stack and its data were kept. \
+                     Fix the cause and the operator tries again, or set deletionPolicy: Retain to keep the stack, \
+                     or Delete to delete it without a snapshot"
                 ),
             },
             Backup::NotNeeded | Backup::Done => DeleteStep::Delete,
         },
-        DeletionPolicy::Delete | DeletionPolicy::Snapshot => DeleteStep::Delete,
+        DeletionPolicy::Delete => DeleteStep::Delete,
     }
 }
 
@@ -224,6 +331,7 @@ mod tests {
             secret_name: "r-redis".into(),
             deletion_policy: DeletionPolicy::Delete,
             adopt_existing: false,
+            recreate_when_lost: false,
         }
     }
 
@@ -235,6 +343,7 @@ mod tests {
             tags,
             outputs: BTreeMap::new(),
             parameters: BTreeMap::new(),
+            deletion_time: None,
         }
     }
 
@@ -244,12 +353,20 @@ mod tests {
         applied: Option<&BTreeMap<String, String>>,
         attempts: i32,
     ) -> Step {
-        decide(&Inputs { observed: obs, desired: d, applied, owner: &owner(), recreate_attempts: attempts })
+        decide(&Inputs {
+            observed: obs,
+            desired: d,
+            applied,
+            owner: &owner(),
+            recreate_attempts: attempts,
+            lost: None,
+            retry_requested: false,
+        })
     }
 
     #[test]
     fn no_stack_means_create() {
-        assert_eq!(decide_with(None, &desired(), None, 0), Step::Create);
+        assert_eq!(decide_with(None, &desired(), None, 0), Step::Create { replacing_lost: None });
     }
 
     #[test]
@@ -316,6 +433,76 @@ mod tests {
     }
 
     #[test]
+    fn a_lost_stack_is_replaced_only_where_the_kind_allows_it_or_the_user_asks() {
+        let lost =
+            Lost { stack_id: "arn:aws:cloudformation:us-east-1:1:stack/oms-redis-dev/9".into(), deleted_at: None };
+        let d = desired();
+        let inputs = |d: &Desired, retry: bool| {
+            decide(&Inputs {
+                observed: None,
+                desired: d,
+                applied: Some(&d.parameters),
+                owner: &owner(),
+                recreate_attempts: 0,
+                lost: Some(&lost),
+                retry_requested: retry,
+            })
+        };
+        match inputs(&d, false) {
+            Step::Refuse { reason: "StackLost", message } => {
+                assert!(message.contains(&lost.stack_id), "{message}");
+                assert!(message.contains(REQUESTED_AT), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(inputs(&d, true), Step::Create { replacing_lost: Some(m) } if m.contains(&lost.stack_id)));
+        let disposable = Desired { recreate_when_lost: true, ..desired() };
+        assert!(matches!(inputs(&disposable, false), Step::Create { replacing_lost: Some(_) }));
+    }
+
+    #[test]
+    fn only_a_settled_create_or_later_holds_data() {
+        for s in ["CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "UPDATE_IN_PROGRESS"] {
+            assert!(holds_data(s), "{s}");
+        }
+        for s in ["CREATE_IN_PROGRESS", "ROLLBACK_COMPLETE", "DELETE_IN_PROGRESS", "DELETE_FAILED", "DELETE_COMPLETE"] {
+            assert!(!holds_data(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn a_requested_retry_tries_once_more_with_the_same_spec() {
+        let d = desired();
+        let with_retry = |status: &str, attempts: i32| {
+            let s = stack(status, owner().tags(&d.tags));
+            decide(&Inputs {
+                observed: Some(&s),
+                desired: &d,
+                applied: Some(&d.parameters),
+                owner: &owner(),
+                recreate_attempts: attempts,
+                lost: None,
+                retry_requested: true,
+            })
+        };
+        assert_eq!(with_retry("UPDATE_ROLLBACK_COMPLETE", 0), Step::Update { adopting: false });
+        assert_eq!(with_retry("ROLLBACK_COMPLETE", MAX_RECREATES), Step::Recreate);
+        assert_eq!(with_retry("CREATE_COMPLETE", 0), Step::Publish, "nothing to retry");
+    }
+
+    #[test]
+    fn a_moved_identity_is_refused_with_the_way_back() {
+        assert_eq!(identity_change(None, None, "us-east-1", "s"), None, "nothing recorded yet");
+        assert_eq!(identity_change(Some("us-east-1"), Some("s"), "us-east-1", "s"), None);
+        let m = identity_change(Some("us-east-1"), Some("s"), "eu-west-1", "s").expect("refused");
+        assert!(m.contains("spec.region back to us-east-1"), "{m}");
+        let m = identity_change(Some("us-east-1"), Some("s"), "us-east-1", "t").expect("refused");
+        assert!(m.contains("spec.stackName back to s"), "{m}");
+        assert_eq!(arn_region("arn:aws:cloudformation:eu-west-1:123456789012:stack/s/1"), Some("eu-west-1"));
+        assert_eq!(arn_region("s"), None);
+    }
+
+    #[test]
     fn other_peoples_stacks_are_refused_and_untagged_ones_adopted_only_on_request() {
         let mut d = desired();
         let theirs = Owner { uid: "u2".into(), namespace: "other".into(), ..owner() };
@@ -346,7 +533,11 @@ mod tests {
             );
         }
         let s = stack("DELETE_FAILED", owner().tags(&d.tags));
-        assert_eq!(decide_with(Some(&s), &d, None, 0), Step::RetryDelete);
+        assert_eq!(decide_with(Some(&s), &d, None, 1), Step::RetryDelete, "the operator's own recreate");
+        assert!(
+            matches!(decide_with(Some(&s), &d, None, 0), Step::Refuse { reason: "StackDeleteFailed", .. }),
+            "someone else's deletion is not finished for them"
+        );
     }
 
     #[test]
@@ -359,7 +550,12 @@ mod tests {
         assert_eq!(decide_delete(Some(&s), &o, DeletionPolicy::Retain, &Backup::NotNeeded), DeleteStep::Orphan);
         let orphaned = stack("UPDATE_COMPLETE", o.orphaned_tags(&tags));
         assert_eq!(decide_delete(Some(&orphaned), &o, DeletionPolicy::Retain, &Backup::NotNeeded), DeleteStep::Done);
+        assert_eq!(decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::NotNamed), DeleteStep::NameBackup);
         assert_eq!(decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::NotStarted), DeleteStep::StartBackup);
+        assert_eq!(
+            decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::Busy("modifying".into())),
+            DeleteStep::WaitBackup
+        );
         assert_eq!(decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::InProgress), DeleteStep::WaitBackup);
         assert_eq!(decide_delete(Some(&s), &o, DeletionPolicy::Snapshot, &Backup::Done), DeleteStep::Delete);
         assert!(matches!(
@@ -370,6 +566,11 @@ mod tests {
         assert_eq!(decide_delete(Some(&busy), &o, DeletionPolicy::Delete, &Backup::NotNeeded), DeleteStep::Wait);
         let failed = stack("DELETE_FAILED", tags.clone());
         assert_eq!(decide_delete(Some(&failed), &o, DeletionPolicy::Delete, &Backup::NotNeeded), DeleteStep::Delete);
+        // A failed delete is no way around the snapshot: it is still taken first.
+        assert_eq!(
+            decide_delete(Some(&failed), &o, DeletionPolicy::Snapshot, &Backup::NotNamed),
+            DeleteStep::NameBackup
+        );
         let gone = stack("DELETE_COMPLETE", tags);
         assert_eq!(decide_delete(Some(&gone), &o, DeletionPolicy::Delete, &Backup::NotNeeded), DeleteStep::Done);
         let theirs = stack("CREATE_COMPLETE", Owner { uid: "u2".into(), ..owner() }.tags(&BTreeMap::new()));

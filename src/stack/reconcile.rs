@@ -1,17 +1,18 @@
-//! One reconcile of a data-stack resource: finalizer, then either the apply path (desired stack →
-//! plan → CloudFormation → status and Secret) or the deletion path (the deletion policy), each
-//! ending in one status write and, on a transition, one Event.
+//! One reconcile of a data-stack resource: the pause annotation, the finalizer, then either the
+//! apply path ([`super::apply`]) or the deletion path ([`super::delete`]), each ending in one status
+//! write and, on a transition, one Event. This module owns what both paths share: the finalizer,
+//! status and Event writing, failure recording and poll timing.
 
-use super::cfn::{ObservedStack, Ops, UpdateOutcome};
-use super::kind::{BackupTarget, DataStack, DeletionPolicy, Desired, Published};
+use super::cfn::{ObservedStack, Ops};
+use super::kind::{DataStack, Published};
 use super::ownership::Owner;
-use super::plan::{self, Backup, DeleteStep, Inputs, Step};
+use super::plan;
 use super::publish;
 use super::status::{self, Health, StackStatus};
 use crate::controller::Context;
 use crate::error::{AwsCategory, Error, Result, kube_call};
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -21,8 +22,11 @@ use std::time::Duration;
 
 pub const FINALIZER: &str = "data.oms-spider.io/stack";
 
+/// The condition type shown while the pause annotation is set.
+pub const PAUSED_CONDITION: &str = "Paused";
+
 /// The fields of [`StackStatus`] in status JSON; every other status field belongs to the kind.
-pub const LIFECYCLE_FIELDS: [&str; 9] = [
+pub const LIFECYCLE_FIELDS: [&str; 13] = [
     "observedGeneration",
     "conditions",
     "stackName",
@@ -32,6 +36,10 @@ pub const LIFECYCLE_FIELDS: [&str; 9] = [
     "secretName",
     "recreateAttempts",
     "snapshotName",
+    "region",
+    "lastFailure",
+    "lostStackId",
+    "lastHandledRequestedAt",
 ];
 
 /// Reconciles one resource. Errors are also reported as a Warning Event whose reason is the
@@ -98,23 +106,58 @@ pub fn error_policy<K: DataStack>(_obj: Arc<K>, err: &Error, ctx: Arc<Context>) 
 async fn reconcile_inner<K: DataStack>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
     let ns = obj.namespace().ok_or_else(|| Error::Internal("a namespaced resource without a namespace".into()))?;
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &ns);
+    if obj.annotations().get(plan::PAUSED).is_some_and(|v| v == "true") {
+        return pause(&api, &*obj, ctx).await;
+    }
     let has_finalizer = obj.finalizers().iter().any(|f| f == FINALIZER);
     if obj.meta().deletion_timestamp.is_some() {
         if !has_finalizer {
             return Ok(Action::await_change());
         }
-        return match cleanup(&*obj, ctx).await? {
-            Cleanup::Release => {
+        return match super::delete::cleanup(&*obj, ctx).await? {
+            super::delete::Cleanup::Release => {
                 remove_finalizer(&api, &*obj, ctx).await?;
                 Ok(Action::await_change())
             }
-            Cleanup::Requeue(after) => Ok(Action::requeue(after)),
+            super::delete::Cleanup::Requeue(after) => Ok(Action::requeue(after)),
         };
     }
     if !has_finalizer {
         add_finalizer(&api, &*obj, ctx).await?;
     }
-    apply(&api, &obj, ctx).await
+    super::apply::apply(&api, &obj, ctx).await
+}
+
+/// While the pause annotation is set, nothing is created, changed or deleted (deletion included,
+/// as in Crossplane); the conditions say so and otherwise keep what they said.
+async fn pause<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Action> {
+    let prev = obj.stack_status().cloned().unwrap_or_default();
+    if prev.conditions.iter().any(|c| c.type_ == PAUSED_CONDITION && c.status == "True") {
+        return Ok(Action::await_change());
+    }
+    let message = format!(
+        "reconciling is paused by the annotation {}=true: nothing is created, changed or deleted (deletion \
+         included) until it is removed",
+        plan::PAUSED
+    );
+    let mut conditions: Vec<Condition> =
+        prev.conditions.iter().filter(|c| c.type_ != PAUSED_CONDITION).cloned().collect();
+    conditions.push(Condition {
+        type_: PAUSED_CONDITION.into(),
+        status: "True".into(),
+        reason: "ReconcilePaused".into(),
+        message: message.clone(),
+        observed_generation: obj.meta().generation,
+        last_transition_time: Time(k8s_openapi::jiff::Timestamp::now()),
+    });
+    let mut status = match serde_json::to_value(obj).map(|v| v["status"].clone()) {
+        Ok(serde_json::Value::Object(old)) => old,
+        _ => serde_json::Map::new(),
+    };
+    status.insert("conditions".into(), serde_json::to_value(&conditions).map_err(|e| Error::Internal(e.to_string()))?);
+    publish::apply_status(api, obj, serde_json::Value::Object(status), ctx.settings.kube_timeout).await?;
+    publish_event(ctx, obj, EventType::Normal, "ReconcilePaused", "Pause", message).await;
+    Ok(Action::await_change())
 }
 
 async fn add_finalizer<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<()> {
@@ -162,7 +205,7 @@ async fn json_patch<K: DataStack>(
     Ok(())
 }
 
-fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {
+pub(super) fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {
     Ok(Owner {
         cluster_id: cluster_id.to_string(),
         kind: K::kind(&()).to_string(),
@@ -173,197 +216,36 @@ fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {
 }
 
 /// What one pass decided to report.
-struct Outcome {
-    next: StackStatus,
-    health: Health,
-    published: Option<Published>,
-    requeue: Action,
+pub(super) struct Outcome {
+    pub next: StackStatus,
+    pub health: Health,
+    pub published: Option<Published>,
+    pub requeue: Action,
 }
 
-async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Action> {
-    let prev = obj.stack_status().cloned().unwrap_or_default();
-    let mut next = prev.clone();
-    let desired = match obj.desired() {
-        Ok(d) => d,
-        Err(e) => {
-            let health = Health::Stalled { reason: "InvalidSpec", message: e.to_string() };
-            return finish(
-                api,
-                obj,
-                ctx,
-                &prev,
-                Outcome { next, health, published: None, requeue: Action::await_change() },
-            )
-            .await;
-        }
-    };
-    let owner = owner_of(obj, &ctx.settings.cluster_id)?;
-    let ops = ctx.aws.clients(desired.region.as_deref())?;
-    let observed = ops.describe(&desired.stack_name).await?;
-    next.stack_name = Some(desired.stack_name.clone());
-    next.secret_name = Some(desired.secret_name.clone());
-    if let Some(o) = &observed {
-        next.stack_id = Some(o.id.clone());
-        next.stack_status = Some(o.status.clone());
-    }
-    let step = plan::decide(&Inputs {
-        observed: observed.as_ref(),
-        desired: &desired,
-        applied: prev.applied_parameters.as_ref(),
-        owner: &owner,
-        recreate_attempts: prev.recreate_attempts.unwrap_or(0),
-    });
-    let outcome = act(obj, ctx, &ops, step, &desired, observed.as_ref(), &owner, next).await?;
-    finish(api, obj, ctx, &prev, outcome).await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn act<K: DataStack>(
-    obj: &K,
-    ctx: &Context,
-    ops: &Ops,
-    step: Step,
-    desired: &Desired,
-    observed: Option<&ObservedStack>,
-    owner: &Owner,
-    mut next: StackStatus,
-) -> Result<Outcome> {
-    let name = &desired.stack_name;
-    let tags = owner.tags(&desired.tags);
-    let waiting = |next: StackStatus, reason: &'static str, message: String| Outcome {
+/// Still working: report it and look again soon.
+pub(super) fn waiting(ctx: &Context, next: StackStatus, reason: &'static str, message: String) -> Outcome {
+    Outcome {
         requeue: Action::requeue(poll_delay(&next, ctx)),
         next,
         health: Health::Reconciling { reason, message },
         published: None,
-    };
-    Ok(match step {
-        Step::Create => {
-            let attempt = next.recreate_attempts.unwrap_or(0);
-            let token = format!("create-{}-{attempt}", owner.uid);
-            ops.create(name, K::template_body(), &desired.parameters, &tags, &token).await?;
-            next.applied_parameters = Some(desired.parameters.clone());
-            next.stack_id = None;
-            next.stack_status = Some("CREATE_IN_PROGRESS".into());
-            waiting(next, "StackCreating", format!("creating stack {name}"))
-        }
-        Step::Wait => {
-            let status = next.stack_status.clone().unwrap_or_default();
-            waiting(next, "StackInProgress", format!("stack {name} is {status}"))
-        }
-        Step::Update { adopting } => {
-            let token = format!(
-                "update-{}-g{}-{}",
-                owner.uid,
-                obj.meta().generation.unwrap_or(0),
-                &publish::content_hash(&desired.parameters)[..12]
-            );
-            let outcome = ops.update(name, K::template_body(), &desired.parameters, &tags, &token).await?;
-            next.applied_parameters = Some(desired.parameters.clone());
-            match (outcome, observed) {
-                (UpdateOutcome::NoChange, Some(obs)) if plan::phase(&obs.status) == plan::Phase::Complete => {
-                    ready(obj, next, obs, desired, ctx.settings.resync)?
-                }
-                _ => {
-                    next.stack_status = Some("UPDATE_IN_PROGRESS".into());
-                    let verb = if adopting { "adopting" } else { "updating" };
-                    waiting(
-                        next,
-                        if adopting { "StackAdopting" } else { "StackUpdating" },
-                        format!("{verb} stack {name}"),
-                    )
-                }
-            }
-        }
-        Step::Publish => {
-            let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
-            ready(obj, next, obs, desired, ctx.settings.resync)?
-        }
-        Step::PublishRolledBack => {
-            let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
-            let failure = failure_text(ops, obs).await?;
-            let published = obj.publish(&obs.outputs, &obs.parameters).ok();
-            Outcome {
-                next,
-                health: Health::Stalled {
-                    reason: "StackUpdateRolledBack",
-                    message: format!(
-                        "the update of stack {name} failed and was rolled back: {failure}. \
-                         The previous configuration still serves and stays published; change the spec to try again"
-                    ),
-                },
-                published,
-                requeue: Action::requeue(ctx.settings.resync),
-            }
-        }
-        Step::Recreate => {
-            let obs = observed.ok_or_else(|| Error::Internal("recreate without a stack".into()))?;
-            let failure = failure_text(ops, obs).await?;
-            let attempt = next.recreate_attempts.unwrap_or(0) + 1;
-            let message = format!(
-                "stack {name} failed to create: {failure}. Deleting it to create it again (attempt {attempt} of {})",
-                plan::MAX_RECREATES
-            );
-            publish_event(ctx, obj, EventType::Warning, "StackRecreating", "DeleteStack", message.clone()).await;
-            ops.delete(&obs.id, &time_token("recreate", &owner.uid)).await?;
-            next.recreate_attempts = Some(attempt);
-            next.stack_status = Some("DELETE_IN_PROGRESS".into());
-            waiting(next, "StackRecreating", message)
-        }
-        Step::RetryDelete => {
-            let obs = observed.ok_or_else(|| Error::Internal("delete without a stack".into()))?;
-            let failure = failure_text(ops, obs).await?;
-            ops.delete(&obs.id, &time_token("delete", &owner.uid)).await?;
-            waiting(next, "StackDeleteFailed", format!("deleting stack {name} failed: {failure}; retrying"))
-        }
-        Step::Refuse { reason, message } => {
-            let message = match observed {
-                Some(obs) if reason == "StackFailed" || reason == "StackCreateFailed" => {
-                    format!("{message}. Cause: {}", failure_text(ops, obs).await?)
-                }
-                _ => message,
-            };
-            Outcome {
-                next,
-                health: Health::Stalled { reason, message },
-                published: None,
-                requeue: Action::requeue(ctx.settings.resync),
-            }
-        }
-    })
-}
-
-/// Settled: publish, and look again after the resync period (drift, lost events).
-fn ready<K: DataStack>(
-    obj: &K,
-    mut next: StackStatus,
-    obs: &ObservedStack,
-    desired: &Desired,
-    resync: Duration,
-) -> Result<Outcome> {
-    next.recreate_attempts = None;
-    match obj.publish(&obs.outputs, &obs.parameters) {
-        Ok(published) => Ok(Outcome {
-            next,
-            health: Health::Ready {
-                reason: "StackReady",
-                message: format!(
-                    "stack {} is {}; connection settings are in Secret {}",
-                    desired.stack_name, obs.status, desired.secret_name
-                ),
-            },
-            published: Some(published),
-            requeue: Action::requeue(resync),
-        }),
-        Err(e) => Ok(Outcome {
-            next,
-            health: Health::Stalled { reason: "StackOutputsMissing", message: e.to_string() },
-            published: None,
-            requeue: Action::requeue(resync),
-        }),
     }
 }
 
-async fn failure_text(ops: &Ops, obs: &ObservedStack) -> Result<String> {
+/// Nothing will change until someone acts: report it and look again after the resync period.
+pub(super) fn stalled(ctx: &Context, next: StackStatus, reason: &'static str, message: String) -> Outcome {
+    Outcome {
+        next,
+        health: Health::Stalled { reason, message },
+        published: None,
+        requeue: Action::requeue(ctx.settings.resync),
+    }
+}
+
+/// The reason the stack's latest operation failed: the first failed resource, else the stack's
+/// own status reason, else its status.
+pub(super) async fn failure_text(ops: &Ops, obs: &ObservedStack) -> Result<String> {
     Ok(ops
         .first_failure(&obs.id)
         .await?
@@ -371,14 +253,25 @@ async fn failure_text(ops: &Ops, obs: &ObservedStack) -> Result<String> {
         .unwrap_or_else(|| format!("stack is {}", obs.status)))
 }
 
-fn time_token(op: &str, uid: &str) -> String {
+/// `; retrying after: <failure>` when a failure is on record, for messages while the operator works.
+pub(super) fn after_failure(status: &StackStatus) -> String {
+    status.last_failure.as_deref().map(|f| format!("; retrying after: {f}")).unwrap_or_default()
+}
+
+pub(super) fn time_token(op: &str, uid: &str) -> String {
     let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     format!("{op}-{uid}-{secs}")
 }
 
+/// The first characters of a SHA-256 of `s`, to keep request tokens short and unique.
+pub(super) fn short_hash(s: &str) -> String {
+    let data = std::collections::BTreeMap::from([(String::new(), s.to_string())]);
+    publish::content_hash(&data)[..10].to_string()
+}
+
 /// While CloudFormation works: poll at the configured interval at first, then back off to a fifth
 /// of the time already waited, capped.
-fn poll_delay(status: &StackStatus, ctx: &Context) -> Duration {
+pub(super) fn poll_delay(status: &StackStatus, ctx: &Context) -> Duration {
     let since = status
         .conditions
         .iter()
@@ -393,175 +286,8 @@ fn poll_delay(status: &StackStatus, ctx: &Context) -> Duration {
     (waited / 5).clamp(ctx.settings.poll_interval, ctx.settings.max_poll_interval.max(ctx.settings.poll_interval))
 }
 
-enum Cleanup {
-    Release,
-    Requeue(Duration),
-}
-
-async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Cleanup> {
-    let prev = obj.stack_status().cloned().unwrap_or_default();
-    let mut next = prev.clone();
-    let desired = obj.desired().ok();
-    let policy = obj.deletion_policy();
-    let Some(stack) = prev
-        .stack_id
-        .clone()
-        .or_else(|| prev.stack_name.clone())
-        .or_else(|| desired.as_ref().map(|d| d.stack_name.clone()))
-    else {
-        return Ok(Cleanup::Release);
-    };
-    let owner = owner_of(obj, &ctx.settings.cluster_id)?;
-    let ops = ctx.aws.clients(obj.region().as_deref())?;
-    let observed = ops.describe(&stack).await?;
-    if let Some(o) = &observed {
-        next.stack_id = Some(o.id.clone());
-        next.stack_status = Some(o.status.clone());
-    }
-    let target = if policy == DeletionPolicy::Snapshot { obj.backup_target(&today()) } else { None };
-    let backup = match &target {
-        None => Backup::NotNeeded,
-        Some(BackupTarget::ElastiCacheReplicationGroup { snapshot_name, .. }) => {
-            let name = prev.snapshot_name.clone().unwrap_or_else(|| snapshot_name.clone());
-            match ops.snapshot_status(&name).await?.as_deref() {
-                None => Backup::NotStarted,
-                Some("available") => Backup::Done,
-                Some("failed") => Backup::Failed(format!("snapshot {name} failed")),
-                Some(_) => Backup::InProgress,
-            }
-        }
-    };
-    let step = plan::decide_delete(observed.as_ref(), &owner, policy, &backup);
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let secret_name = prev.secret_name.clone().or_else(|| desired.as_ref().map(|d| d.secret_name.clone()));
-    let wait = |next: StackStatus, reason: &'static str, message: String| Outcome {
-        requeue: Action::requeue(poll_delay(&next, ctx)),
-        next,
-        health: Health::Reconciling { reason, message },
-        published: None,
-    };
-    let outcome = match step {
-        DeleteStep::Done | DeleteStep::LeaveAlone(_) => {
-            match &step {
-                DeleteStep::LeaveAlone(why) => {
-                    publish_event(
-                        ctx,
-                        obj,
-                        EventType::Warning,
-                        "StackNotOwned",
-                        "Delete",
-                        format!("stack {stack} was left alone: {why}"),
-                    )
-                    .await;
-                }
-                _ if policy == DeletionPolicy::Retain => {
-                    if let Some(s) = &secret_name {
-                        publish::release_secret(&secrets, s, ctx.settings.kube_timeout).await?;
-                    }
-                    publish_event(
-                        ctx,
-                        obj,
-                        EventType::Normal,
-                        "StackRetained",
-                        "Delete",
-                        format!(
-                            "stack {stack} was kept and tagged {}=true; Secret kept without its owner reference",
-                            super::ownership::ORPHANED
-                        ),
-                    )
-                    .await;
-                }
-                _ => {
-                    publish_event(
-                        ctx,
-                        obj,
-                        EventType::Normal,
-                        "StackDeleted",
-                        "Delete",
-                        format!("stack {stack} is deleted"),
-                    )
-                    .await;
-                }
-            }
-            return Ok(Cleanup::Release);
-        }
-        DeleteStep::Wait => {
-            let status = next.stack_status.clone().unwrap_or_default();
-            wait(next, "Deleting", format!("waiting for stack {stack} ({status}) before deleting"))
-        }
-        DeleteStep::Delete => {
-            let obs = observed.as_ref().ok_or_else(|| Error::Internal("delete without a stack".into()))?;
-            if backup == Backup::Done {
-                let name = next.snapshot_name.clone().unwrap_or_default();
-                publish_event(
-                    ctx,
-                    obj,
-                    EventType::Normal,
-                    "SnapshotCompleted",
-                    "CreateSnapshot",
-                    format!("snapshot {name} is available; deleting stack {stack}"),
-                )
-                .await;
-            }
-            if obs.status == "DELETE_FAILED" {
-                let failure = failure_text(&ops, obs).await?;
-                publish_event(
-                    ctx,
-                    obj,
-                    EventType::Warning,
-                    "StackDeleteFailed",
-                    "DeleteStack",
-                    format!("deleting stack {stack} failed: {failure}; retrying"),
-                )
-                .await;
-            }
-            ops.delete(&obs.id, &time_token("delete", &owner.uid)).await?;
-            next.stack_status = Some("DELETE_IN_PROGRESS".into());
-            wait(next, "StackDeleting", format!("deleting stack {stack}"))
-        }
-        DeleteStep::StartBackup => {
-            let Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id, snapshot_name }) = &target
-            else {
-                return Err(Error::Internal("backup without a target".into()));
-            };
-            ops.create_snapshot(replication_group_id, snapshot_name).await?;
-            next.snapshot_name = Some(snapshot_name.clone());
-            publish_event(ctx, obj, EventType::Normal, "SnapshotStarted", "CreateSnapshot",
-                format!("snapshot {snapshot_name} of {replication_group_id} started; stack {stack} is deleted once it is available")).await;
-            wait(next, "SnapshotInProgress", format!("taking snapshot {snapshot_name} before deleting stack {stack}"))
-        }
-        DeleteStep::WaitBackup => {
-            let name = next.snapshot_name.clone().unwrap_or_default();
-            wait(next, "SnapshotInProgress", format!("taking snapshot {name} before deleting stack {stack}"))
-        }
-        DeleteStep::Orphan => {
-            let obs = observed.as_ref().ok_or_else(|| Error::Internal("retain without a stack".into()))?;
-            ops.retag(obs, &owner.orphaned_tags(&obs.tags), &time_token("retain", &owner.uid)).await?;
-            wait(next, "StackRetaining", format!("tagging stack {stack} as orphaned before releasing it"))
-        }
-        DeleteStep::Stall { reason, message } => Outcome {
-            next,
-            health: Health::Stalled { reason, message },
-            published: None,
-            requeue: Action::requeue(ctx.settings.resync),
-        },
-    };
-    let requeue_after = match &outcome.health {
-        Health::Stalled { .. } => ctx.settings.resync,
-        _ => poll_delay(&outcome.next, ctx),
-    };
-    finish(&api, obj, ctx, &prev, outcome).await?;
-    Ok(Cleanup::Requeue(requeue_after))
-}
-
-/// Today's date as the seed's backups name it (YYYYMMDD, UTC).
-fn today() -> String {
-    k8s_openapi::jiff::Timestamp::now().strftime("%Y%m%d").to_string()
-}
-
 /// Writes status (and the Secret when there is something to publish) and reports a transition.
-async fn finish<K: DataStack>(
+pub(super) async fn finish<K: DataStack>(
     api: &Api<K>,
     obj: &K,
     ctx: &Context,
@@ -581,7 +307,7 @@ async fn finish<K: DataStack>(
             "{}",
             health.message()
         );
-        let type_ = if matches!(health, Health::Stalled { .. }) { EventType::Warning } else { EventType::Normal };
+        let type_ = if health.is_warning() { EventType::Warning } else { EventType::Normal };
         publish_event(ctx, obj, type_, health.reason(), "Reconcile", health.message().to_string()).await;
     }
     ctx.metrics.observe_phase(obj, next.stack_status.as_deref());
@@ -644,5 +370,45 @@ pub async fn publish_event<K: DataStack>(
         Ok(Ok(())) => {}
         Ok(Err(e)) => tracing::warn!(reason, error = %e, "could not publish an Event"),
         Err(_) => tracing::warn!(reason, "publishing an Event timed out"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const READY_FOR_TEST: &str = status::READY;
+
+    /// write_status keeps the kind's fields by leaving out these: every lifecycle field must be here.
+    #[test]
+    fn lifecycle_fields_are_every_field_of_the_stack_status() {
+        let full = StackStatus {
+            observed_generation: Some(1),
+            conditions: vec![Condition {
+                type_: READY_FOR_TEST.into(),
+                status: "True".into(),
+                reason: "R".into(),
+                message: String::new(),
+                observed_generation: None,
+                last_transition_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+            }],
+            stack_name: Some(String::new()),
+            stack_id: Some(String::new()),
+            stack_status: Some(String::new()),
+            applied_parameters: Some(Default::default()),
+            secret_name: Some(String::new()),
+            recreate_attempts: Some(0),
+            snapshot_name: Some(String::new()),
+            region: Some(String::new()),
+            last_failure: Some(String::new()),
+            lost_stack_id: Some(String::new()),
+            last_handled_requested_at: Some(String::new()),
+        };
+        let value = serde_json::to_value(full).expect("json");
+        let mut keys: Vec<&str> = value.as_object().expect("object").keys().map(String::as_str).collect();
+        let mut listed = LIFECYCLE_FIELDS.to_vec();
+        keys.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(keys, listed);
     }
 }

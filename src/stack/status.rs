@@ -36,10 +36,28 @@ pub struct StackStatus {
     /// Times the stack was deleted and created again after a failed create.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recreate_attempts: Option<i32>,
-    /// The backup taken under deletion policy Snapshot.
+    /// The backup taken under deletion policy Snapshot: named and recorded here before it is
+    /// started, so a retry finds it instead of taking another or losing track of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot_name: Option<String>,
+    /// The AWS region the stack lives in. With stackName, the stack's identity: the operator never
+    /// acts on a stack elsewhere for this resource.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Why the latest stack operation failed, kept while the operator retries and until it is Ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+    /// The id of a stack that was deleted outside the operator while it held this resource's data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_stack_id: Option<String>,
+    /// The last value of the requested-at annotation the operator acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_requested_at: Option<String>,
 }
+
+/// Reasons that report a failure while the operator is still working on it: their Events are
+/// Warnings, like every Stalled reason's.
+pub const FAILURE_REASONS: [&str; 4] = ["StackRecreating", "StackDeleteFailed", "StackLost", "SnapshotWaiting"];
 
 /// Where a resource stands, in kstatus terms.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +74,10 @@ impl Health {
                 reason
             }
         }
+    }
+    /// Whether this is news someone should look at: a Warning Event rather than a Normal one.
+    pub fn is_warning(&self) -> bool {
+        matches!(self, Health::Stalled { .. }) || FAILURE_REASONS.contains(&self.reason())
     }
     pub fn message(&self) -> &str {
         match self {

@@ -11,6 +11,7 @@ pub mod controlplane;
 pub mod emulator;
 pub mod operator;
 pub mod proc;
+pub mod world;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -64,10 +64,20 @@ impl Operator {
     }
 
     pub async fn start_with(cp: &ControlPlane, emu: &Emulator, namespace: &str, settings: Settings) -> Operator {
+        Self::start_with_aws(cp, emulator_sdk_config(emu), namespace, settings).await
+    }
+
+    /// The controller against any AWS configuration (for example one whose endpoint is down).
+    pub async fn start_with_aws(
+        cp: &ControlPlane,
+        aws_config: aws_config::SdkConfig,
+        namespace: &str,
+        settings: Settings,
+    ) -> Operator {
         let client = cp.client().await;
         install_crds(&client).await;
         let metrics = Arc::new(Metrics::default());
-        let aws = Aws::new(emulator_sdk_config(emu), Duration::from_secs(20), metrics.clone());
+        let aws = Aws::new(aws_config, Duration::from_secs(20), metrics.clone());
         let ctx = Arc::new(Context::new(client, aws, metrics.clone(), settings));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let ns = namespace.to_string();

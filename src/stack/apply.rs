@@ -1,0 +1,291 @@
+//! The apply path: the desired stack, checked against the identity recorded in status, then the
+//! plan, then CloudFormation, then status and Secret. A stack that vanished while it held data is
+//! reported as lost, never silently replaced by an empty one unless the kind allows it.
+
+use super::cfn::{ObservedStack, Ops, UpdateOutcome};
+use super::kind::{DataStack, Desired};
+use super::ownership::Owner;
+use super::plan::{self, Inputs, Lost, Step};
+use super::publish;
+use super::reconcile::{
+    Outcome, after_failure, failure_text, finish, owner_of, short_hash, stalled, time_token, waiting,
+};
+use super::status::{Health, StackStatus};
+use crate::controller::Context;
+use crate::error::{AwsCategory, Error, Result};
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use std::time::Duration;
+
+/// Stack statuses that mean the latest operation failed and CloudFormation is undoing it.
+const ROLLING_BACK: [&str; 3] =
+    ["ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_IN_PROGRESS", "UPDATE_ROLLBACK_COMPLETE_CLEANUP_IN_PROGRESS"];
+
+pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Action> {
+    let prev = obj.stack_status().cloned().unwrap_or_default();
+    let mut next = prev.clone();
+    let desired = match obj.desired() {
+        Ok(d) => d,
+        Err(e) => {
+            let outcome = Outcome {
+                next,
+                health: Health::Stalled { reason: "InvalidSpec", message: e.to_string() },
+                published: None,
+                requeue: Action::await_change(),
+            };
+            return finish(api, obj, ctx, &prev, outcome).await;
+        }
+    };
+    let region = ctx
+        .aws
+        .region_for(desired.region.as_deref())
+        .ok_or_else(|| Error::Internal("no AWS region: set spec.region, --region or AWS_REGION".into()))?;
+    // Once a stack was asked for, the resource is bound to it: a spec that now points elsewhere
+    // (an object older than the apply-time rules) is refused before any AWS call.
+    if prev.stack_id.is_some() || prev.applied_parameters.is_some() {
+        let recorded_region =
+            prev.region.clone().or_else(|| prev.stack_id.as_deref().and_then(plan::arn_region).map(String::from));
+        let moved =
+            plan::identity_change(recorded_region.as_deref(), prev.stack_name.as_deref(), &region, &desired.stack_name);
+        if let Some(message) = moved {
+            let mut outcome = stalled(ctx, next, "StackIdentityChanged", message);
+            outcome.requeue = Action::await_change();
+            return finish(api, obj, ctx, &prev, outcome).await;
+        }
+    }
+    let owner = owner_of(obj, &ctx.settings.cluster_id)?;
+    let ops = ctx.aws.clients(Some(&region))?;
+    let observed = ops.describe(&desired.stack_name).await?;
+    next.stack_name = Some(desired.stack_name.clone());
+    next.secret_name = Some(desired.secret_name.clone());
+    next.region = Some(region);
+    let lost = match &observed {
+        Some(o) => {
+            next.stack_id = Some(o.id.clone());
+            next.stack_status = Some(o.status.clone());
+            next.lost_stack_id = None;
+            None
+        }
+        None => find_lost(&ops, &prev).await?,
+    };
+    if let Some(l) = &lost {
+        next.stack_status = Some("DELETE_COMPLETE".into());
+        next.lost_stack_id = Some(l.stack_id.clone());
+    }
+    let requested = obj
+        .annotations()
+        .get(plan::REQUESTED_AT)
+        .filter(|v| prev.last_handled_requested_at.as_ref() != Some(*v))
+        .cloned();
+    let step = plan::decide(&Inputs {
+        observed: observed.as_ref(),
+        desired: &desired,
+        applied: prev.applied_parameters.as_ref(),
+        owner: &owner,
+        recreate_attempts: prev.recreate_attempts.unwrap_or(0),
+        lost: lost.as_ref(),
+        retry_requested: requested.is_some(),
+    });
+    if let Some(value) = &requested {
+        next.last_handled_requested_at = Some(value.clone());
+    }
+    let outcome = act(obj, ctx, &ops, step, &desired, observed.as_ref(), &owner, requested.as_deref(), next)
+        .await
+        .map_err(|e| explained(obj, e))?;
+    finish(api, obj, ctx, &prev, outcome).await
+}
+
+/// The stack this resource had, if it held data and CloudFormation no longer has it by name.
+async fn find_lost(ops: &Ops, prev: &StackStatus) -> Result<Option<Lost>> {
+    let live_before = prev.stack_status.as_deref().is_some_and(plan::holds_data);
+    let Some(id) = prev.lost_stack_id.clone().or_else(|| prev.stack_id.clone().filter(|_| live_before)) else {
+        return Ok(None);
+    };
+    // By its id CloudFormation still answers for a deleted stack, with the time it was deleted.
+    Ok(match ops.describe(&id).await? {
+        Some(s) if s.status != "DELETE_COMPLETE" => None,
+        seen => Some(Lost { stack_id: id, deleted_at: seen.and_then(|s| s.deletion_time) }),
+    })
+}
+
+/// An AWS refusal in the kind's words, where it has some.
+fn explained<K: DataStack>(obj: &K, e: Error) -> Error {
+    match e {
+        Error::Aws { action, category: AwsCategory::Validation, message } => {
+            let message = obj.explain_refusal(&message).unwrap_or(message);
+            Error::Aws { action, category: AwsCategory::Validation, message }
+        }
+        other => other,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn act<K: DataStack>(
+    obj: &K,
+    ctx: &Context,
+    ops: &Ops,
+    step: Step,
+    desired: &Desired,
+    observed: Option<&ObservedStack>,
+    owner: &Owner,
+    requested: Option<&str>,
+    mut next: StackStatus,
+) -> Result<Outcome> {
+    let name = &desired.stack_name;
+    let tags = owner.tags(&desired.tags);
+    Ok(match step {
+        Step::Create { replacing_lost } => {
+            let attempt = next.recreate_attempts.unwrap_or(0);
+            let mut token = format!("create-{}-{attempt}", owner.uid);
+            // A replacement is a new request, not a repeat of the create that made the lost stack.
+            if let Some(lost) = &next.lost_stack_id {
+                token.push_str(&format!("-l{}", short_hash(lost)));
+            }
+            let id = ops.create(name, K::template_body(), &desired.parameters, &tags, &token).await?;
+            next.applied_parameters = Some(desired.parameters.clone());
+            next.stack_id = id;
+            next.lost_stack_id = None;
+            next.stack_status = Some("CREATE_IN_PROGRESS".into());
+            match (replacing_lost, next.last_failure.clone()) {
+                (Some(why), _) => waiting(ctx, next, "StackLost", why),
+                (None, Some(failure)) => {
+                    let message = format!(
+                        "creating stack {name} again (attempt {attempt} of {}) after: {failure}",
+                        plan::MAX_RECREATES
+                    );
+                    waiting(ctx, next, "StackRecreating", message)
+                }
+                (None, None) => waiting(ctx, next, "StackCreating", format!("creating stack {name}")),
+            }
+        }
+        Step::Wait => {
+            let obs = observed.ok_or_else(|| Error::Internal("wait without a stack".into()))?;
+            // Entering a rollback: read why once, so every message until it settles says it.
+            let entered = next.stack_status.as_deref() != obj.stack_status().and_then(|s| s.stack_status.as_deref());
+            if ROLLING_BACK.contains(&obs.status.as_str()) && (entered || next.last_failure.is_none()) {
+                next.last_failure = Some(failure_text(ops, obs).await?);
+            }
+            let reason = if next.recreate_attempts.unwrap_or(0) > 0 { "StackRecreating" } else { "StackInProgress" };
+            let message = format!("stack {name} is {}{}", obs.status, after_failure(&next));
+            waiting(ctx, next, reason, message)
+        }
+        Step::Update { adopting } => {
+            let mut token = format!(
+                "update-{}-g{}-{}",
+                owner.uid,
+                obj.meta().generation.unwrap_or(0),
+                &publish::content_hash(&desired.parameters)[..12]
+            );
+            if let Some(r) = requested {
+                token.push_str(&format!("-r{}", short_hash(r)));
+            }
+            let outcome = ops.update(name, K::template_body(), &desired.parameters, &tags, &token).await?;
+            next.applied_parameters = Some(desired.parameters.clone());
+            next.last_failure = None;
+            match (outcome, observed) {
+                (UpdateOutcome::NoChange, Some(obs)) if plan::phase(&obs.status) == plan::Phase::Complete => {
+                    ready(obj, next, obs, desired, ctx.settings.resync)
+                }
+                _ => {
+                    next.stack_status = Some("UPDATE_IN_PROGRESS".into());
+                    let (reason, message) = match (adopting, requested) {
+                        (true, _) => ("StackAdopting", format!("adopting stack {name}")),
+                        (false, Some(r)) => (
+                            "StackUpdating",
+                            format!("updating stack {name} once more, as asked by {}={r}", plan::REQUESTED_AT),
+                        ),
+                        (false, None) => ("StackUpdating", format!("updating stack {name}")),
+                    };
+                    waiting(ctx, next, reason, message)
+                }
+            }
+        }
+        Step::Publish => {
+            let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
+            ready(obj, next, obs, desired, ctx.settings.resync)
+        }
+        Step::PublishRolledBack => {
+            let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
+            let failure = match next.last_failure.clone() {
+                Some(f) => f,
+                None => failure_text(ops, obs).await?,
+            };
+            next.last_failure = Some(failure.clone());
+            let published = obj.publish(&obs.outputs, &obs.parameters).ok();
+            let message = format!(
+                "the update of stack {name} failed and was rolled back: {failure}. The previous configuration still \
+                 serves and stays published; change the spec, or annotate this resource with {}=<any new value> to \
+                 try the same spec again",
+                plan::REQUESTED_AT
+            );
+            Outcome { published, ..stalled(ctx, next, "StackUpdateRolledBack", message) }
+        }
+        Step::Recreate => {
+            let obs = observed.ok_or_else(|| Error::Internal("recreate without a stack".into()))?;
+            let failure = failure_text(ops, obs).await?;
+            let attempt = next.recreate_attempts.unwrap_or(0) + 1;
+            let message = format!(
+                "stack {name} failed to create: {failure}. Deleting it to create it again (attempt {attempt} of {})",
+                plan::MAX_RECREATES
+            );
+            ops.delete(&obs.id, &time_token("recreate", &owner.uid)).await?;
+            next.recreate_attempts = Some(attempt);
+            next.last_failure = Some(failure);
+            next.stack_status = Some("DELETE_IN_PROGRESS".into());
+            waiting(ctx, next, "StackRecreating", message)
+        }
+        Step::RetryDelete => {
+            let obs = observed.ok_or_else(|| Error::Internal("delete without a stack".into()))?;
+            let failure = failure_text(ops, obs).await?;
+            ops.delete(&obs.id, &time_token("delete", &owner.uid)).await?;
+            next.last_failure = Some(failure.clone());
+            waiting(ctx, next, "StackDeleteFailed", format!("deleting stack {name} failed: {failure}; retrying"))
+        }
+        Step::Refuse { reason, message } => {
+            let message = match observed {
+                Some(obs) if reason == "StackFailed" || reason == "StackCreateFailed" => {
+                    let failure = failure_text(ops, obs).await?;
+                    let message = format!("{message}. Cause: {failure}");
+                    next.last_failure = Some(failure);
+                    message
+                }
+                _ => message,
+            };
+            stalled(ctx, next, reason, message)
+        }
+    })
+}
+
+/// Settled: publish, and look again after the resync period (drift, lost events).
+fn ready<K: DataStack>(
+    obj: &K,
+    mut next: StackStatus,
+    obs: &ObservedStack,
+    desired: &Desired,
+    resync: Duration,
+) -> Outcome {
+    next.recreate_attempts = None;
+    next.last_failure = None;
+    next.lost_stack_id = None;
+    match obj.publish(&obs.outputs, &obs.parameters) {
+        Ok(published) => Outcome {
+            next,
+            health: Health::Ready {
+                reason: "StackReady",
+                message: format!(
+                    "stack {} is {}; connection settings are in Secret {}",
+                    desired.stack_name, obs.status, desired.secret_name
+                ),
+            },
+            published: Some(published),
+            requeue: Action::requeue(resync),
+        },
+        Err(e) => Outcome {
+            next,
+            health: Health::Stalled { reason: "StackOutputsMissing", message: e.to_string() },
+            published: None,
+            requeue: Action::requeue(resync),
+        },
+    }
+}

@@ -1,0 +1,291 @@
+//! The deletion path: what the deletion policy says, against the stack recorded in status (in the
+//! region it was made in), failing closed. Under policy Snapshot the snapshot is named and recorded
+//! in status before it is started, confirmed available and of this resource's group before the
+//! stack is deleted, and when it cannot be taken the stack stays.
+
+use super::cfn::{ObservedStack, Ops, SnapshotStart};
+use super::kind::{BackupTarget, DataStack, DeletionPolicy};
+use super::plan::{self, Backup, DeleteStep, Phase};
+use super::publish;
+use super::reconcile::{
+    Outcome, after_failure, failure_text, finish, owner_of, poll_delay, publish_event, stalled, time_token, waiting,
+};
+use super::status::{Health, StackStatus};
+use crate::controller::Context;
+use crate::error::Result;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::events::EventType;
+use std::time::Duration;
+
+pub(super) enum Cleanup {
+    Release,
+    Requeue(Duration),
+}
+
+pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Cleanup> {
+    let prev = obj.stack_status().cloned().unwrap_or_default();
+    let mut next = prev.clone();
+    let desired = obj.desired().ok();
+    let policy = obj.deletion_policy();
+    let name = prev.stack_name.clone().or_else(|| desired.as_ref().map(|d| d.stack_name.clone()));
+    // Calls go to the stack by id where one is recorded; messages name it by name.
+    let Some(stack) = prev.stack_id.clone().or_else(|| name.clone()) else {
+        return Ok(Cleanup::Release);
+    };
+    let name = name.unwrap_or_else(|| stack.clone());
+    let region = prev
+        .region
+        .clone()
+        .or_else(|| prev.stack_id.as_deref().and_then(plan::arn_region).map(String::from))
+        .or_else(|| obj.region());
+    let owner = owner_of(obj, &ctx.settings.cluster_id)?;
+    let ops = ctx.aws.clients(region.as_deref())?;
+    let observed = ops.describe(&stack).await?;
+    if let Some(o) = &observed {
+        next.stack_id = Some(o.id.clone());
+        next.stack_status = Some(o.status.clone());
+    }
+    let target = observed.as_ref().and_then(|o| obj.backup_target(&o.outputs));
+    let backup = match policy {
+        DeletionPolicy::Snapshot => backup_state(&ops, observed.as_ref(), target.as_ref(), &prev).await?,
+        _ => Backup::NotNeeded,
+    };
+    let step = plan::decide_delete(observed.as_ref(), &owner, policy, &backup);
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let outcome = match step {
+        DeleteStep::Done => {
+            let (type_, reason, note) = match policy {
+                DeletionPolicy::Retain => {
+                    let secrets: Api<Secret> =
+                        Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+                    let secret_name =
+                        prev.secret_name.clone().or_else(|| desired.as_ref().map(|d| d.secret_name.clone()));
+                    if let Some(s) = &secret_name {
+                        publish::release_secret(&secrets, s, ctx.settings.kube_timeout).await?;
+                    }
+                    let note = format!(
+                        "stack {name} was kept and tagged {}=true; Secret kept without its owner reference",
+                        super::ownership::ORPHANED
+                    );
+                    (EventType::Normal, "StackRetained", note)
+                }
+                // Gone before the operator deleted it: whatever the policy, its data was not kept here.
+                _ if prev.lost_stack_id.is_some()
+                    || (observed.as_ref().is_some_and(|o| o.status == "DELETE_COMPLETE")
+                        && prev.stack_status.as_deref().is_some_and(plan::holds_data)) =>
+                {
+                    let when = observed.as_ref().and_then(|o| o.deletion_time.clone());
+                    let note = format!(
+                        "stack {name} had already been deleted outside the operator{}; nothing was left to delete{}",
+                        when.map(|t| format!(" (at {t})")).unwrap_or_default(),
+                        if policy == DeletionPolicy::Snapshot { " or snapshot" } else { "" }
+                    );
+                    (EventType::Warning, "StackLost", note)
+                }
+                _ => (EventType::Normal, "StackDeleted", format!("stack {name} is deleted")),
+            };
+            publish_event(ctx, obj, type_, reason, "Delete", note).await;
+            return Ok(Cleanup::Release);
+        }
+        DeleteStep::LeaveAlone(why) => {
+            let note = format!("stack {name} was left alone: {why}");
+            publish_event(ctx, obj, EventType::Warning, "StackNotOwned", "Delete", note).await;
+            return Ok(Cleanup::Release);
+        }
+        DeleteStep::Wait => {
+            let status = next.stack_status.clone().unwrap_or_default();
+            let message = if status == "DELETE_IN_PROGRESS" {
+                format!("deleting stack {name}{}", after_failure(&next))
+            } else {
+                format!("waiting for stack {name} to finish {status} before deleting it{}", after_failure(&next))
+            };
+            waiting(ctx, next, "Deleting", message)
+        }
+        DeleteStep::Delete => {
+            let obs =
+                observed.as_ref().ok_or_else(|| crate::error::Error::Internal("delete without a stack".into()))?;
+            delete_stack(obj, ctx, &ops, obs, &name, &owner.uid, &backup, target.as_ref(), next).await?
+        }
+        DeleteStep::NameBackup => {
+            let Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id, snapshot_prefix }) = &target
+            else {
+                return Err(crate::error::Error::Internal("a backup without a target".into()));
+            };
+            let snapshot = snapshot_name(snapshot_prefix, &obj.name_any(), &owner.uid);
+            let message = format!("taking snapshot {snapshot} of {replication_group_id} before deleting stack {name}");
+            next.snapshot_name = Some(snapshot);
+            waiting(ctx, next, "SnapshotInProgress", message)
+        }
+        DeleteStep::StartBackup => {
+            let (Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id: group, .. }), Some(snapshot)) =
+                (&target, prev.snapshot_name.clone())
+            else {
+                return Err(crate::error::Error::Internal("a backup without a target or a name".into()));
+            };
+            match ops.create_snapshot(group, &snapshot).await? {
+                SnapshotStart::Started => {
+                    let note =
+                        format!("snapshot {snapshot} of {group} started; stack {name} is deleted once it is available");
+                    publish_event(ctx, obj, EventType::Normal, "SnapshotStarted", "CreateSnapshot", note).await;
+                    let message = format!("taking snapshot {snapshot} of {group} before deleting stack {name}");
+                    waiting(ctx, next, "SnapshotInProgress", message)
+                }
+                SnapshotStart::GroupGone(aws) => {
+                    let obs = observed.as_ref().ok_or_else(|| crate::error::Error::Internal("no stack".into()))?;
+                    let note = format!(
+                        "replication group {group} no longer exists ({aws}), so it holds no data to snapshot; \
+                         deleting stack {name}"
+                    );
+                    publish_event(ctx, obj, EventType::Warning, "SnapshotSkipped", "CreateSnapshot", note).await;
+                    delete_stack(obj, ctx, &ops, obs, &name, &owner.uid, &Backup::NotNeeded, None, next).await?
+                }
+                SnapshotStart::Busy(aws) => {
+                    let message = format!(
+                        "replication group {group} cannot be snapshotted yet ({aws}); snapshot {snapshot} is taken \
+                         once it can be, then stack {name} is deleted"
+                    );
+                    waiting(ctx, next, "SnapshotWaiting", message)
+                }
+                SnapshotStart::Refused(aws) => match plan::decide_delete(
+                    observed.as_ref(),
+                    &owner,
+                    policy,
+                    &Backup::Failed(format!("AWS refused snapshot {snapshot} of {group}: {aws}")),
+                ) {
+                    DeleteStep::Stall { reason, message } => stalled(ctx, next, reason, message),
+                    _ => return Err(crate::error::Error::Internal("a refused snapshot did not stall".into())),
+                },
+            }
+        }
+        DeleteStep::WaitBackup => {
+            let snapshot = next.snapshot_name.clone().unwrap_or_default();
+            let message = match &backup {
+                Backup::Busy(why) => {
+                    format!("waiting to take snapshot {snapshot} ({why}) before deleting stack {name}")
+                }
+                _ => format!("taking snapshot {snapshot} before deleting stack {name}"),
+            };
+            waiting(ctx, next, "SnapshotInProgress", message)
+        }
+        DeleteStep::Orphan => {
+            let obs =
+                observed.as_ref().ok_or_else(|| crate::error::Error::Internal("retain without a stack".into()))?;
+            ops.retag(obs, &owner.orphaned_tags(&obs.tags), &time_token("retain", &owner.uid)).await?;
+            waiting(ctx, next, "StackRetaining", format!("tagging stack {name} as orphaned before releasing it"))
+        }
+        DeleteStep::Stall { reason, message } => stalled(ctx, next, reason, message),
+    };
+    let requeue_after = match &outcome.health {
+        Health::Stalled { .. } => ctx.settings.resync,
+        _ => poll_delay(&outcome.next, ctx),
+    };
+    finish(&api, obj, ctx, &prev, outcome).await?;
+    Ok(Cleanup::Requeue(requeue_after))
+}
+
+/// Where this resource's snapshot stands. Only a stack that may hold data needs one; the name
+/// recorded in status is the only one that counts, and it must be a snapshot of this stack's group.
+async fn backup_state(
+    ops: &Ops,
+    observed: Option<&ObservedStack>,
+    target: Option<&BackupTarget>,
+    prev: &StackStatus,
+) -> Result<Backup> {
+    let Some(obs) = observed else {
+        return Ok(Backup::NotNeeded);
+    };
+    match plan::phase(&obs.status) {
+        // Nothing was ever made (a rolled-back create) or it is already gone.
+        Phase::CreateRolledBack | Phase::Deleted => return Ok(Backup::NotNeeded),
+        // decide_delete waits for it to settle first.
+        Phase::InProgress => return Ok(Backup::InProgress),
+        _ => {}
+    }
+    let Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id: group, .. }) = target else {
+        return Ok(Backup::Failed(format!(
+            "stack {} reports no replication group to snapshot, so the operator cannot tell where the data is",
+            obs.id.rsplit('/').nth(1).unwrap_or(&obs.id)
+        )));
+    };
+    let Some(name) = &prev.snapshot_name else {
+        return Ok(Backup::NotNamed);
+    };
+    Ok(match ops.snapshot(name).await? {
+        None => Backup::NotStarted,
+        Some(s) if s.replication_group_id.as_deref() != Some(group.as_str()) => Backup::Failed(format!(
+            "a snapshot named {name} already exists and is of {}, not of {group}",
+            s.replication_group_id.as_deref().unwrap_or("no replication group")
+        )),
+        Some(s) => match s.status.as_str() {
+            "available" => Backup::Done,
+            "creating" | "" => Backup::InProgress,
+            other => Backup::Failed(format!("snapshot {name} is {other}")),
+        },
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn delete_stack<K: DataStack>(
+    obj: &K,
+    ctx: &Context,
+    ops: &Ops,
+    obs: &ObservedStack,
+    name: &str,
+    uid: &str,
+    backup: &Backup,
+    target: Option<&BackupTarget>,
+    mut next: StackStatus,
+) -> Result<Outcome> {
+    if *backup == Backup::Done && obs.status != "DELETE_FAILED" {
+        let snapshot = next.snapshot_name.clone().unwrap_or_default();
+        let group = match target {
+            Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id, .. }) => {
+                replication_group_id.as_str()
+            }
+            None => "",
+        };
+        let note = format!("snapshot {snapshot} of {group} is available; deleting stack {name}");
+        publish_event(ctx, obj, EventType::Normal, "SnapshotCompleted", "CreateSnapshot", note).await;
+    }
+    let failed = obs.status == "DELETE_FAILED";
+    if failed {
+        next.last_failure = Some(failure_text(ops, obs).await?);
+    }
+    ops.delete(&obs.id, &time_token("delete", uid)).await?;
+    next.stack_status = Some("DELETE_IN_PROGRESS".into());
+    Ok(if failed {
+        let failure = next.last_failure.clone().unwrap_or_default();
+        waiting(ctx, next, "StackDeleteFailed", format!("deleting stack {name} failed: {failure}; retrying"))
+    } else {
+        let message = format!("deleting stack {name}{}", after_failure(&next));
+        waiting(ctx, next, "StackDeleting", message)
+    })
+}
+
+/// A snapshot name unique per resource and attempt: the prefix, the UTC date and time, the
+/// resource's name and the start of its uid (so namesakes in other namespaces never collide).
+fn snapshot_name(prefix: &str, resource: &str, uid: &str) -> String {
+    let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
+    let resource: String = resource.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(40).collect();
+    let uid: String = uid.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
+    format!("{prefix}-{now}-{}-{uid}", resource.trim_matches('-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_are_unique_per_resource_and_attempt_and_keep_the_seeds_prefix() {
+        let a = snapshot_name("oms-redis-backup", "cache", "1a2b3c4d-0000-1111");
+        let b = snapshot_name("oms-redis-backup", "cache", "9f8e7d6c-0000-1111");
+        assert!(a.starts_with("oms-redis-backup-20"), "{a}");
+        assert!(a.ends_with("-cache-1a2b3c4d"), "{a}");
+        assert_ne!(a, b, "namesakes in two namespaces differ");
+        let odd = snapshot_name("oms-redis-backup", "my.cache", "x");
+        assert!(odd.contains("-my-cache-"), "{odd}");
+        assert!(snapshot_name("p", &"a".repeat(253), "u").len() < 80);
+    }
+}
