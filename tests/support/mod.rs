@@ -9,6 +9,7 @@
 pub mod chart;
 pub mod controlplane;
 pub mod emulator;
+pub mod health;
 pub mod operator;
 pub mod proc;
 pub mod world;

@@ -232,9 +232,14 @@ class OmsApp:
                 op = data.get("operation")
                 if not isinstance(name, str) or op not in ("create", "update", "delete"):
                     return _json(start_response, 400, {"error": "need stack_name and operation create|update|delete"})
+                times = data.get("times", 1)
+                if isinstance(times, bool) or not isinstance(times, int) or times < 1:
+                    return _json(start_response, 400, {"error": "times must be an integer >= 1"})
                 spec = {"resource": data.get("resource") or "RedisReplicationGroup"}
                 if data.get("reason"):
                     spec["reason"] = str(data["reason"])
+                if times > 1:
+                    spec["times"] = times
                 state.FAILS[(name, op)] = spec
                 return _json(start_response, 200, {"armed": {"stack_name": name, "operation": op, **spec}})
             if path == "/_oms/throttle" and method == "POST":

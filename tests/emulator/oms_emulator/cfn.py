@@ -516,7 +516,12 @@ def _fail_reason(spec: dict[str, str], op: str) -> str:
 
 
 def _take_fail(name: str, op: str) -> dict[str, str] | None:
-    return state.FAILS.pop((name, op), None)
+    spec = state.FAILS.pop((name, op), None)
+    # Armed with "times": N, it stays armed for the next N-1 such operations.
+    left = int((spec or {}).get("times", 1)) - 1
+    if spec is not None and left > 0:
+        state.FAILS[(name, op)] = {**spec, "times": left}
+    return spec
 
 
 def _fail_target(spec: dict[str, str] | None, candidates: list[str]) -> str | None:
