@@ -95,13 +95,18 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
             return Ok(Cleanup::Release);
         }
         DeleteStep::Wait => {
+            // The same reason as the step that started the work, so a poll is no new Event.
             let status = next.stack_status.clone().unwrap_or_default();
-            let message = if status == "DELETE_IN_PROGRESS" {
-                format!("deleting stack {name}{}", after_failure(&next))
+            let (reason, message) = if status == "DELETE_IN_PROGRESS" {
+                ("StackDeleting", format!("deleting stack {name}{}", after_failure(&next)))
+            } else if policy == DeletionPolicy::Retain {
+                ("StackRetaining", format!("tagging stack {name} as orphaned before releasing it ({status})"))
             } else {
-                format!("waiting for stack {name} to finish {status} before deleting it{}", after_failure(&next))
+                let message =
+                    format!("waiting for stack {name} to finish {status} before deleting it{}", after_failure(&next));
+                ("WaitingToDelete", message)
             };
-            waiting(ctx, next, "Deleting", message)
+            waiting(ctx, next, reason, message)
         }
         DeleteStep::Delete => {
             let obs =

@@ -148,8 +148,8 @@ pub fn decide(i: &Inputs) -> Step {
                 reason: "StackLost",
                 message: format!(
                     "{what}. No new, empty cache is made without asking: to get one, annotate this resource with \
-                     {REQUESTED_AT}=<any new value>; to get the data back, create a new resource from a snapshot; \
-                     or delete this resource"
+                     {REQUESTED_AT}=<any new value>; or delete this resource. Snapshots of its replication group, \
+                     if any were taken, are kept by ElastiCache"
                 ),
             }
         };
