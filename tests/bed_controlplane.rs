@@ -187,14 +187,20 @@ fn missing_go_is_reported_by_the_build_script() {
     assert!(stderr.contains("Go is not installed"), "{stderr}");
 }
 
-#[test]
-fn kubebuilder_assets_without_a_binary_is_refused_naming_it() {
+/// A KUBEBUILDER_ASSETS folder holding do-nothing executables of these names.
+fn fake_assets(bins: &[&str]) -> tempfile::TempDir {
     let assets = tempfile::tempdir().expect("tempdir");
-    for bin in ["etcd", "kube-apiserver"] {
+    for bin in bins {
         let p = assets.path().join(bin);
         std::fs::write(&p, "#!/bin/sh\n").expect("write");
         std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
     }
+    assets
+}
+
+#[test]
+fn kubebuilder_assets_without_a_binary_is_refused_naming_it() {
+    let assets = fake_assets(&["etcd", "kube-apiserver"]);
     let out = std::process::Command::new("bash")
         .arg(support::proc::repo_root().join("tests/controlplane/build.sh"))
         .env("KUBEBUILDER_ASSETS", assets.path())
@@ -207,12 +213,7 @@ fn kubebuilder_assets_without_a_binary_is_refused_naming_it() {
 
 #[test]
 fn kubebuilder_assets_is_used_without_building() {
-    let assets = tempfile::tempdir().expect("tempdir");
-    for bin in ["etcd", "kube-apiserver", "kube-controller-manager"] {
-        let p = assets.path().join(bin);
-        std::fs::write(&p, "#!/bin/sh\n").expect("write");
-        std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    }
+    let assets = fake_assets(&["etcd", "kube-apiserver", "kube-controller-manager"]);
     let out = std::process::Command::new("bash")
         .arg(support::proc::repo_root().join("tests/controlplane/build.sh"))
         .env("KUBEBUILDER_ASSETS", assets.path())

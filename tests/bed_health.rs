@@ -25,10 +25,10 @@ use oms_data_operator::redis::OmsRedis;
 use oms_data_operator::stack::plan::MAX_RECREATES;
 use serde_json::{Value, json};
 use std::time::Duration;
-use support::controlplane::{self, ControlPlane};
-use support::emulator::{self, Emulator};
+use support::controlplane;
 use support::health::{self, Verdict, condition, condition_is, judge, ready_for_current_generation};
 use support::operator::{self, Operator};
+use support::world::World;
 use support::{eventually, unique_name};
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -239,27 +239,26 @@ fn the_argocd_doc_carries_health_lua_verbatim() {
 // ---------------------------------------------------------------------------------------------
 // On the bed.
 
-/// One test's namespace, VPC stack and (unless stopped) operator, and the judging of its objects.
-struct Bed {
-    cp: &'static ControlPlane,
-    emu: &'static Emulator,
-    client: kube::Client,
-    ns: String,
-    vpc: String,
-    api: Api<OmsRedis>,
-    operator: Option<Operator>,
+/// One test's world (namespace, VPC stack and, unless stopped, operator) and the judging of its
+/// objects.
+struct Bed(World);
+
+impl std::ops::Deref for Bed {
+    type Target = World;
+    fn deref(&self) -> &World {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Bed {
+    fn deref_mut(&mut self) -> &mut World {
+        &mut self.0
+    }
 }
 
 impl Bed {
     async fn new(prefix: &str) -> Bed {
-        let cp = controlplane::shared();
-        let emu = emulator::shared();
-        let client = cp.client().await;
-        let ns = controlplane::test_namespace(&client, prefix).await;
-        let vpc = emu.deploy_vpc().await;
-        let operator = Some(Operator::start(cp, emu, &ns).await);
-        let api = Api::namespaced(client.clone(), &ns);
-        Bed { cp, emu, client, ns, vpc, api, operator }
+        Bed(World::new(prefix).await)
     }
 
     async fn create(&self, name: &str) {

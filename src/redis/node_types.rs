@@ -190,15 +190,15 @@ pub fn cel_rule() -> String {
     format!("self in [{}]", names().map(|n| format!("'{n}'")).collect::<Vec<_>>().join(", "))
 }
 
+/// The sizes of one family, smallest first.
+fn sizes(family: &str) -> Vec<&'static str> {
+    NODE_TYPES.iter().filter(|t| t.family == family).map(|t| t.size).collect()
+}
+
 /// CEL for the refusal's message: the refused type, then every accepted type by family. Only
 /// `self` is computed (the list is a literal), so the apiserver's cost budget holds.
 pub fn cel_message() -> String {
-    let by_family: Vec<String> = families()
-        .map(|f| {
-            let sizes: Vec<&str> = NODE_TYPES.iter().filter(|t| t.family == f).map(|t| t.size).collect();
-            format!("{f}: {}", sizes.join(", "))
-        })
-        .collect();
+    let by_family: Vec<String> = families().map(|f| format!("{f}: {}", sizes(f).join(", "))).collect();
     format!(
         "'nodeType ' + self + ' is not a node type ElastiCache offers for this engine; the accepted types are \
          cache.<family>.<size> with {}'",
@@ -210,12 +210,7 @@ pub fn cel_message() -> String {
 /// `aws cloudformation create-stack` commands are held to the same list (a test keeps the copy in
 /// the template equal to this).
 pub fn allowed_pattern() -> String {
-    let families: Vec<String> = families()
-        .map(|f| {
-            let sizes: Vec<&str> = NODE_TYPES.iter().filter(|t| t.family == f).map(|t| t.size).collect();
-            format!("{f}\\.({})", sizes.join("|"))
-        })
-        .collect();
+    let families: Vec<String> = families().map(|f| format!("{f}\\.({})", sizes(f).join("|"))).collect();
     format!("^cache\\.({})$", families.join("|"))
 }
 
