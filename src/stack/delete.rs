@@ -57,6 +57,20 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
     let outcome = match step {
         DeleteStep::Done => {
             let (type_, reason, note) = match policy {
+                // Gone before the operator deleted it: whatever the policy, its data was not kept here,
+                // and a retained Secret would only point at a cache that no longer exists.
+                _ if prev.lost_stack_id.is_some()
+                    || (observed.as_ref().is_some_and(|o| o.status == "DELETE_COMPLETE")
+                        && prev.stack_status.as_deref().is_some_and(plan::holds_data)) =>
+                {
+                    let when = observed.as_ref().and_then(|o| o.deletion_time.clone());
+                    let note = format!(
+                        "stack {name} had already been deleted outside the operator{}; nothing was left to delete{}",
+                        when.map(|t| format!(" (at {t})")).unwrap_or_default(),
+                        if policy == DeletionPolicy::Snapshot { " or snapshot" } else { "" }
+                    );
+                    (EventType::Warning, "StackLost", note)
+                }
                 DeletionPolicy::Retain => {
                     let secrets: Api<Secret> =
                         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -70,19 +84,6 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
                         super::ownership::ORPHANED
                     );
                     (EventType::Normal, "StackRetained", note)
-                }
-                // Gone before the operator deleted it: whatever the policy, its data was not kept here.
-                _ if prev.lost_stack_id.is_some()
-                    || (observed.as_ref().is_some_and(|o| o.status == "DELETE_COMPLETE")
-                        && prev.stack_status.as_deref().is_some_and(plan::holds_data)) =>
-                {
-                    let when = observed.as_ref().and_then(|o| o.deletion_time.clone());
-                    let note = format!(
-                        "stack {name} had already been deleted outside the operator{}; nothing was left to delete{}",
-                        when.map(|t| format!(" (at {t})")).unwrap_or_default(),
-                        if policy == DeletionPolicy::Snapshot { " or snapshot" } else { "" }
-                    );
-                    (EventType::Warning, "StackLost", note)
                 }
                 _ => (EventType::Normal, "StackDeleted", format!("stack {name} is deleted")),
             };
