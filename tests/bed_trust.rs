@@ -323,3 +323,47 @@ async fn requested_at_retries_a_rolled_back_update_with_the_same_spec() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 2);
 }
+
+/// Policy Snapshot on a group that is busy waits and says so, then takes the snapshot; a group that
+/// no longer exists holds no data, so the stack goes without one and a Warning says why.
+#[tokio::test]
+async fn a_busy_group_is_snapshotted_once_free_and_a_vanished_group_needs_none() {
+    let w = World::new("snapbusy").await;
+    let busy = unique_name("oms-redis-busy");
+    let gone = unique_name("oms-redis-nogroup");
+    w.emu.configure(json!({ "failover_delay_seconds": 4.0 }));
+    w.create(&busy, "staging", json!({ "deletionPolicy": "Snapshot" })).await;
+    w.create(&gone, "dev", json!({ "deletionPolicy": "Snapshot" })).await;
+    w.ready(&busy).await;
+    w.ready(&gone).await;
+
+    // A failover keeps the group modifying for a few seconds; the delete comes in meanwhile.
+    w.emu
+        .elasticache()
+        .test_failover()
+        .replication_group_id(&busy)
+        .node_group_id("0001")
+        .send()
+        .await
+        .expect("failover");
+    w.api.delete(&busy, &DeleteParams::default()).await.expect("delete");
+    let o = w.condition_reason(&busy, "Reconciling", "True", "SnapshotWaiting").await;
+    assert!(ready_message(&o).contains("cannot be snapshotted yet"), "{}", ready_message(&o));
+    assert!(stack(w.emu, &busy).await.is_some(), "the stack waits for its snapshot");
+    w.gone(&busy).await;
+    let snaps = snapshots_of(&w, &busy).await;
+    assert_eq!(snaps.len(), 1, "{snaps:?}");
+    assert_eq!(snaps[0].1, "available");
+
+    w.emu.elasticache().delete_replication_group().replication_group_id(&gone).send().await.expect("delete the group");
+    eventually("the group to be gone", WAIT, || async {
+        let out = w.emu.elasticache().describe_replication_groups().replication_group_id(&gone).send().await;
+        out.is_err().then_some(())
+    })
+    .await;
+    w.api.delete(&gone, &DeleteParams::default()).await.expect("delete");
+    let note = w.event_note("SnapshotSkipped").await;
+    assert!(note.contains(&gone) && note.contains("no longer exists"), "{note}");
+    w.gone(&gone).await;
+    assert!(snapshots_of(&w, &gone).await.is_empty());
+}
