@@ -367,3 +367,34 @@ async fn a_busy_group_is_snapshotted_once_free_and_a_vanished_group_needs_none()
     w.gone(&gone).await;
     assert!(snapshots_of(&w, &gone).await.is_empty());
 }
+
+/// The second line of defence: a resource without spec.region is bound to the region its stack
+/// was made in. An operator restarted with another default region refuses to follow it (no second
+/// stack), says why, and still deletes the stack where it lives.
+#[tokio::test]
+async fn an_operator_with_another_default_region_never_makes_a_second_stack() {
+    let mut w = World::new("region2").await;
+    let name = unique_name("oms-redis-home");
+    w.create(&name, "dev", json!({})).await;
+    let before = w.ready(&name).await;
+    let stack_id = before.status.as_ref().and_then(|s| s.stack.stack_id.clone()).expect("a stack id");
+    assert!(stack_id.contains(&format!(":{REGION}:")), "{stack_id}");
+    if let Some(op) = w.operator.take() {
+        op.stop().await;
+    }
+    let elsewhere = emulator_sdk_config(w.emu).into_builder().region(aws_config::Region::new("eu-west-1")).build();
+    let _moved = Operator::start_with_aws(w.cp, elsewhere, &w.ns, test_settings()).await;
+    // Any change makes the new operator look; a label is enough.
+    w.api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(json!({ "metadata": { "labels": { "poke": "1" } } })))
+        .await
+        .expect("label");
+    let o = w.condition_reason(&name, "Stalled", "True", "StackIdentityChanged").await;
+    let message = ready_message(&o);
+    assert!(message.contains(REGION) && message.contains("eu-west-1"), "{message}");
+    let by_key = w.emu.calls(None);
+    assert_eq!(w.count(&name, "cloudformation:CreateStack"), 1, "no second stack: {by_key:?}");
+    w.api.delete(&name, &DeleteParams::default()).await.expect("delete");
+    w.gone(&name).await;
+    assert!(stack(w.emu, &name).await.is_none(), "the stack in {REGION} is deleted");
+}
