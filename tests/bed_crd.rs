@@ -89,6 +89,21 @@ async fn bad_manifests_are_refused_with_messages_that_say_what_to_change() {
             vec!["spec.engineVersion", "Unsupported value", "\"7.1\""],
         ),
         (
+            "valkey-with-a-redis-version",
+            manifest("a29", with(dev(), json!({ "engine": "valkey", "engineVersion": "7.1" }))),
+            vec!["engineVersion must be one of the engine's versions", "Valkey (engine valkey) 7.2, 8.0, 8.1 or 8.2"],
+        ),
+        (
+            "redis-with-a-valkey-version",
+            manifest("a30", with(dev(), json!({ "engineVersion": "8.0" }))),
+            vec!["engineVersion must be one of the engine's versions"],
+        ),
+        (
+            "engine-enum",
+            manifest("a31", with(dev(), json!({ "engine": "memcached" }))),
+            vec!["spec.engine", "Unsupported value", "\"valkey\""],
+        ),
+        (
             "node-type-previous-generation",
             manifest("a27", with(dev(), json!({ "nodeType": "cache.t2.micro" }))),
             vec!["cache.t2.micro is not a node type ElastiCache offers", "t4g: micro, small, medium"],
@@ -272,6 +287,17 @@ async fn immutable_fields_and_engine_downgrades_are_refused_on_update() {
     api.create(&PostParams::default(), &named).await.expect("create");
     let message = update_refused(&api, "named", json!({ "stackName": null })).await;
     assert!(message.contains("stackName is immutable"), "{message}");
+
+    // Redis OSS goes to Valkey in place; Valkey never back, and never to an older version.
+    let upgraded: OmsRedis = serde_json::from_value(manifest("upgraded", dev())).expect("m");
+    api.create(&PostParams::default(), &upgraded).await.expect("create");
+    api.patch("upgraded", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "engine": "valkey" } })))
+        .await
+        .expect("redis 7.1 → valkey (8.2) is allowed");
+    let message = update_refused(&api, "upgraded", json!({ "engine": "redis" })).await;
+    assert!(message.contains("engine cannot go from valkey back to redis"), "{message}");
+    let message = update_refused(&api, "upgraded", json!({ "engineVersion": "7.2" })).await;
+    assert!(message.contains("engineVersion can only go up"), "8.2 → 7.2: {message}");
 
     // The region names where the stack lives: it can be neither changed nor removed once set.
     let placed: OmsRedis =

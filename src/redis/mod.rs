@@ -8,8 +8,8 @@ pub mod template;
 
 use crate::stack::{BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError, status::StackStatus};
 use kube::ResourceExt;
-use presets::{DEFAULT_ENGINE_VERSION, preset};
-pub use spec::{EngineVersion, Environment, OmsRedis, OmsRedisSpec, OmsRedisStatus};
+use presets::{default_engine_version, preset};
+pub use spec::{Engine, EngineVersion, Environment, OmsRedis, OmsRedisSpec, OmsRedisStatus};
 use std::collections::BTreeMap;
 use template::{output, param};
 
@@ -45,6 +45,15 @@ impl OmsRedis {
         if node_types::find(&node_type).is_none() {
             return Err(SpecError(format!("nodeType: {}", node_types::suggestion(&node_type))));
         }
+        let version = s.engine_version.unwrap_or(default_engine_version(s.engine));
+        if version.engine() != s.engine {
+            return Err(SpecError(format!(
+                "engineVersion {} is a {} version, not a {} one",
+                version.as_str(),
+                version.engine().as_str(),
+                s.engine.as_str()
+            )));
+        }
         let retention = s.snapshot_retention_limit.unwrap_or(p.snapshot_retention_limit);
         if !(0..=35).contains(&retention) {
             return Err(SpecError(format!("snapshotRetentionLimit must be between 0 and 35, not {retention}")));
@@ -54,13 +63,15 @@ impl OmsRedis {
             (param::VPC_STACK_NAME.to_string(), s.vpc_stack_name.clone()),
             (param::NODE_TYPE.to_string(), node_type),
             (param::NUM_CACHE_NODES.to_string(), nodes.to_string()),
-            (
-                param::ENGINE_VERSION.to_string(),
-                s.engine_version.unwrap_or(DEFAULT_ENGINE_VERSION).as_str().to_string(),
-            ),
+            (param::ENGINE_VERSION.to_string(), version.as_str().to_string()),
             (param::SNAPSHOT_RETENTION_LIMIT.to_string(), retention.to_string()),
             (param::AUTOMATIC_FAILOVER_ENABLED.to_string(), failover.to_string()),
-        ]))
+        ])
+        .into_iter()
+        // The template defaults Engine to redis: sent only when it is not, so stacks made before
+        // the parameter existed see no change (and no update) from an operator upgrade.
+        .chain((s.engine != Engine::Redis).then(|| (param::ENGINE.to_string(), s.engine.as_str().to_string())))
+        .collect())
     }
 
     pub fn stack_name(&self) -> String {
@@ -276,6 +287,27 @@ mod tests {
         for (spec, want) in cases {
             let e = redis(spec.clone()).desired().expect_err("refused");
             assert!(e.0.contains(want), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn valkey_sends_its_engine_and_redis_keeps_the_seeds_parameters() {
+        let r = redis(serde_json::json!({ "environment": "dev", "vpcStackName": "oms-vpc-dev" }));
+        assert!(!r.parameters().expect("valid").contains_key(param::ENGINE), "redis is the template's default");
+        let v = redis(serde_json::json!({ "environment": "dev", "vpcStackName": "v", "engine": "valkey" }));
+        let p = v.parameters().expect("valid");
+        assert_eq!(p[param::ENGINE], "valkey");
+        assert_eq!(p[param::ENGINE_VERSION], "8.2", "the newest Valkey by default");
+        let pinned = redis(
+            serde_json::json!({ "environment": "dev", "vpcStackName": "v", "engine": "valkey", "engineVersion": "7.2" }),
+        );
+        assert_eq!(pinned.parameters().expect("valid")[param::ENGINE_VERSION], "7.2");
+        for (engine, version) in [("valkey", "7.1"), ("redis", "8.0")] {
+            let bad = redis(serde_json::json!({
+                "environment": "dev", "vpcStackName": "v", "engine": engine, "engineVersion": version,
+            }));
+            let e = bad.parameters().expect_err("a version of the other engine");
+            assert!(e.0.contains(version) && e.0.contains(engine), "{e}");
         }
     }
 

@@ -3,7 +3,7 @@
 //! The same table feeds the operator's parameter resolution and the CEL rules the apiserver
 //! enforces, so a preset cannot say one thing in Rust and another in the schema.
 
-use super::spec::{EngineVersion, Environment};
+use super::spec::{Engine, EngineVersion, Environment};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Preset {
@@ -15,7 +15,13 @@ pub struct Preset {
     pub encrypted: bool,
 }
 
-pub const DEFAULT_ENGINE_VERSION: EngineVersion = EngineVersion::V7_1;
+/// The version an omitted engineVersion means: the seed's 7.1 for Redis OSS, the newest for Valkey.
+pub const fn default_engine_version(engine: Engine) -> EngineVersion {
+    match engine {
+        Engine::Redis => EngineVersion::V7_1,
+        Engine::Valkey => EngineVersion::V8_2,
+    }
+}
 
 pub const fn preset(env: Environment) -> Preset {
     match env {
@@ -70,12 +76,32 @@ pub fn prod_needs_failover_rule() -> String {
     format!("self.environment != 'prod' || {}", effective_failover())
 }
 
-/// CEL (transition): the engine version, as given or defaulted, never goes down.
-pub fn engine_never_downgrades_rule() -> String {
-    let default = DEFAULT_ENGINE_VERSION.as_str();
+/// CEL: the version, as given or defaulted from the engine (omitted engine means redis).
+fn effective_version(obj: &str) -> String {
+    let (redis, valkey) =
+        (default_engine_version(Engine::Redis).as_str(), default_engine_version(Engine::Valkey).as_str());
     format!(
-        "double(has(self.engineVersion) ? self.engineVersion : '{default}') >= \
-         double(has(oldSelf.engineVersion) ? oldSelf.engineVersion : '{default}')"
+        "(has({obj}.engineVersion) ? {obj}.engineVersion : \
+         (has({obj}.engine) && {obj}.engine == 'valkey' ? '{valkey}' : '{redis}'))"
+    )
+}
+
+/// CEL (transition): the engine version, as given or defaulted, never goes down, across engines
+/// too (every Valkey version is above every Redis OSS one).
+pub fn engine_never_downgrades_rule() -> String {
+    format!("double({}) >= double({})", effective_version("self"), effective_version("oldSelf"))
+}
+
+/// CEL: a given version belongs to the engine.
+pub fn version_matches_engine_rule() -> String {
+    let valkey: Vec<String> = EngineVersion::ALL
+        .iter()
+        .filter(|v| v.engine() == Engine::Valkey)
+        .map(|v| format!("'{}'", v.as_str()))
+        .collect();
+    format!(
+        "!has(self.engineVersion) || ((has(self.engine) && self.engine == 'valkey') == (self.engineVersion in [{}]))",
+        valkey.join(", ")
     )
 }
 
@@ -111,6 +137,21 @@ mod tests {
             assert!(!p.automatic_failover_enabled || p.num_cache_nodes >= 2, "{env:?}");
             assert!(env != Environment::Prod || p.automatic_failover_enabled);
         }
+    }
+
+    #[test]
+    fn engine_rules_know_each_engines_versions_and_defaults() {
+        assert_eq!(default_engine_version(Engine::Redis), EngineVersion::V7_1, "the seed's version");
+        assert_eq!(default_engine_version(Engine::Valkey).engine(), Engine::Valkey);
+        let matches = version_matches_engine_rule();
+        assert!(matches.ends_with("in ['7.2', '8.0', '8.1', '8.2']))"), "{matches}");
+        let downgrade = engine_never_downgrades_rule();
+        assert!(downgrade.contains("oldSelf.engine == 'valkey' ? '8.2' : '7.1'"), "{downgrade}");
+        // Every Valkey version is above every Redis OSS one, so the numeric rule allows the upgrade.
+        let newest_redis = EngineVersion::ALL.iter().filter(|v| v.engine() == Engine::Redis).max().expect("redis");
+        let oldest_valkey = EngineVersion::ALL.iter().filter(|v| v.engine() == Engine::Valkey).min().expect("valkey");
+        let as_number = |v: &EngineVersion| v.as_str().parse::<f64>().expect("a number");
+        assert!(as_number(oldest_valkey) > as_number(newest_redis));
     }
 
     #[test]

@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use super::node_types;
-use super::presets::{engine_never_downgrades_rule, failover_needs_nodes_rule, prod_needs_failover_rule};
+use super::presets::{
+    engine_never_downgrades_rule, failover_needs_nodes_rule, prod_needs_failover_rule, version_matches_engine_rule,
+};
 
 /// Stack names double as ElastiCache replication-group ids (the seed's `oms-redis-prod`, members
 /// `oms-redis-prod-001`…), so they obey the stricter of the two rule sets.
@@ -55,6 +57,12 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 #[x_kube(validation = Rule::new(
     "has(oldSelf.region) ? (has(self.region) && self.region == oldSelf.region) : !has(self.region)"
 ).message("region is immutable: it names where the stack lives, so it cannot be added, changed or removed once the resource exists; create a new OmsRedis for a cache in another region"))]
+#[x_kube(validation = Rule::new(version_matches_engine_rule()).message(
+    "engineVersion must be one of the engine's versions: Redis OSS (engine redis) 6.2, 7.0 or 7.1; Valkey (engine valkey) 7.2, 8.0, 8.1 or 8.2. Omit it to take the engine's newest"
+))]
+#[x_kube(validation = Rule::new(
+    "has(oldSelf.engine) && oldSelf.engine == 'valkey' ? (has(self.engine) && self.engine == 'valkey') : true"
+).message("engine cannot go from valkey back to redis: ElastiCache upgrades Redis OSS to Valkey in place but never back; create a new OmsRedis for a Redis OSS cache"))]
 #[x_kube(validation = Rule::new(engine_never_downgrades_rule()).message("engineVersion can only go up (ElastiCache cannot downgrade Redis): keep the current version or choose a newer one"))]
 #[serde(rename_all = "camelCase")]
 pub struct OmsRedisSpec {
@@ -86,7 +94,13 @@ pub struct OmsRedisSpec {
     #[schemars(range(min = 1, max = 6))]
     pub num_cache_nodes: Option<i32>,
 
-    /// Redis engine version; it can only go up. Default: 7.1.
+    /// The engine: redis (Redis OSS, the seed's) or valkey. Redis OSS can be upgraded to Valkey in
+    /// place; Valkey never goes back. Default: redis.
+    #[serde(default)]
+    pub engine: Engine,
+
+    /// Engine version; it can only go up. Redis OSS: 6.2, 7.0 or 7.1 (default 7.1). Valkey: 7.2, 8.0,
+    /// 8.1 or 8.2 (default 8.2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "engine_version_schema")]
     pub engine_version: Option<EngineVersion>,
@@ -150,6 +164,29 @@ impl Environment {
     }
 }
 
+/// The cache engine.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// Redis OSS, as in the seed.
+    #[default]
+    Redis,
+    Valkey,
+}
+
+impl Engine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Engine::Redis => "redis",
+            Engine::Valkey => "valkey",
+        }
+    }
+}
+
+/// Engine versions ElastiCache supports for node-based clusters, oldest first, with the engine
+/// each belongs to and its parameter-group family (sources: docs/research, section 1: AWS's
+/// "Supported engine versions" and "Engine-specific parameters" pages). Valkey 9.x is left out
+/// until its family name is documented where we can read it.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, schemars::JsonSchema)]
 pub enum EngineVersion {
     #[serde(rename = "6.2")]
@@ -158,6 +195,14 @@ pub enum EngineVersion {
     V7_0,
     #[serde(rename = "7.1")]
     V7_1,
+    #[serde(rename = "7.2")]
+    V7_2,
+    #[serde(rename = "8.0")]
+    V8_0,
+    #[serde(rename = "8.1")]
+    V8_1,
+    #[serde(rename = "8.2")]
+    V8_2,
 }
 
 /// The schema of an optional engine version: just the versions. (The derived schema of an
@@ -173,13 +218,39 @@ fn engine_version_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
 const FAILOVER_NEEDS_NODES_MESSAGE: &str = "automaticFailoverEnabled needs at least 2 cache nodes. Failover is on when the field is true, or omitted in staging and prod (their presets turn it on); numCacheNodes, when omitted, is 1 in dev, 2 in staging and 3 in prod. Set numCacheNodes to 2 or more, or set automaticFailoverEnabled: false (not allowed in prod)";
 
 impl EngineVersion {
-    pub const ALL: [EngineVersion; 3] = [EngineVersion::V6_2, EngineVersion::V7_0, EngineVersion::V7_1];
+    pub const ALL: [EngineVersion; 7] = [
+        EngineVersion::V6_2,
+        EngineVersion::V7_0,
+        EngineVersion::V7_1,
+        EngineVersion::V7_2,
+        EngineVersion::V8_0,
+        EngineVersion::V8_1,
+        EngineVersion::V8_2,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             EngineVersion::V6_2 => "6.2",
             EngineVersion::V7_0 => "7.0",
             EngineVersion::V7_1 => "7.1",
+            EngineVersion::V7_2 => "7.2",
+            EngineVersion::V8_0 => "8.0",
+            EngineVersion::V8_1 => "8.1",
+            EngineVersion::V8_2 => "8.2",
+        }
+    }
+
+    pub fn engine(self) -> Engine {
+        if self <= EngineVersion::V7_1 { Engine::Redis } else { Engine::Valkey }
+    }
+
+    /// The cache parameter group family of this version.
+    pub fn family(self) -> &'static str {
+        match self {
+            EngineVersion::V6_2 => "redis6.x",
+            EngineVersion::V7_0 | EngineVersion::V7_1 => "redis7",
+            EngineVersion::V7_2 => "valkey7",
+            EngineVersion::V8_0 | EngineVersion::V8_1 | EngineVersion::V8_2 => "valkey8",
         }
     }
 }

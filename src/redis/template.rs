@@ -9,14 +9,16 @@ pub const TEMPLATE_BODY: &str = include_str!("../../templates/data/elasticache-r
 pub mod param {
     pub const ENVIRONMENT: &str = "Environment";
     pub const VPC_STACK_NAME: &str = "VPCStackName";
+    pub const ENGINE: &str = "Engine";
     pub const NODE_TYPE: &str = "NodeType";
     pub const NUM_CACHE_NODES: &str = "NumCacheNodes";
     pub const ENGINE_VERSION: &str = "EngineVersion";
     pub const SNAPSHOT_RETENTION_LIMIT: &str = "SnapshotRetentionLimit";
     pub const AUTOMATIC_FAILOVER_ENABLED: &str = "AutomaticFailoverEnabled";
 
-    /// Every parameter, in the order the seed's commands pass them.
-    pub const ALL: [&str; 7] = [
+    /// Every parameter: the seed's, in the order its commands pass them, then the ones added since
+    /// (each with a default that keeps the seed's commands working).
+    pub const ALL: [&str; 8] = [
         ENVIRONMENT,
         VPC_STACK_NAME,
         NODE_TYPE,
@@ -24,6 +26,7 @@ pub mod param {
         ENGINE_VERSION,
         SNAPSHOT_RETENTION_LIMIT,
         AUTOMATIC_FAILOVER_ENABLED,
+        ENGINE,
     ];
 }
 
@@ -106,26 +109,35 @@ mod tests {
 
     #[test]
     fn every_engine_version_maps_to_its_own_parameter_group_family() {
+        use crate::redis::{Engine, EngineVersion};
         let t = template();
-        let versions = t["Parameters"][param::ENGINE_VERSION]["AllowedValues"]
+        let versions: Vec<&str> = t["Parameters"][param::ENGINE_VERSION]["AllowedValues"]
             .as_array()
-            .expect("EngineVersion has AllowedValues");
-        assert!(!versions.is_empty());
-        for v in versions {
-            let v = v.as_str().expect("versions are strings");
-            let major = v.split('.').next().expect("a major version");
-            // ElastiCache names the families redis6.x and redis7 (and redis7 covers 7.0 and 7.1).
-            let expected = if major == "6" { "redis6.x".to_string() } else { format!("redis{major}") };
+            .expect("EngineVersion has AllowedValues")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        assert_eq!(versions, EngineVersion::ALL.map(|v| v.as_str()), "the template lists the spec's versions");
+        for v in EngineVersion::ALL {
             assert_eq!(
-                t["Mappings"]["EngineFamily"][v]["Family"].as_str(),
-                Some(expected.as_str()),
-                "family for engine {v}"
+                t["Mappings"]["EngineFamily"][v.as_str()]["Family"].as_str(),
+                Some(v.family()),
+                "family for engine {}",
+                v.as_str()
             );
         }
         // The parameter group takes its family from that mapping, never a literal.
         let family = &t["Resources"]["RedisParameterGroup"]["Properties"]["CacheParameterGroupFamily"];
         assert_eq!(family["Fn::FindInMap"][0], "EngineFamily");
         assert_eq!(family["Fn::FindInMap"][1]["Ref"], param::ENGINE_VERSION);
+        // The group runs the engine parameter, which defaults to the seed's, and a rule keeps
+        // each version with its engine.
+        assert_eq!(t["Resources"]["RedisReplicationGroup"]["Properties"]["Engine"]["Ref"], param::ENGINE);
+        assert_eq!(t["Parameters"][param::ENGINE]["Default"], Engine::Redis.as_str());
+        let valkey: Vec<&str> =
+            EngineVersion::ALL.iter().filter(|v| v.engine() == Engine::Valkey).map(|v| v.as_str()).collect();
+        let rule = &t["Rules"]["ValkeyNeedsValkeyVersion"]["Assertions"][0]["Assert"]["Fn::Contains"];
+        assert_eq!(rule[0].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>()), Some(valkey));
     }
 
     #[test]
