@@ -65,3 +65,27 @@ async fn redis_is_upgraded_to_valkey_in_place() {
         "the endpoint does not change"
     );
 }
+
+/// Redis OSS 6.2 leaves AWS standard support on 2027-01-31: within 90 days a condition and a
+/// Warning say so and what to upgrade to, while the cache stays Ready. (The date comes from one
+/// table; this test holds while today is within 90 days of it or past it.)
+#[tokio::test]
+async fn a_version_near_the_end_of_standard_support_is_warned_about_and_stays_ready() {
+    let w = World::new("support").await;
+    let old = unique_name("oms-redis-six");
+    let new = unique_name("oms-redis-seven");
+    w.create(&old, "dev", json!({ "engineVersion": "6.2" })).await;
+    w.create(&new, "dev", json!({})).await;
+    let o = w.ready(&old).await;
+    let c = support::world::condition(&o, "EngineSupportEnding").expect("the support condition");
+    assert_eq!(c.status, "True");
+    assert!(c.message.contains("2027-01-31") && c.message.contains("engine: valkey"), "{}", c.message);
+    let note = w.event_note("EngineSupportEnding").await;
+    assert!(note.contains("2027-01-31"), "{note}");
+    let n = w.ready(&new).await;
+    assert!(support::world::condition(&n, "EngineSupportEnding").is_none(), "7.1 has no published end");
+    // Upgrading clears it.
+    w.patch_spec(&old, json!({ "engineVersion": "7.1" })).await;
+    let o = w.ready(&old).await;
+    assert!(support::world::condition(&o, "EngineSupportEnding").is_none());
+}

@@ -6,7 +6,9 @@ pub mod presets;
 pub mod spec;
 pub mod template;
 
-use crate::stack::{BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError, status::StackStatus};
+use crate::stack::{
+    Advisory, BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError, status::StackStatus,
+};
 use kube::ResourceExt;
 use presets::{default_engine_version, preset};
 pub use spec::{Engine, EngineVersion, Environment, OmsRedis, OmsRedisSpec, OmsRedisStatus};
@@ -81,6 +83,28 @@ impl OmsRedis {
     pub fn secret_name(&self) -> String {
         self.spec.secret_name.clone().unwrap_or_else(|| format!("{}-redis", self.name_any()))
     }
+}
+
+/// A Warning while a Redis OSS version is within 90 days of the end of AWS standard support, or past it.
+fn support_advisory(version: EngineVersion, today: k8s_openapi::jiff::civil::Date) -> Option<Advisory> {
+    let (_, ends) = spec::STANDARD_SUPPORT_ENDS.iter().find(|(v, _)| *v == version)?;
+    let end: k8s_openapi::jiff::civil::Date = ends.parse().ok()?;
+    let warn_from = end.checked_sub(k8s_openapi::jiff::Span::new().days(90)).ok()?;
+    if today < warn_from {
+        return None;
+    }
+    let newest_redis = EngineVersion::ALL.iter().filter(|v| v.engine() == Engine::Redis).max()?;
+    let when = if today > end { "left" } else { "leaves" };
+    Some(Advisory {
+        type_: "EngineSupportEnding",
+        reason: "EngineSupportEnding",
+        message: format!(
+            "Redis OSS {} {when} AWS standard support on {ends}; after that AWS charges Extended Support. Upgrade \
+             in place to engine: valkey, or to Redis OSS {} (engineVersion)",
+            version.as_str(),
+            newest_redis.as_str()
+        ),
+    })
 }
 
 /// Whether the stack runs with TLS: the template encrypts in transit exactly in prod.
@@ -160,6 +184,12 @@ impl DataStack for OmsRedis {
             replication_group_id: group,
             snapshot_prefix: "oms-redis-backup",
         })
+    }
+
+    fn advisories(&self) -> Vec<Advisory> {
+        let today = k8s_openapi::jiff::Timestamp::now().to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC).date();
+        let version = self.spec.engine_version.unwrap_or(default_engine_version(self.spec.engine));
+        support_advisory(version, today).into_iter().collect()
     }
 
     fn explain_refusal(&self, aws_message: &str) -> Option<String> {
@@ -308,6 +338,20 @@ mod tests {
             }));
             let e = bad.parameters().expect_err("a version of the other engine");
             assert!(e.0.contains(version) && e.0.contains(engine), "{e}");
+        }
+    }
+
+    #[test]
+    fn redis_6_is_warned_about_90_days_before_its_support_ends() {
+        let day = |s: &str| s.parse::<k8s_openapi::jiff::civil::Date>().expect("a date");
+        assert_eq!(support_advisory(EngineVersion::V6_2, day("2026-11-01")), None, "91 days before");
+        let soon = support_advisory(EngineVersion::V6_2, day("2026-11-02")).expect("90 days before");
+        assert!(soon.message.contains("leaves AWS standard support on 2027-01-31"), "{}", soon.message);
+        assert!(soon.message.contains("engine: valkey") && soon.message.contains("Redis OSS 7.1"), "{}", soon.message);
+        let past = support_advisory(EngineVersion::V6_2, day("2027-03-01")).expect("past");
+        assert!(past.message.contains("left AWS standard support"), "{}", past.message);
+        for v in EngineVersion::ALL.into_iter().filter(|v| *v != EngineVersion::V6_2) {
+            assert_eq!(support_advisory(v, day("2030-01-01")), None, "{} has no published end", v.as_str());
         }
     }
 

@@ -217,6 +217,14 @@ fn engine_version_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema 
 /// estimate for one over spec strings exceeds its budget by far.)
 const FAILOVER_NEEDS_NODES_MESSAGE: &str = "automaticFailoverEnabled needs at least 2 cache nodes. Failover is on when the field is true, or omitted in staging and prod (their presets turn it on); numCacheNodes, when omitted, is 1 in dev, 2 in staging and 3 in prod. Set numCacheNodes to 2 or more, or set automaticFailoverEnabled: false (not allowed in prod)";
 
+/// When AWS ends standard support for a Redis OSS version on ElastiCache (after it, Extended
+/// Support is charged). Source: AWS, "ElastiCache extended support" and "Extended Support charges"
+/// (https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/extended-support.html,
+/// https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/extended-support-charges.html), read
+/// 2026-11-29: Redis OSS 4 and 5 on 2026-01-31, Redis OSS 6 on 2027-01-31. AWS has published no
+/// date for 7.x, and Valkey versions have none.
+pub const STANDARD_SUPPORT_ENDS: [(EngineVersion, &str); 1] = [(EngineVersion::V6_2, "2027-01-31")];
+
 impl EngineVersion {
     pub const ALL: [EngineVersion; 7] = [
         EngineVersion::V6_2,

@@ -41,6 +41,14 @@ pub struct Desired {
     pub recreate_when_lost: bool,
 }
 
+/// Something the user should act on before it becomes a problem; shown as a condition of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Advisory {
+    pub type_: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+}
+
 /// What a settled stack gives the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
@@ -84,6 +92,13 @@ pub trait DataStack:
     /// What to back up under deletion policy Snapshot, from the stack's outputs (else the last
     /// published status); `None` when the kind cannot tell, and then nothing is deleted.
     fn backup_target(&self, outputs: &BTreeMap<String, String>) -> Option<BackupTarget>;
+
+    /// Conditions beside Ready/Reconciling/Stalled that tell the user something about the spec
+    /// without changing its health (an engine leaving support, say), as (type, reason, message).
+    /// Each is shown while it holds and announced once with a Warning Event.
+    fn advisories(&self) -> Vec<Advisory> {
+        Vec::new()
+    }
 
     /// A plainer account of an AWS refusal that names what in the spec to change, keeping AWS's
     /// words; `None` when there is nothing to add.

@@ -16,4 +16,4 @@ pub mod publish;
 pub mod reconcile;
 pub mod status;
 
-pub use kind::{BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError};
+pub use kind::{Advisory, BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError};

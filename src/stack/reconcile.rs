@@ -310,6 +310,11 @@ pub(super) async fn finish<K: DataStack>(
         let type_ = if health.is_warning() { EventType::Warning } else { EventType::Normal };
         publish_event(ctx, obj, type_, health.reason(), "Reconcile", health.message().to_string()).await;
     }
+    for advisory in obj.advisories() {
+        if !prev.conditions.iter().any(|c| c.type_ == advisory.type_ && c.status == "True") {
+            publish_event(ctx, obj, EventType::Warning, advisory.reason, "Reconcile", advisory.message).await;
+        }
+    }
     ctx.metrics.observe_phase(obj, next.stack_status.as_deref());
     Ok(requeue)
 }
@@ -327,6 +332,7 @@ async fn write_status<K: DataStack>(
     let now = Time(k8s_openapi::jiff::Timestamp::now());
     next.observed_generation = generation;
     next.conditions = status::conditions(&prev.conditions, &health, generation, &now);
+    next.conditions.extend(status::advisory_conditions(&prev.conditions, &obj.advisories(), generation, &now));
 
     if let Some(p) = &published {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());

@@ -119,6 +119,30 @@ pub fn conditions(previous: &[Condition], health: &Health, generation: Option<i6
     vec![make(READY, ready), make(RECONCILING, reconciling), make(STALLED, stalled)]
 }
 
+/// The advisories as conditions (status True), each keeping its lastTransitionTime while it holds.
+pub fn advisory_conditions(
+    previous: &[Condition],
+    advisories: &[super::kind::Advisory],
+    generation: Option<i64>,
+    now: &Time,
+) -> Vec<Condition> {
+    advisories
+        .iter()
+        .map(|a| Condition {
+            type_: a.type_.to_string(),
+            status: "True".into(),
+            reason: a.reason.to_string(),
+            message: a.message.clone(),
+            observed_generation: generation,
+            last_transition_time: previous
+                .iter()
+                .find(|c| c.type_ == a.type_ && c.status == "True")
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or_else(|| now.clone()),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
