@@ -4,7 +4,7 @@
 mod support;
 
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use oms_data_operator::redis::OmsRedis;
+use oms_data_operator::redis::{OmsRedis, windows};
 use serde_json::{Value, json};
 use support::controlplane;
 use support::operator::install_crds;
@@ -253,6 +253,40 @@ async fn update_refused(api: &Api<OmsRedis>, name: &str, patch: Value) -> String
         }
         Err(e) => panic!("unexpected error {e}"),
     }
+}
+
+/// The window rules' worked examples, through the apiserver's CEL: the same cases the Rust rules
+/// are unit-tested with.
+#[tokio::test]
+async fn windows_follow_awss_rules_at_apply_time() {
+    let api = api().await;
+    for (i, (maintenance, snapshot, snapshots_on, refusal)) in windows::EXAMPLES.into_iter().enumerate() {
+        // staging keeps 3 days of snapshots; dev keeps none.
+        let mut spec = json!({ "environment": if snapshots_on { "staging" } else { "dev" }, "vpcStackName": "v" });
+        if let Some(m) = maintenance {
+            spec["maintenanceWindow"] = json!(m);
+        }
+        if let Some(s) = snapshot {
+            spec["snapshotWindow"] = json!(s);
+        }
+        let body = manifest(&format!("w{i}"), spec.clone());
+        match refusal {
+            Some(words) => {
+                let message = refused(&api, body).await;
+                assert!(message.contains(words), "{spec}: {words:?} not in {message}");
+            }
+            None => {
+                let obj: OmsRedis = serde_json::from_value(body).expect("a manifest");
+                api.create(&PostParams::default(), &obj).await.unwrap_or_else(|e| panic!("{spec} refused: {e}"));
+            }
+        }
+    }
+    let message = refused(
+        &api,
+        manifest("w-shape", json!({ "environment": "dev", "vpcStackName": "v", "maintenanceWindow": "sunday 5am" })),
+    )
+    .await;
+    assert!(message.contains("spec.maintenanceWindow") && message.contains("should match"), "{message}");
 }
 
 #[tokio::test]

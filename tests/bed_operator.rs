@@ -437,3 +437,42 @@ async fn a_change_while_the_stack_is_in_progress_waits_for_it() {
         "cache.t4g.small"
     );
 }
+
+#[tokio::test]
+async fn alarms_notify_the_topic_with_the_given_thresholds_and_windows_reach_the_stack() {
+    let w = World::new("alarms").await;
+    let watched = unique_name("oms-redis-alarm");
+    let quiet = unique_name("oms-redis-quiet");
+    let topic = "arn:aws:sns:us-east-1:123456789012:oms-alerts";
+    w.create(
+        &watched,
+        "staging",
+        json!({
+            "alarms": { "topicArn": topic, "allEnvironments": true, "cpuPercent": 60 },
+            "maintenanceWindow": "mon:01:00-mon:02:00",
+            "snapshotWindow": "03:00-04:00",
+        }),
+    )
+    .await;
+    w.create(&quiet, "dev", json!({})).await;
+    let o = w.ready(&watched).await;
+    let names = o.status.as_ref().map(|s| s.alarm_names.clone()).unwrap_or_default();
+    assert_eq!(names, oms_data_operator::redis::template::alarm_names(&watched));
+    let alarms = w.emu.alarms(&format!("{watched}-"));
+    assert_eq!(alarms.len(), 4, "{alarms:?}");
+    for a in &alarms {
+        assert_eq!(a["alarm_actions"], json!([topic]), "{a}");
+        assert_eq!(a["ok_actions"], json!([topic]), "{a}");
+    }
+    let cpu = alarms.iter().find(|a| a["metric_name"] == "CPUUtilization").expect("the CPU alarm");
+    assert_eq!(cpu["threshold"].as_f64(), Some(60.0));
+    let memory = alarms.iter().find(|a| a["metric_name"] == "DatabaseMemoryUsagePercentage").expect("memory");
+    assert_eq!(memory["threshold"].as_f64(), Some(85.0), "an omitted threshold is the seed's");
+    let live = stack_params(&stack(w.emu, &watched).await.expect("the stack"));
+    assert_eq!(live[param::MAINTENANCE_WINDOW], "mon:01:00-mon:02:00");
+    assert_eq!(live[param::SNAPSHOT_WINDOW], "03:00-04:00");
+
+    let o = w.ready(&quiet).await;
+    assert!(o.status.map(|s| s.alarm_names.is_empty()).unwrap_or(true), "dev has no alarms by default");
+    assert!(w.emu.alarms(&format!("{quiet}-")).is_empty());
+}

@@ -5,6 +5,7 @@ pub mod node_types;
 pub mod presets;
 pub mod spec;
 pub mod template;
+pub mod windows;
 
 use crate::stack::{
     Advisory, BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError, status::StackStatus,
@@ -60,6 +61,22 @@ impl OmsRedis {
         if !(0..=35).contains(&retention) {
             return Err(SpecError(format!("snapshotRetentionLimit must be between 0 and 35, not {retention}")));
         }
+        windows::check(s.maintenance_window.as_deref(), s.snapshot_window.as_deref(), retention > 0)
+            .map_err(SpecError)?;
+        // Parameters added after the seed are sent only when set: the template's defaults are the
+        // seed's, and stacks made before them see no change from an operator upgrade.
+        let alarms = s.alarms.clone().unwrap_or_default();
+        let optional = [
+            (param::ENGINE, (s.engine != Engine::Redis).then(|| s.engine.as_str().to_string())),
+            (param::MAINTENANCE_WINDOW, s.maintenance_window.clone()),
+            (param::SNAPSHOT_WINDOW, s.snapshot_window.clone()),
+            (param::ALARMS_IN_ALL_ENVIRONMENTS, alarms.all_environments.map(|b| b.to_string())),
+            (param::ALARM_TOPIC_ARN, alarms.topic_arn.clone()),
+            (param::CPU_ALARM_THRESHOLD, alarms.cpu_percent.map(|v| v.to_string())),
+            (param::MEMORY_ALARM_THRESHOLD, alarms.memory_percent.map(|v| v.to_string())),
+            (param::CACHE_HIT_RATE_ALARM_THRESHOLD, alarms.cache_hit_rate_percent.map(|v| v.to_string())),
+            (param::EVICTIONS_ALARM_THRESHOLD, alarms.evictions_per_minute.map(|v| v.to_string())),
+        ];
         Ok(BTreeMap::from([
             (param::ENVIRONMENT.to_string(), s.environment.as_str().to_string()),
             (param::VPC_STACK_NAME.to_string(), s.vpc_stack_name.clone()),
@@ -70,9 +87,7 @@ impl OmsRedis {
             (param::AUTOMATIC_FAILOVER_ENABLED.to_string(), failover.to_string()),
         ])
         .into_iter()
-        // The template defaults Engine to redis: sent only when it is not, so stacks made before
-        // the parameter existed see no change (and no update) from an operator upgrade.
-        .chain((s.engine != Engine::Redis).then(|| (param::ENGINE.to_string(), s.engine.as_str().to_string())))
+        .chain(optional.into_iter().filter_map(|(k, v)| Some((k.to_string(), v?))))
         .collect())
     }
 
@@ -168,6 +183,11 @@ impl DataStack for OmsRedis {
         status.insert("port".into(), port_number.into());
         status.insert("readerEndpoint".into(), reader.into());
         status.insert("securityGroupId".into(), security_group.into());
+        let alarmed = parameters.get(param::ENVIRONMENT).map(String::as_str) == Some(Environment::Prod.as_str())
+            || parameters.get(param::ALARMS_IN_ALL_ENVIRONMENTS).map(String::as_str) == Some("true");
+        if alarmed {
+            status.insert("alarmNames".into(), template::alarm_names(&group).into());
+        }
         status.insert("replicationGroupId".into(), group.into());
         Ok(Published { secret, status })
     }

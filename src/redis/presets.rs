@@ -71,6 +71,11 @@ pub fn failover_needs_nodes_rule() -> String {
     format!("!{} || {nodes} >= 2", effective_failover())
 }
 
+/// CEL: automatic snapshots are on (the retention, as given or preset, is above 0).
+pub fn snapshots_on_cel() -> String {
+    format!("({} > 0)", effective("snapshotRetentionLimit", |p| p.snapshot_retention_limit.to_string()))
+}
+
 /// CEL: prod runs with failover.
 pub fn prod_needs_failover_rule() -> String {
     format!("self.environment != 'prod' || {}", effective_failover())

@@ -12,8 +12,10 @@ use std::collections::BTreeMap;
 
 use super::node_types;
 use super::presets::{
-    engine_never_downgrades_rule, failover_needs_nodes_rule, prod_needs_failover_rule, version_matches_engine_rule,
+    engine_never_downgrades_rule, failover_needs_nodes_rule, prod_needs_failover_rule, snapshots_on_cel,
+    version_matches_engine_rule,
 };
+use super::windows;
 
 /// Stack names double as ElastiCache replication-group ids (the seed's `oms-redis-prod`, members
 /// `oms-redis-prod-001`…), so they obey the stricter of the two rule sets.
@@ -57,6 +59,7 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 #[x_kube(validation = Rule::new(
     "has(oldSelf.region) ? (has(self.region) && self.region == oldSelf.region) : !has(self.region)"
 ).message("region is immutable: it names where the stack lives, so it cannot be added, changed or removed once the resource exists; create a new OmsRedis for a cache in another region"))]
+#[x_kube(validation = Rule::new(windows::no_overlap_rule(&snapshots_on_cel())).message(windows::OVERLAP_MESSAGE))]
 #[x_kube(validation = Rule::new(version_matches_engine_rule()).message(
     "engineVersion must be one of the engine's versions: Redis OSS (engine redis) 6.2, 7.0 or 7.1; Valkey (engine valkey) 7.2, 8.0, 8.1 or 8.2. Omit it to take the engine's newest"
 ))]
@@ -137,6 +140,29 @@ pub struct OmsRedisSpec {
     ).message("tags: keys at most 128 characters and not starting with aws: or oms-data-operator/ (reserved), values at most 256 characters"))]
     pub tags: Option<BTreeMap<String, String>>,
 
+    /// Weekly maintenance window, UTC, ddd:hh24:mi-ddd:hh24:mi, at least 60 minutes, not overlapping
+    /// snapshotWindow. Default: sun:05:00-sun:07:00.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 19), regex(pattern = windows::MAINTENANCE_PATTERN))]
+    #[x_kube(validation = Rule::new(windows::maintenance_length_rule()).message(
+        "maintenanceWindow must last at least 60 minutes (AWS's minimum)"
+    ))]
+    pub maintenance_window: Option<String>,
+
+    /// Daily window for automatic snapshots, UTC, hh24:mi-hh24:mi, at least 60 minutes, not
+    /// overlapping maintenanceWindow. Default: 03:00-05:00.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 11), regex(pattern = windows::SNAPSHOT_PATTERN))]
+    #[x_kube(validation = Rule::new(windows::snapshot_length_rule()).message(
+        "snapshotWindow must last at least 60 minutes (AWS's minimum)"
+    ))]
+    pub snapshot_window: Option<String>,
+
+    /// The seed's four CloudWatch alarms (CPU, memory, cache hit rate, evictions): who they notify,
+    /// their thresholds, and whether environments other than prod get them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarms: Option<AlarmsSpec>,
+
     /// What deleting this resource does to the stack: Delete (default), Retain or Snapshot.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -144,6 +170,35 @@ pub struct OmsRedisSpec {
     /// Take over an existing stack of this name that no operator owns. Off by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt_existing_stack: Option<bool>,
+}
+
+/// The alarms. Omitted thresholds are the seed's.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AlarmsSpec {
+    /// SNS topic ARN that each alarm notifies when it fires and when it clears. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 300), regex(pattern = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"))]
+    pub topic_arn: Option<String>,
+    /// Create the alarms in dev and staging too (prod always has them). Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_environments: Option<bool>,
+    /// Alarm when CPUUtilization is above this percentage. Default: 75.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub cpu_percent: Option<i32>,
+    /// Alarm when DatabaseMemoryUsagePercentage is above this. Default: 85.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub memory_percent: Option<i32>,
+    /// Alarm when CacheHitRate is below this percentage. Default: 80.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub cache_hit_rate_percent: Option<i32>,
+    /// Alarm when evictions per minute are above this. Default: 1000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100000000))]
+    pub evictions_per_minute: Option<i64>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
@@ -284,4 +339,7 @@ pub struct OmsRedisStatus {
     pub security_group_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replication_group_id: Option<String>,
+    /// The CloudWatch alarms the stack has.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarm_names: Vec<String>,
 }

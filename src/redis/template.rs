@@ -15,10 +15,18 @@ pub mod param {
     pub const ENGINE_VERSION: &str = "EngineVersion";
     pub const SNAPSHOT_RETENTION_LIMIT: &str = "SnapshotRetentionLimit";
     pub const AUTOMATIC_FAILOVER_ENABLED: &str = "AutomaticFailoverEnabled";
+    pub const MAINTENANCE_WINDOW: &str = "MaintenanceWindow";
+    pub const SNAPSHOT_WINDOW: &str = "SnapshotWindow";
+    pub const ALARMS_IN_ALL_ENVIRONMENTS: &str = "AlarmsInAllEnvironments";
+    pub const ALARM_TOPIC_ARN: &str = "AlarmTopicArn";
+    pub const CPU_ALARM_THRESHOLD: &str = "CpuAlarmThreshold";
+    pub const MEMORY_ALARM_THRESHOLD: &str = "MemoryAlarmThreshold";
+    pub const CACHE_HIT_RATE_ALARM_THRESHOLD: &str = "CacheHitRateAlarmThreshold";
+    pub const EVICTIONS_ALARM_THRESHOLD: &str = "EvictionsAlarmThreshold";
 
     /// Every parameter: the seed's, in the order its commands pass them, then the ones added since
     /// (each with a default that keeps the seed's commands working).
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 16] = [
         ENVIRONMENT,
         VPC_STACK_NAME,
         NODE_TYPE,
@@ -27,6 +35,14 @@ pub mod param {
         SNAPSHOT_RETENTION_LIMIT,
         AUTOMATIC_FAILOVER_ENABLED,
         ENGINE,
+        MAINTENANCE_WINDOW,
+        SNAPSHOT_WINDOW,
+        ALARMS_IN_ALL_ENVIRONMENTS,
+        ALARM_TOPIC_ARN,
+        CPU_ALARM_THRESHOLD,
+        MEMORY_ALARM_THRESHOLD,
+        CACHE_HIT_RATE_ALARM_THRESHOLD,
+        EVICTIONS_ALARM_THRESHOLD,
     ];
 }
 
@@ -39,6 +55,14 @@ pub mod output {
     pub const REPLICATION_GROUP_ID: &str = "RedisReplicationGroupId";
 
     pub const ALL: [&str; 5] = [ENDPOINT, PORT, READER_ENDPOINT, SECURITY_GROUP_ID, REPLICATION_GROUP_ID];
+}
+
+/// The metrics of the seed's four alarms; each alarm is named `<stack name>-<metric>`.
+pub const ALARM_METRICS: [&str; 4] = ["CPUUtilization", "DatabaseMemoryUsagePercentage", "CacheHitRate", "Evictions"];
+
+/// The names the template gives the alarms of a stack.
+pub fn alarm_names(stack_name: &str) -> Vec<String> {
+    ALARM_METRICS.iter().map(|m| format!("{stack_name}-{m}")).collect()
 }
 
 /// The VPC stack's exports this template imports, each as `<VPCStackName>-<name>`.
@@ -187,6 +211,27 @@ mod tests {
     }
 
     #[test]
+    fn alarms_are_named_after_their_metric_and_notify_the_topic_when_one_is_given() {
+        let t = template();
+        let alarms: Vec<&Value> = t["Resources"]
+            .as_object()
+            .expect("resources")
+            .values()
+            .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
+            .collect();
+        let names: BTreeSet<String> =
+            alarms.iter().filter_map(|a| a["Properties"]["AlarmName"]["Fn::Sub"].as_str().map(String::from)).collect();
+        assert_eq!(names, alarm_names("${AWS::StackName}").into_iter().collect::<BTreeSet<_>>());
+        for a in alarms {
+            assert_eq!(a["Condition"], "CreateAlarms");
+            for actions in ["AlarmActions", "OKActions"] {
+                assert_eq!(a["Properties"][actions]["Fn::If"][0], "HasAlarmTopic");
+                assert_eq!(a["Properties"][actions]["Fn::If"][1][0]["Ref"], param::ALARM_TOPIC_ARN);
+            }
+        }
+    }
+
+    #[test]
     fn prod_alarms_cover_the_seed_thresholds() {
         let t = template();
         let alarms: Vec<&Value> = t["Resources"]
@@ -209,9 +254,10 @@ mod tests {
         ];
         for (metric, op, threshold) in cases {
             let a = find(metric);
-            assert_eq!(a["Condition"], "IsProd", "{metric} alarm is a prod alarm");
+            assert_eq!(a["Condition"], "CreateAlarms", "{metric} alarm: prod, or asked for");
             assert_eq!(a["Properties"]["ComparisonOperator"], op, "{metric}");
-            assert_eq!(a["Properties"]["Threshold"], threshold, "{metric}");
+            let param = a["Properties"]["Threshold"]["Ref"].as_str().expect("a threshold parameter");
+            assert_eq!(t["Parameters"][param]["Default"], threshold.to_string(), "{metric}: the seed's threshold");
         }
         // Evictions are counted per minute.
         let ev = find("Evictions");

@@ -270,6 +270,8 @@ class OmsApp:
                         "period": a.period,
                         "statistic": a.statistic,
                         "dimensions": [{"name": d.name, "value": d.value} for d in (a.dimensions or [])],
+                        "alarm_actions": list(a.alarm_actions or []),
+                        "ok_actions": list(a.ok_actions or []),
                     }
                     for a in backend.alarms.values()
                     if a.name.startswith(prefix)
