@@ -85,9 +85,12 @@ pub fn check(maintenance_text: Option<&str>, snapshot_text: Option<&str>, snapsh
 
 pub const OVERLAP_MESSAGE: &str = "snapshotWindow and maintenanceWindow overlap (AWS refuses that): move one of them; omitted, they are 03:00-05:00 daily and sun:05:00-sun:07:00";
 
+/// (maintenance window, snapshot window, snapshots on, words of the refusal or None).
+pub type Example = (Option<&'static str>, Option<&'static str>, bool, Option<&'static str>);
+
 /// Worked examples: (maintenance, snapshot, snapshots on, words of the refusal or None). The
 /// unit tests check the Rust rules with them and a bed test the CEL rules, so the two agree.
-pub const EXAMPLES: [(Option<&str>, Option<&str>, bool, Option<&str>); 9] = [
+pub const EXAMPLES: [Example; 9] = [
     (None, None, true, None),
     (Some("mon:23:30-tue:00:30"), Some("22:00-23:30"), true, None),
     (Some("sat:23:00-sun:01:00"), Some("00:30-01:30"), true, Some("overlap")),
