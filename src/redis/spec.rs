@@ -21,6 +21,9 @@ use super::windows;
 /// `oms-redis-prod-001`…), so they obey the stricter of the two rule sets.
 pub const STACK_NAME_PATTERN: &str = "^[a-z]([a-z0-9]|-[a-z0-9])*$";
 pub const STACK_NAME_MAX: usize = 40;
+/// An SNS topic ARN (`arn:aws:sns:<region>:<account>:<topic>`, as CloudWatch's PutMetricAlarm
+/// documents alarm actions); the template's AlarmTopicArn takes the same or nothing.
+pub const SNS_TOPIC_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$";
 const DNS_SUBDOMAIN_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 
@@ -178,7 +181,7 @@ pub struct OmsRedisSpec {
 pub struct AlarmsSpec {
     /// SNS topic ARN that each alarm notifies when it fires and when it clears. Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 300), regex(pattern = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$"))]
+    #[schemars(length(max = 300), regex(pattern = SNS_TOPIC_ARN_PATTERN))]
     pub topic_arn: Option<String>,
     /// Create the alarms in dev and staging too (prod always has them). Default: false.
     #[serde(default, skip_serializing_if = "Option::is_none")]

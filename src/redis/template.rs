@@ -210,18 +210,24 @@ mod tests {
         assert_eq!(props["maxmemory-samples"], "5");
     }
 
-    #[test]
-    fn alarms_are_named_after_their_metric_and_notify_the_topic_when_one_is_given() {
-        let t = template();
-        let alarms: Vec<&Value> = t["Resources"]
+    fn alarms(t: &Value) -> Vec<&Value> {
+        t["Resources"]
             .as_object()
             .expect("resources")
             .values()
             .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn alarms_are_named_after_their_metric_and_notify_the_topic_when_one_is_given() {
+        let t = template();
+        let alarms = alarms(&t);
         let names: BTreeSet<String> =
             alarms.iter().filter_map(|a| a["Properties"]["AlarmName"]["Fn::Sub"].as_str().map(String::from)).collect();
         assert_eq!(names, alarm_names("${AWS::StackName}").into_iter().collect::<BTreeSet<_>>());
+        let topic = t["Parameters"][param::ALARM_TOPIC_ARN]["AllowedPattern"].as_str().expect("a pattern");
+        assert_eq!(topic, format!("^$|{}", crate::redis::spec::SNS_TOPIC_ARN_PATTERN), "the spec's pattern, or empty");
         for a in alarms {
             assert_eq!(a["Condition"], "CreateAlarms");
             for actions in ["AlarmActions", "OKActions"] {
@@ -234,12 +240,7 @@ mod tests {
     #[test]
     fn prod_alarms_cover_the_seed_thresholds() {
         let t = template();
-        let alarms: Vec<&Value> = t["Resources"]
-            .as_object()
-            .expect("resources")
-            .values()
-            .filter(|r| r["Type"] == "AWS::CloudWatch::Alarm")
-            .collect();
+        let alarms = alarms(&t);
         let find = |metric: &str| {
             alarms
                 .iter()
