@@ -64,12 +64,12 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 ).message("region is immutable: it names where the stack lives, so it cannot be added, changed or removed once the resource exists; create a new OmsRedis for a cache in another region"))]
 #[x_kube(validation = Rule::new(windows::no_overlap_rule(&snapshots_on_cel())).message(windows::OVERLAP_MESSAGE))]
 #[x_kube(validation = Rule::new(version_matches_engine_rule()).message(
-    "engineVersion must be one of the engine's versions: Redis OSS (engine redis) 6.2, 7.0 or 7.1; Valkey (engine valkey) 7.2, 8.0, 8.1 or 8.2. Omit it to take the engine's newest"
+    "engineVersion must be one of the engine's versions: Redis OSS (engine redis) 6.2, 7.0 or 7.1; Valkey (engine valkey) 7.2, 8.0, 8.1 or 8.2. To move to Valkey, change engine and engineVersion in the same edit, or remove engineVersion to take the engine's newest"
 ))]
 #[x_kube(validation = Rule::new(
     "has(oldSelf.engine) && oldSelf.engine == 'valkey' ? (has(self.engine) && self.engine == 'valkey') : true"
 ).message("engine cannot go from valkey back to redis: ElastiCache upgrades Redis OSS to Valkey in place but never back; create a new OmsRedis for a Redis OSS cache"))]
-#[x_kube(validation = Rule::new(engine_never_downgrades_rule()).message("engineVersion can only go up (ElastiCache cannot downgrade Redis): keep the current version or choose a newer one"))]
+#[x_kube(validation = Rule::new(engine_never_downgrades_rule()).message("engineVersion can only go up (ElastiCache cannot downgrade an engine, and every Valkey version is above every Redis OSS one): keep the current version or choose a newer one"))]
 #[serde(rename_all = "camelCase")]
 pub struct OmsRedisSpec {
     /// dev, staging or prod; selects the preset for every omitted sizing field. Immutable.
