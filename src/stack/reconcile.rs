@@ -132,8 +132,11 @@ async fn reconcile_inner<K: DataStack>(obj: Arc<K>, ctx: &Context) -> Result<Act
 /// as in Crossplane); the conditions say so and otherwise keep what they said.
 async fn pause<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Action> {
     let prev = obj.stack_status().cloned().unwrap_or_default();
+    // Removing the annotation is a change and wakes the resource; the resync only keeps a paused
+    // resource that is being deleted from counting as released (the metrics forget those).
+    let later = Action::requeue(ctx.settings.resync);
     if prev.conditions.iter().any(|c| c.type_ == PAUSED_CONDITION && c.status == "True") {
-        return Ok(Action::await_change());
+        return Ok(later);
     }
     let message = format!(
         "reconciling is paused by the annotation {}=true: nothing is created, changed or deleted (deletion \
@@ -157,7 +160,7 @@ async fn pause<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Act
     status.insert("conditions".into(), serde_json::to_value(&conditions).map_err(|e| Error::Internal(e.to_string()))?);
     publish::apply_status(api, obj, serde_json::Value::Object(status), ctx.settings.kube_timeout).await?;
     publish_event(ctx, obj, EventType::Normal, "ReconcilePaused", "Pause", message).await;
-    Ok(Action::await_change())
+    Ok(later)
 }
 
 async fn add_finalizer<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<()> {
