@@ -104,6 +104,11 @@ async fn bad_manifests_are_refused_with_messages_that_say_what_to_change() {
             vec!["spec.engine", "Unsupported value", "\"valkey\""],
         ),
         (
+            "valkey-only-node-type-on-redis",
+            manifest("a32", with(dev(), json!({ "nodeType": "cache.m8g.large" }))),
+            vec!["offers only for Valkey", "set engine: valkey"],
+        ),
+        (
             "node-type-previous-generation",
             manifest("a27", with(dev(), json!({ "nodeType": "cache.t2.micro" }))),
             vec!["cache.t2.micro is not a node type ElastiCache offers", "t4g: micro, small, medium"],
@@ -239,9 +244,15 @@ async fn bad_manifests_are_refused_with_messages_that_say_what_to_change() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    // The positive control: a good manifest passes the same checks.
+    // The positive controls: a good manifest passes the same checks, and so does a Valkey-only type on Valkey.
     let good: OmsRedis = serde_json::from_value(manifest("good", dev())).expect("good");
     api.create(&PostParams::default(), &good).await.expect("a valid manifest is accepted");
+    let valkey: OmsRedis = serde_json::from_value(manifest(
+        "good-valkey",
+        with(dev(), json!({ "engine": "valkey", "engineVersion": null, "nodeType": "cache.m8g.large" })),
+    ))
+    .expect("good");
+    api.create(&PostParams::default(), &valkey).await.expect("m8g on valkey is accepted");
 }
 
 async fn update_refused(api: &Api<OmsRedis>, name: &str, patch: Value) -> String {

@@ -28,7 +28,9 @@ async fn valkey_caches_of_each_major_version_reach_ready() {
     let majors = [EngineVersion::V7_2, EngineVersion::V8_2];
     let names: Vec<String> = majors.iter().map(|_| unique_name("oms-valkey")).collect();
     for (name, version) in names.iter().zip(majors) {
-        w.create(name, "dev", json!({ "engine": "valkey", "engineVersion": version.as_str() })).await;
+        // The newest also runs on a Valkey-only node type.
+        let node = if version == EngineVersion::V8_2 { "cache.m8g.large" } else { "cache.t4g.micro" };
+        w.create(name, "dev", json!({ "engine": "valkey", "engineVersion": version.as_str(), "nodeType": node })).await;
     }
     for (name, version) in names.iter().zip(majors) {
         let o = w.ready(name).await;

@@ -45,8 +45,12 @@ impl OmsRedis {
             return Err(SpecError("environment prod needs automaticFailoverEnabled: true".into()));
         }
         let node_type = s.node_type.clone().unwrap_or_else(|| p.node_type.to_string());
-        if node_types::find(&node_type).is_none() {
-            return Err(SpecError(format!("nodeType: {}", node_types::suggestion(&node_type))));
+        match node_types::find(&node_type) {
+            None => return Err(SpecError(format!("nodeType: {}", node_types::suggestion(&node_type)))),
+            Some(t) if t.valkey_only && s.engine != Engine::Valkey => {
+                return Err(SpecError(format!("nodeType {node_type} is offered only for Valkey: set engine: valkey")));
+            }
+            Some(_) => {}
         }
         let version = s.engine_version.unwrap_or(default_engine_version(s.engine));
         if version.engine() != s.engine {

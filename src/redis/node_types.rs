@@ -8,33 +8,46 @@
 //!
 //! - "Supported node types" (CacheNodes.SupportedTypes),
 //!   <https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/CacheNodes.SupportedTypes.html>:
-//!   which types exist for Redis OSS ("Current Generation (Redis OSS)" tables), their
-//!   `Memory (GiB)`, `Baseline bandwidth (Gbps)` and `Burst bandwidth (Gbps)` columns, and, for
-//!   the burstable T3/T4g types only, `vCPUs` and `Network performance` ("Up to 5 Gigabit").
+//!   which types exist for Redis OSS ("Current Generation (Redis OSS)" tables) and for Valkey
+//!   ("Current Generation (Valkey)" tables), their `Memory (GiB)`, `Baseline bandwidth (Gbps)` and
+//!   `Burst bandwidth (Gbps)` columns, and, for the burstable T3/T4g types only, `vCPUs` and
+//!   `Network performance` ("Up to 5 Gigabit").
 //! - "Valkey and Redis OSS parameters" / "Memcached specific parameters" (ParameterGroups.Engine),
 //!   <https://docs.aws.amazon.com/AmazonElastiCache/latest/dg/ParameterGroups.Engine.html>:
 //!   `maxmemory` in bytes per node type (section "Redis OSS node-type specific parameters",
-//!   `#ParameterGroups.Redis.NodeSpecific`), and `num_threads` per node type (section "Memcached
-//!   node-type specific parameters", `#ParameterGroups.Memcached.NodeSpecific`).
+//!   `#ParameterGroups.Redis.NodeSpecific`, and, for the Valkey-only types, section "Valkey
+//!   node-type specific parameters", `#ParameterGroups.Valkey.NodeSpecific`), and `num_threads`
+//!   per node type (section "Memcached node-type specific parameters",
+//!   `#ParameterGroups.Memcached.NodeSpecific`).
 //! - The API reference's `CacheNodeType` list (e.g. CreateReplicationGroup),
 //!   <https://docs.aws.amazon.com/AmazonElastiCache/latest/APIReference/API_CreateReplicationGroup.html>:
 //!   the same families and sizes, and which generations AWS calls "previous".
 //!
 //! How each column was filled:
 //!
-//! - `memory_gib`: the "Memory (GiB)" column of the Redis OSS tables, verbatim. It agrees (to
-//!   ±0.01 GiB; AWS rounds some rows down and some to nearest) with `maxmemory_bytes` / 2^30.
-//! - `maxmemory_bytes`: the Redis OSS node-type `maxmemory` table, verbatim.
+//! - `memory_gib`: the "Memory (GiB)" column of the Redis OSS tables, verbatim; for the
+//!   Valkey-only types (m8g, r8g, c8gn), that of the Valkey tables ("Current Generation (Valkey)"),
+//!   verbatim. It agrees (to ±0.01 GiB; AWS rounds some rows down and some to nearest) with
+//!   `maxmemory_bytes` / 2^30.
+//! - `maxmemory_bytes`: the Redis OSS node-type `maxmemory` table, verbatim; for the Valkey-only
+//!   types, the Valkey node-type `maxmemory` table, verbatim (the Redis OSS table does not list
+//!   them; the Valkey table gives every other type here the same figure as the Redis OSS one).
 //! - `vcpu`: T3/T4g from the burstable table's "vCPUs" column. No ElastiCache page read gives a
-//!   vCPU count for the other types; for them the figure is the Memcached `num_threads` default of
-//!   the same node type, which equals the documented vCPU count on every type where both are given
-//!   (t2.*, t3.*, t4g.*). R6gd has no Memcached row at all: its figure is that of the R6g type of
-//!   the same size (same memory and `maxmemory`), an inference marked on each row. Check these
-//!   before trusting them for CPU sizing.
-//! - `network`: T3/T4g verbatim ("Up to 5 Gigabit"). The other rows only have baseline and burst
-//!   bandwidth on the pages read; the string is rendered from them the way AWS's pricing pages
-//!   write it: "Up to {burst} Gigabit" when a burst figure is given, "{baseline} Gigabit" when
-//!   the burst column says N/A.
+//!   vCPU count for the other types; for them (m8g, r8g and c8gn included: the Memcached table
+//!   lists them) the figure is the Memcached `num_threads` default of the same node type, which
+//!   equals the documented vCPU count on every type where both are given (t2.*, t3.*, t4g.*).
+//!   R6gd has no Memcached row at all: its figure is that of the R6g type of the same size (same
+//!   memory and `maxmemory`), an inference marked on each row. Check these before trusting them
+//!   for CPU sizing.
+//! - `network`: T3/T4g verbatim ("Up to 5 Gigabit"). The other rows (the Valkey-only ones from the
+//!   Valkey tables) only have baseline and burst bandwidth on the pages read; the string is
+//!   rendered from them the way AWS's pricing pages write it: "Up to {burst} Gigabit" when a burst
+//!   figure is given, "{baseline} Gigabit" when the burst column says N/A.
+//! - `valkey_only`: true for the m8g, r8g and c8gn rows, which the Supported node types page lists
+//!   only in its Valkey and Memcached tables (minimum Valkey 7.2), not in the Redis OSS ones. The
+//!   rows were read on 2026-11-29 from the same stored revision (the one that documents Valkey
+//!   9.1). This table accepts them for `spec.nodeType` whatever the engine; refusing them with
+//!   `engine: redis` is up to the callers ([`valkey_only_names`] lists them).
 //!
 //! Deliberately left out (refused at apply time):
 //!
@@ -44,9 +57,9 @@
 //!   them.)
 //! - r6gd (data tiering): AWS requires `DataTieringEnabled: true` for its replication groups, and
 //!   the stack template does not set it; add the rows back with that template change.
-//! - m8g, r8g and c8gn: the page lists them only under "Current Generation (Valkey)" (minimum
-//!   Valkey 7.2) and not in the Redis OSS tables, while the stack template runs `Engine: redis`
-//!   6.2–7.1. Add them here when the template can run Valkey.
+//!
+//! (m8g, r8g and c8gn used to be left out too, while the stack template ran only Redis OSS; they
+//! are accepted now that it can run Valkey, marked `valkey_only`.)
 
 /// One accepted ElastiCache node type.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,14 +72,18 @@ pub struct NodeType {
     pub size: &'static str,
     /// vCPUs (see the module docs for where each figure comes from).
     pub vcpu: u16,
-    /// Memory in GiB, as AWS's Supported node types page lists it.
+    /// Memory in GiB, as AWS's Supported node types page lists it (Redis OSS tables; Valkey
+    /// tables for the Valkey-only types).
     pub memory_gib: f64,
     /// Network performance, e.g. "Up to 12.5 Gigabit" (see the module docs).
     pub network: &'static str,
     /// Whether AWS documents the type as current generation; every accepted type is.
     pub current_generation: bool,
-    /// Redis OSS `maxmemory` default for the node type, in bytes (not modifiable on ElastiCache).
+    /// `maxmemory` default for the node type, in bytes (not modifiable on ElastiCache): the Redis
+    /// OSS table's figure, or, for the Valkey-only types, the Valkey table's.
     pub maxmemory_bytes: u64,
+    /// Whether AWS offers the type only for the Valkey engine (and Memcached), not for Redis OSS.
+    pub valkey_only: bool,
 }
 
 const fn node(
@@ -78,7 +95,30 @@ const fn node(
     maxmemory_bytes: u64,
     network: &'static str,
 ) -> NodeType {
-    NodeType { name, family, size, vcpu, memory_gib, network, current_generation: true, maxmemory_bytes }
+    NodeType {
+        name,
+        family,
+        size,
+        vcpu,
+        memory_gib,
+        network,
+        current_generation: true,
+        maxmemory_bytes,
+        valkey_only: false,
+    }
+}
+
+/// A row AWS documents only for Valkey (see the module docs); otherwise as [`node`].
+const fn valkey_node(
+    name: &'static str,
+    family: &'static str,
+    size: &'static str,
+    vcpu: u16,
+    memory_gib: f64,
+    maxmemory_bytes: u64,
+    network: &'static str,
+) -> NodeType {
+    NodeType { valkey_only: true, ..node(name, family, size, vcpu, memory_gib, maxmemory_bytes, network) }
 }
 
 /// Every node type this operator accepts, grouped by family, sizes in ascending order.
@@ -146,10 +186,37 @@ pub const NODE_TYPES: &[NodeType] = &[
     node("cache.c7gn.8xlarge", "c7gn", "8xlarge", 32, 52.26, 56_116_178_125, "100 Gigabit"),
     node("cache.c7gn.12xlarge", "c7gn", "12xlarge", 48, 78.56, 84_357_985_997, "150 Gigabit"),
     node("cache.c7gn.16xlarge", "c7gn", "16xlarge", 64, 105.81, 113_609_865_216, "200 Gigabit"),
+    // Valkey only (minimum Valkey 7.2), Graviton4: memory and bandwidth from the "Current
+    // Generation (Valkey)" tables, `maxmemory` from the Valkey node-type table, vCPUs from the
+    // Memcached `num_threads` table. AWS lists every size from large to 16xlarge for each family.
+    // General purpose.
+    valkey_node("cache.m8g.large", "m8g", "large", 2, 6.79, 7_294_178_820, "Up to 12.5 Gigabit"),
+    valkey_node("cache.m8g.xlarge", "m8g", "xlarge", 4, 14.18, 15_222_495_510, "Up to 12.5 Gigabit"),
+    valkey_node("cache.m8g.2xlarge", "m8g", "2xlarge", 8, 29.68, 31_866_224_640, "Up to 15 Gigabit"),
+    valkey_node("cache.m8g.4xlarge", "m8g", "4xlarge", 16, 61.33, 65_856_864_256, "Up to 15 Gigabit"),
+    valkey_node("cache.m8g.8xlarge", "m8g", "8xlarge", 32, 124.65, 133_838_143_488, "15 Gigabit"),
+    valkey_node("cache.m8g.12xlarge", "m8g", "12xlarge", 48, 187.96, 201_819_422_720, "22.5 Gigabit"),
+    valkey_node("cache.m8g.16xlarge", "m8g", "16xlarge", 64, 251.27, 269_800_701_952, "30 Gigabit"),
+    // Memory optimized.
+    valkey_node("cache.r8g.large", "r8g", "large", 2, 14.18, 15_222_495_510, "Up to 12.5 Gigabit"),
+    valkey_node("cache.r8g.xlarge", "r8g", "xlarge", 4, 29.68, 31_866_224_640, "Up to 12.5 Gigabit"),
+    valkey_node("cache.r8g.2xlarge", "r8g", "2xlarge", 8, 61.33, 65_856_864_256, "Up to 15 Gigabit"),
+    valkey_node("cache.r8g.4xlarge", "r8g", "4xlarge", 16, 124.65, 133_838_143_488, "Up to 15 Gigabit"),
+    valkey_node("cache.r8g.8xlarge", "r8g", "8xlarge", 32, 251.27, 269_800_701_952, "15 Gigabit"),
+    valkey_node("cache.r8g.12xlarge", "r8g", "12xlarge", 48, 377.9, 405_763_260_416, "22.5 Gigabit"),
+    valkey_node("cache.r8g.16xlarge", "r8g", "16xlarge", 64, 504.52, 541_725_818_880, "30 Gigabit"),
+    // Network optimized.
+    valkey_node("cache.c8gn.large", "c8gn", "large", 2, 3.1, 3_330_020_474, "Up to 30 Gigabit"),
+    valkey_node("cache.c8gn.xlarge", "c8gn", "xlarge", 4, 6.79, 7_294_178_820, "Up to 40 Gigabit"),
+    valkey_node("cache.c8gn.2xlarge", "c8gn", "2xlarge", 8, 14.18, 15_222_495_510, "Up to 50 Gigabit"),
+    valkey_node("cache.c8gn.4xlarge", "c8gn", "4xlarge", 16, 29.68, 31_866_224_640, "50 Gigabit"),
+    valkey_node("cache.c8gn.8xlarge", "c8gn", "8xlarge", 32, 61.33, 65_856_864_256, "100 Gigabit"),
+    valkey_node("cache.c8gn.12xlarge", "c8gn", "12xlarge", 48, 92.99, 99_847_503_872, "150 Gigabit"),
+    valkey_node("cache.c8gn.16xlarge", "c8gn", "16xlarge", 64, 124.65, 133_838_143_488, "200 Gigabit"),
 ];
 
-/// Families AWS documents for ElastiCache that this operator refuses: previous generations,
-/// and the Valkey-only Graviton4 families (see the module docs).
+/// Families AWS documents for ElastiCache that this operator refuses: previous generations and
+/// data tiering (see the module docs).
 const REFUSED_FAMILIES: &[(&str, &str)] = &[
     ("t1", "a previous-generation family"),
     ("t2", "a previous-generation family"),
@@ -160,9 +227,6 @@ const REFUSED_FAMILIES: &[(&str, &str)] = &[
     ("c1", "a previous-generation family"),
     ("r3", "a previous-generation family"),
     ("r4", "a previous-generation family"),
-    ("m8g", "only offered for the Valkey engine, and the stack runs Redis OSS"),
-    ("r8g", "only offered for the Valkey engine, and the stack runs Redis OSS"),
-    ("c8gn", "only offered for the Valkey engine, and the stack runs Redis OSS"),
     ("r6gd", "a data-tiering family, which needs DataTieringEnabled, and the stack template does not set it"),
 ];
 
@@ -174,6 +238,11 @@ pub fn find(name: &str) -> Option<&'static NodeType> {
 /// Names of every accepted node type, in table order.
 pub fn names() -> impl Iterator<Item = &'static str> {
     NODE_TYPES.iter().map(|t| t.name)
+}
+
+/// Names of the accepted node types AWS offers only for Valkey, in table order.
+pub fn valkey_only_names() -> impl Iterator<Item = &'static str> {
+    NODE_TYPES.iter().filter(|t| t.valkey_only).map(|t| t.name)
 }
 
 /// Accepted families, in table order, each once.
@@ -193,6 +262,15 @@ pub fn cel_rule() -> String {
 /// The sizes of one family, smallest first.
 fn sizes(family: &str) -> Vec<&'static str> {
     NODE_TYPES.iter().filter(|t| t.family == family).map(|t| t.size).collect()
+}
+
+/// CEL on `spec`: a Valkey-only node type needs engine valkey.
+pub fn valkey_only_rule() -> String {
+    let only: Vec<String> = valkey_only_names().map(|n| format!("'{n}'")).collect();
+    format!(
+        "!has(self.nodeType) || !(self.nodeType in [{}]) || (has(self.engine) && self.engine == 'valkey')",
+        only.join(", ")
+    )
 }
 
 /// CEL for the refusal's message: the refused type, then every accepted type by family. Only
@@ -284,6 +362,76 @@ mod tests {
         }
         assert_eq!(names().count(), NODE_TYPES.len());
         assert!(names().eq(NODE_TYPES.iter().map(|t| t.name)));
+        assert!(valkey_only_names().eq(NODE_TYPES.iter().filter(|t| t.valkey_only).map(|t| t.name)));
+        for n in valkey_only_names() {
+            assert!(n.starts_with("cache.") && n.split('.').count() == 3, "{n}");
+            assert!(find(n).is_some_and(|t| t.valkey_only), "{n}");
+        }
+    }
+
+    const VALKEY_ONLY_FAMILIES: [&str; 3] = ["m8g", "r8g", "c8gn"];
+
+    #[test]
+    fn the_valkey_only_families_are_present_with_every_size() {
+        let families: Vec<_> = families().collect();
+        for f in VALKEY_ONLY_FAMILIES {
+            assert!(families.contains(&f), "{f} missing: {families:?}");
+            assert_eq!(sizes(f), ["large", "xlarge", "2xlarge", "4xlarge", "8xlarge", "12xlarge", "16xlarge"], "{f}");
+            assert!(!REFUSED_FAMILIES.iter().any(|(r, _)| *r == f), "{f} still refused");
+        }
+        // Exactly these families are Valkey only, every row of them, and nothing else.
+        for t in NODE_TYPES {
+            assert_eq!(t.valkey_only, VALKEY_ONLY_FAMILIES.contains(&t.family), "{}", t.name);
+        }
+        assert_eq!(valkey_only_names().count(), 21);
+        for name in ["cache.m8g.large", "cache.r8g.large", "cache.c8gn.large", "cache.r8g.16xlarge"] {
+            let t = find(name).unwrap_or_else(|| panic!("{name} missing"));
+            assert!(t.valkey_only && t.current_generation, "{name}");
+            assert!(valkey_only_names().any(|n| n == name), "{name}");
+        }
+        // Spot checks against the Valkey tables (memory, maxmemory) and Memcached num_threads.
+        let m8g = find("cache.m8g.large").unwrap();
+        assert_eq!((m8g.vcpu, m8g.memory_gib, m8g.maxmemory_bytes), (2, 6.79, 7_294_178_820));
+        assert_eq!(m8g.network, "Up to 12.5 Gigabit");
+        let r8g = find("cache.r8g.12xlarge").unwrap();
+        assert_eq!((r8g.vcpu, r8g.memory_gib, r8g.maxmemory_bytes), (48, 377.9, 405_763_260_416));
+        let c8gn = find("cache.c8gn.large").unwrap();
+        assert_eq!((c8gn.vcpu, c8gn.memory_gib, c8gn.maxmemory_bytes), (2, 3.1, 3_330_020_474));
+        assert_eq!(c8gn.network, "Up to 30 Gigabit");
+    }
+
+    #[test]
+    fn the_seeds_types_and_older_families_are_not_valkey_only() {
+        for name in [
+            "cache.t4g.micro",
+            "cache.t4g.small",
+            "cache.t4g.medium",
+            "cache.m7g.large",
+            "cache.m7g.xlarge",
+            "cache.r7g.large",
+            "cache.r7g.xlarge",
+            "cache.c7gn.large",
+        ] {
+            let t = find(name).unwrap_or_else(|| panic!("{name} missing"));
+            assert!(!t.valkey_only, "{name}");
+            assert!(!valkey_only_names().any(|n| n == name), "{name}");
+        }
+    }
+
+    #[test]
+    fn the_cel_rule_the_message_and_the_pattern_list_the_valkey_only_types() {
+        let rule = cel_rule();
+        assert!(rule.starts_with("self in ['cache.t4g.micro', "), "{rule}");
+        for n in names() {
+            assert!(rule.contains(&format!("'{n}'")), "{n} missing from {rule}");
+        }
+        for n in ["cache.m8g.large", "cache.r8g.16xlarge", "cache.c8gn.12xlarge"] {
+            assert!(rule.contains(&format!("'{n}'")), "{n} missing from {rule}");
+        }
+        let message = cel_message();
+        assert!(message.contains("m8g: large, xlarge") && message.contains("c8gn: large"), "{message}");
+        let pattern = allowed_pattern();
+        assert!(pattern.contains("|r8g\\.(large|xlarge|2xlarge|4xlarge|8xlarge|12xlarge|16xlarge)"), "{pattern}");
     }
 
     #[test]
@@ -342,7 +490,9 @@ mod tests {
             "cache.r6gd.large",
             "cache.r6gd.xlarge",
             "cache.t4g.large",
-            "cache.m8g.large",
+            "cache.m8g.24xlarge",
+            "cache.c8gn.medium",
+            "cache.m8g.large ",
             "cache.m7g.large ",
             "m7g.large",
             "",
@@ -377,5 +527,10 @@ mod tests {
         assert!(hint.contains("cache.<family>.<size>"), "{hint}");
         assert!(suggestion("cache.m7g.large").contains("accepted"));
         assert!(suggestion("cache.m7g.medium").contains("cache.m7g.large"));
+        assert!(suggestion("cache.m8g.large").contains("accepted"));
+        let hint = suggestion("cache.r8g.24xlarge");
+        assert!(hint.contains("cache.r8g.16xlarge"), "{hint}");
+        let hint = suggestion("cache.r6gd.large");
+        assert!(hint.contains("data-tiering") && hint.contains("c8gn"), "{hint}");
     }
 }

@@ -63,6 +63,9 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
     "has(oldSelf.region) ? (has(self.region) && self.region == oldSelf.region) : !has(self.region)"
 ).message("region is immutable: it names where the stack lives, so it cannot be added, changed or removed once the resource exists; create a new OmsRedis for a cache in another region"))]
 #[x_kube(validation = Rule::new(windows::no_overlap_rule(&snapshots_on_cel())).message(windows::OVERLAP_MESSAGE))]
+#[x_kube(validation = Rule::new(node_types::valkey_only_rule()).message(
+    "nodeType is a type ElastiCache offers only for Valkey (m8g, r8g, c8gn): set engine: valkey, or choose a type of another family"
+))]
 #[x_kube(validation = Rule::new(version_matches_engine_rule()).message(
     "engineVersion must be one of the engine's versions: Redis OSS (engine redis) 6.2, 7.0 or 7.1; Valkey (engine valkey) 7.2, 8.0, 8.1 or 8.2. To move to Valkey, change engine and engineVersion in the same edit, or remove engineVersion to take the engine's newest"
 ))]
@@ -86,7 +89,8 @@ pub struct OmsRedisSpec {
     pub vpc_stack_name: String,
 
     /// ElastiCache node type, e.g. cache.t4g.micro or cache.m7g.large: a current-generation type
-    /// ElastiCache offers (t4g, t3, m7g, m6g, m5, r7g, r6g, r5, c7gn). Default: the environment's preset.
+    /// ElastiCache offers (t4g, t3, m7g, m6g, m5, r7g, r6g, r5, c7gn; with engine valkey also m8g,
+    /// r8g, c8gn). Default: the environment's preset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 40))]
     #[x_kube(validation = Rule::new(format!("self.matches(r'{NODE_TYPE_PATTERN}')")).message(

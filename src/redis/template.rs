@@ -174,6 +174,10 @@ mod tests {
         for t in crate::redis::node_types::NODE_TYPES {
             assert!(re.is_match(t.name), "{} must be accepted", t.name);
         }
+        // The Valkey-only types are held to engine valkey by a rule, for the seed's commands too.
+        let only = &t["Rules"]["ValkeyOnlyNodeTypes"]["RuleCondition"]["Fn::Contains"][0];
+        let listed: Vec<&str> = only.as_array().expect("a list").iter().filter_map(|v| v.as_str()).collect();
+        assert_eq!(listed, crate::redis::node_types::valkey_only_names().collect::<Vec<_>>());
         for good in [
             "cache.t4g.micro",
             "cache.t4g.small",
