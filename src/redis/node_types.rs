@@ -343,6 +343,18 @@ pub fn suggestion(name: &str) -> String {
     }
 }
 
+/// The seed's node-type tables: name, vCPU, memory (GiB). Tests hold the table and the template to them.
+#[cfg(test)]
+pub(crate) const SEED_NODE_TYPES: [(&str, u16, f64); 7] = [
+    ("cache.t4g.micro", 2, 0.5),
+    ("cache.t4g.small", 2, 1.37),
+    ("cache.t4g.medium", 2, 3.09),
+    ("cache.m7g.large", 2, 6.38),
+    ("cache.m7g.xlarge", 4, 12.93),
+    ("cache.r7g.large", 2, 13.07),
+    ("cache.r7g.xlarge", 4, 26.32),
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -402,16 +414,7 @@ mod tests {
 
     #[test]
     fn the_seeds_types_and_older_families_are_not_valkey_only() {
-        for name in [
-            "cache.t4g.micro",
-            "cache.t4g.small",
-            "cache.t4g.medium",
-            "cache.m7g.large",
-            "cache.m7g.xlarge",
-            "cache.r7g.large",
-            "cache.r7g.xlarge",
-            "cache.c7gn.large",
-        ] {
+        for name in SEED_NODE_TYPES.map(|(n, _, _)| n).into_iter().chain(["cache.c7gn.large"]) {
             let t = find(name).unwrap_or_else(|| panic!("{name} missing"));
             assert!(!t.valkey_only, "{name}");
             assert!(!valkey_only_names().any(|n| n == name), "{name}");
@@ -459,16 +462,7 @@ mod tests {
 
     #[test]
     fn the_seeds_types_are_present_with_the_seeds_figures() {
-        let seed = [
-            ("cache.t4g.micro", 2, 0.5),
-            ("cache.t4g.small", 2, 1.37),
-            ("cache.t4g.medium", 2, 3.09),
-            ("cache.m7g.large", 2, 6.38),
-            ("cache.m7g.xlarge", 4, 12.93),
-            ("cache.r7g.large", 2, 13.07),
-            ("cache.r7g.xlarge", 4, 26.32),
-        ];
-        for (name, vcpu, memory) in seed {
+        for (name, vcpu, memory) in SEED_NODE_TYPES {
             let t = find(name).unwrap_or_else(|| panic!("{name} missing"));
             assert_eq!((t.vcpu, t.memory_gib), (vcpu, memory), "{name}");
         }
