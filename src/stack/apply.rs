@@ -44,8 +44,7 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
     // Once a stack was asked for, the resource is bound to it: a spec that now points elsewhere
     // (an object older than the apply-time rules) is refused before any AWS call.
     if prev.stack_id.is_some() || prev.applied_parameters.is_some() {
-        let recorded_region =
-            prev.region.clone().or_else(|| prev.stack_id.as_deref().and_then(plan::arn_region).map(String::from));
+        let recorded_region = plan::recorded_region(&prev);
         let moved =
             plan::identity_change(recorded_region.as_deref(), prev.stack_name.as_deref(), &region, &desired.stack_name);
         if let Some(message) = moved {

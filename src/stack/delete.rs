@@ -35,11 +35,7 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
         return Ok(Cleanup::Release);
     };
     let name = name.unwrap_or_else(|| stack.clone());
-    let region = prev
-        .region
-        .clone()
-        .or_else(|| prev.stack_id.as_deref().and_then(plan::arn_region).map(String::from))
-        .or_else(|| obj.region());
+    let region = plan::recorded_region(&prev).or_else(|| obj.region());
     let owner = owner_of(obj, &ctx.settings.cluster_id)?;
     let ops = ctx.aws.clients(region.as_deref())?;
     let observed = ops.describe(&stack).await?;

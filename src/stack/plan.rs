@@ -127,6 +127,12 @@ pub fn identity_change(
     None
 }
 
+/// Where the resource's stack was recorded to live: status.region, else the region in its stack id
+/// (statuses written before the region was recorded).
+pub fn recorded_region(prev: &super::status::StackStatus) -> Option<String> {
+    prev.region.clone().or_else(|| prev.stack_id.as_deref().and_then(arn_region).map(String::from))
+}
+
 /// The region in a CloudFormation stack ARN (arn:aws:cloudformation:REGION:ACCOUNT:stack/NAME/ID).
 pub fn arn_region(stack_id: &str) -> Option<&str> {
     let mut parts = stack_id.split(':');
