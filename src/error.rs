@@ -18,6 +18,11 @@ pub enum Error {
     #[error("{action} timed out after {after:?}")]
     Timeout { action: &'static str, after: Duration },
 
+    /// The copy being reconciled is older than the cluster's: nothing was written, and the pass is
+    /// repeated once the watch delivers the newer one. Not a failure the user needs to see.
+    #[error("{0} changed since this copy was read; reading it again")]
+    Stale(String),
+
     #[error("{0}")]
     Internal(String),
 }
@@ -72,6 +77,7 @@ impl Error {
             Error::Aws { category: AwsCategory::Other, .. } => "AwsError",
             Error::Kube { .. } => "KubernetesError",
             Error::Timeout { .. } => "Timeout",
+            Error::Stale(_) => "StaleRead",
             Error::Internal(_) => "InternalError",
         }
     }
@@ -79,6 +85,12 @@ impl Error {
     pub fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
         move |source| Error::Kube { action, source }
     }
+}
+
+/// A write refused because its precondition (the resourceVersion it was computed from) no longer
+/// holds: the object changed meanwhile.
+pub fn is_conflict(e: &Error) -> bool {
+    matches!(e, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409)
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

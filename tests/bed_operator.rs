@@ -100,7 +100,7 @@ async fn a_label_only_edit_makes_no_aws_write_calls() {
     w.create(&name, "dev", json!({})).await;
     w.ready(&name).await;
     let writes = w.writes(&name);
-    assert_eq!(writes, 1, "just the create");
+    assert_eq!(writes, 1, "just the create: {:?}", w.emu.calls(Some(&name)));
     let metrics = w.operator.as_ref().expect("operator").metrics.clone();
     let reconciles = || metrics.encode().lines().filter(|l| l.starts_with("oms_data_operator_reconcile_total")).count();
     let before = metrics.encode();

@@ -398,3 +398,54 @@ async fn an_operator_with_another_default_region_never_makes_a_second_stack() {
     w.gone(&name).await;
     assert!(stack(w.emu, &name).await.is_none(), "the stack in {REGION} is deleted");
 }
+
+/// A reconcile that starts from a copy older than what the operator last wrote (the watch cache lags
+/// under load) must neither call AWS nor overwrite newer status: found in CI, where a stale copy
+/// without `appliedParameters` sent an UpdateStack for a stack that had just been created.
+#[tokio::test]
+async fn a_reconcile_of_a_stale_copy_writes_nothing() {
+    use oms_data_operator::controller::Context;
+    use oms_data_operator::metrics::Metrics;
+    use oms_data_operator::stack::cfn::Aws;
+    use std::sync::Arc;
+
+    let mut w = World::new("stale").await;
+    let name = unique_name("oms-redis-stale");
+    w.create(&name, "dev", json!({})).await;
+    // A copy from mid-create: finalizer and stack id recorded, parameters not yet known to be applied.
+    let mid = eventually("the stack id in status", WAIT, || async {
+        let o = w.get(&name).await;
+        o.status.as_ref()?.stack.stack_id.as_ref()?;
+        Some(o)
+    })
+    .await;
+    let ready = w.ready(&name).await;
+    let applied = ready.status.as_ref().and_then(|s| s.stack.applied_parameters.clone());
+    assert!(applied.is_some());
+    assert_eq!(w.writes(&name), 1, "just the create");
+    // Only the stale passes below may write from here on.
+    w.operator.take().expect("operator").stop().await;
+    let ready = w.get(&name).await;
+    // Condition times have one-second resolution: a status rewritten from the older copy would now
+    // differ from the current one.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let metrics = Arc::new(Metrics::default());
+    let aws = Aws::new(emulator_sdk_config(w.emu), Duration::from_secs(20), metrics.clone());
+    let ctx = Arc::new(Context::new(w.client.clone(), aws, metrics, test_settings()));
+    let mut stale = mid.clone();
+    if let Some(s) = stale.status.as_mut() {
+        s.stack.applied_parameters = None;
+    }
+    for copy in [mid, stale] {
+        let _ = oms_data_operator::stack::reconcile::reconcile(Arc::new(copy), ctx.clone()).await;
+    }
+    assert_eq!(w.writes(&name), 1, "a stale copy made AWS calls: {:?}", w.emu.calls(Some(&name)));
+    let now = w.get(&name).await;
+    assert_eq!(now.status.as_ref().and_then(|s| s.stack.applied_parameters.clone()), applied);
+    assert_eq!(condition(&now, "Ready").map(|c| c.status.clone()).as_deref(), Some("True"));
+    assert_eq!(
+        now.metadata.resource_version, ready.metadata.resource_version,
+        "status was rewritten from a stale copy"
+    );
+}

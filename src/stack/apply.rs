@@ -8,7 +8,7 @@ use super::ownership::Owner;
 use super::plan::{self, Inputs, Lost, Step};
 use super::publish;
 use super::reconcile::{
-    Outcome, after_failure, failure_text, finish, owner_of, short_hash, stalled, time_token, waiting,
+    Outcome, after_failure, confirm_current, failure_text, finish, owner_of, short_hash, stalled, time_token, waiting,
 };
 use super::status::{Health, StackStatus};
 use crate::controller::Context;
@@ -86,6 +86,9 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         lost: lost.as_ref(),
         retry_requested: requested.is_some(),
     });
+    if step.writes_to_aws() {
+        confirm_current(api, obj, ctx).await?;
+    }
     if let Some(value) = &requested {
         next.last_handled_requested_at = Some(value.clone());
     }

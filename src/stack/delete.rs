@@ -8,7 +8,8 @@ use super::kind::{BackupTarget, DataStack, DeletionPolicy};
 use super::plan::{self, Backup, DeleteStep, Phase};
 use super::publish;
 use super::reconcile::{
-    Outcome, after_failure, failure_text, finish, owner_of, poll_delay, publish_event, stalled, time_token, waiting,
+    Outcome, after_failure, confirm_current, failure_text, finish, owner_of, poll_delay, publish_event, stalled,
+    time_token, waiting,
 };
 use super::status::{Health, StackStatus};
 use crate::controller::Context;
@@ -50,6 +51,9 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
     };
     let step = plan::decide_delete(observed.as_ref(), &owner, policy, &backup);
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    if step.writes_to_aws() {
+        confirm_current(&api, obj, ctx).await?;
+    }
     let outcome = match step {
         DeleteStep::Done => {
             let (type_, reason, note) = match policy {

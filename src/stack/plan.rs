@@ -62,6 +62,14 @@ pub enum Step {
     },
 }
 
+impl Step {
+    /// Whether taking this step changes something in AWS: such a step is taken only from a copy of
+    /// the resource that is known to be current.
+    pub fn writes_to_aws(&self) -> bool {
+        matches!(self, Step::Create { .. } | Step::Update { .. } | Step::Recreate | Step::RetryDelete)
+    }
+}
+
 pub struct Inputs<'a> {
     pub observed: Option<&'a ObservedStack>,
     pub desired: &'a Desired,
@@ -270,6 +278,13 @@ pub enum DeleteStep {
 
 /// What deleting the resource does next. Under policy Snapshot it fails closed: the stack is
 /// deleted only once this resource's own snapshot is available, or when nothing is left to lose.
+impl DeleteStep {
+    /// See [`Step::writes_to_aws`].
+    pub fn writes_to_aws(&self) -> bool {
+        matches!(self, DeleteStep::Delete | DeleteStep::StartBackup | DeleteStep::Orphan)
+    }
+}
+
 pub fn decide_delete(
     observed: Option<&ObservedStack>,
     owner: &Owner,

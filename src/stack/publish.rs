@@ -2,7 +2,7 @@
 //! server-side apply under the operator's field manager, so an edited Secret is restored and a
 //! deleted one recreated on the next reconcile.
 
-use crate::error::{Result, kube_call};
+use crate::error::{Error, Result, kube_call};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
@@ -108,18 +108,26 @@ pub async fn apply_status<K>(api: &Api<K>, obj: &K, status: serde_json::Value, d
 where
     K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + Serialize + std::fmt::Debug,
 {
-    let body = serde_json::json!({
+    // The resourceVersion the status was computed from is a precondition: a status worked out from a
+    // copy the watch had not yet brought up to date is refused instead of overwriting a newer one.
+    let mut body = serde_json::json!({
         "apiVersion": K::api_version(&()),
         "kind": K::kind(&()),
         "status": status,
     });
-    kube_call(
+    if let Some(version) = obj.resource_version() {
+        body["metadata"] = serde_json::json!({ "resourceVersion": version });
+    }
+    let applied = kube_call(
         "apply status",
         deadline,
         api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)),
     )
-    .await?;
-    Ok(())
+    .await;
+    match applied {
+        Err(e) if crate::error::is_conflict(&e) => Err(Error::Stale(format!("{} {}", K::kind(&()), obj.name_any()))),
+        other => other.map(|_| ()),
+    }
 }
 
 #[cfg(test)]

@@ -48,7 +48,14 @@ pub async fn reconcile<K: DataStack>(obj: Arc<K>, ctx: Arc<Context>) -> Result<A
     let started = std::time::Instant::now();
     let key = crate::metrics::object_key(&*obj);
     ctx.metrics.reconcile_started(&key);
-    let result = reconcile_inner(obj.clone(), &ctx).await;
+    let result = match reconcile_inner(obj.clone(), &ctx).await {
+        // The watch brings the newer copy and with it another pass; the requeue is only a safety net.
+        Err(Error::Stale(what)) => {
+            tracing::debug!(what, "stale copy; nothing was written");
+            Ok(Action::requeue(ctx.settings.poll_interval))
+        }
+        other => other,
+    };
     // Every path but await_change comes back; errors come back through the error policy.
     let gone = obj.meta().deletion_timestamp.is_some() && matches!(&result, Ok(a) if *a == Action::await_change());
     ctx.metrics.reconcile_finished(&key, !gone);
@@ -122,10 +129,20 @@ async fn reconcile_inner<K: DataStack>(obj: Arc<K>, ctx: &Context) -> Result<Act
             super::delete::Cleanup::Requeue(after) => Ok(Action::requeue(after)),
         };
     }
-    if !has_finalizer {
-        add_finalizer(&api, &*obj, ctx).await?;
+    let obj = if has_finalizer { obj } else { Arc::new(add_finalizer(&api, &*obj, ctx).await?) };
+    super::apply::apply(&api, &*obj, ctx).await
+}
+
+/// Confirms that the copy being reconciled is the cluster's current one, before a step that changes
+/// AWS: the watch cache can lag behind the operator's own last status write, and a decision made
+/// from an older status (no applied parameters, no snapshot name) would repeat or undo work.
+pub(super) async fn confirm_current<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<()> {
+    let current =
+        kube_call("read before changing AWS", ctx.settings.kube_timeout, api.get_metadata(&obj.name_any())).await?;
+    if current.metadata.resource_version != obj.resource_version() {
+        return Err(Error::Stale(format!("{} {}", K::kind(&()), obj.name_any())));
     }
-    super::apply::apply(&api, &obj, ctx).await
+    Ok(())
 }
 
 /// While the pause annotation is set, nothing is created, changed or deleted (deletion included,
@@ -163,49 +180,42 @@ async fn pause<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Act
     Ok(later)
 }
 
-async fn add_finalizer<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<()> {
-    // The test on the current list makes a concurrent change fail instead of being overwritten.
-    let patch = if obj.finalizers().is_empty() {
-        serde_json::json!([
-            { "op": "test", "path": "/metadata/finalizers", "value": null },
-            { "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] },
-        ])
-    } else {
-        serde_json::json!([
-            { "op": "test", "path": "/metadata/finalizers", "value": obj.finalizers() },
-            { "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER },
-        ])
-    };
-    json_patch(api, obj, patch, "add finalizer", ctx).await
+/// Finalizers are written with the resourceVersion they were computed from as a precondition, so a
+/// concurrent change (or a stale copy) fails the write instead of being overwritten.
+async fn add_finalizer<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<K> {
+    let mut finalizers = obj.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    patch_finalizers(api, obj, finalizers, "add finalizer", ctx).await
 }
 
 async fn remove_finalizer<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<()> {
-    let Some(i) = obj.finalizers().iter().position(|f| f == FINALIZER) else {
+    if !obj.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(());
-    };
-    let path = format!("/metadata/finalizers/{i}");
-    let patch = serde_json::json!([
-        { "op": "test", "path": path, "value": FINALIZER },
-        { "op": "remove", "path": path },
-    ]);
-    json_patch(api, obj, patch, "remove finalizer", ctx).await
+    }
+    let finalizers = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    patch_finalizers(api, obj, finalizers, "remove finalizer", ctx).await.map(|_| ())
 }
 
-async fn json_patch<K: DataStack>(
+async fn patch_finalizers<K: DataStack>(
     api: &Api<K>,
     obj: &K,
-    patch: serde_json::Value,
+    finalizers: Vec<String>,
     action: &'static str,
     ctx: &Context,
-) -> Result<()> {
-    let patch: json_patch::Patch = serde_json::from_value(patch).map_err(|e| Error::Internal(e.to_string()))?;
-    kube_call(
+) -> Result<K> {
+    let patch = serde_json::json!({
+        "metadata": { "resourceVersion": obj.resource_version(), "finalizers": finalizers }
+    });
+    let patched = kube_call(
         action,
         ctx.settings.kube_timeout,
-        api.patch(&obj.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch)),
+        api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(patch)),
     )
-    .await?;
-    Ok(())
+    .await;
+    match patched {
+        Err(e) if crate::error::is_conflict(&e) => Err(Error::Stale(format!("{} {}", K::kind(&()), obj.name_any()))),
+        other => other,
+    }
 }
 
 pub(super) fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {
