@@ -7,10 +7,12 @@ mod support;
 
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use aws_sdk_cloudformation::types::{Parameter, ResourceStatus, Stack, StackStatus};
+use aws_sdk_elasticache::types::AuthTokenUpdateStrategyType;
 use oms_data_operator::redis::template::{TEMPLATE_BODY, output, param};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use support::emulator::{self, Emulator, Options};
+use support::redis::TlsRedis;
 use support::{eventually, unique_name};
 
 /// The seed's parameters for an environment, as its create-stack commands pass them.
@@ -672,4 +674,218 @@ fn the_emulator_fails_fast_on_a_taken_port_or_a_missing_python() {
         .err()
         .expect("must fail");
     assert!(e.0.contains("Python for the AWS emulator is missing") && e.0.contains("make venv"), "{e}");
+}
+
+// ---------------------------------------------------------------- AUTH tokens and a TLS redis-server
+
+/// The template's NoEcho parameter for the group's AUTH token.
+const AUTH_TOKEN: &str = "AuthToken";
+
+fn param_value<'a>(stack: &'a Stack, key: &str) -> Option<&'a str> {
+    stack.parameters().iter().find(|p| p.parameter_key() == Some(key)).and_then(|p| p.parameter_value())
+}
+
+async fn group(ec: &aws_sdk_elasticache::Client, id: &str) -> aws_sdk_elasticache::types::ReplicationGroup {
+    ec.describe_replication_groups()
+        .replication_group_id(id)
+        .send()
+        .await
+        .expect("describe the group")
+        .replication_groups()
+        .first()
+        .cloned()
+        .expect("the group")
+}
+
+async fn wait_available(ec: &aws_sdk_elasticache::Client, id: &str) {
+    eventually(&format!("{id} to be available"), Duration::from_secs(30), || async {
+        (group(ec, id).await.status() == Some("available")).then_some(())
+    })
+    .await;
+}
+
+/// ModifyReplicationGroup as the operator calls it for a token: the group's status afterwards, or
+/// the error's code and message.
+async fn modify_token(
+    ec: &aws_sdk_elasticache::Client,
+    id: &str,
+    token: &str,
+    strategy: AuthTokenUpdateStrategyType,
+) -> Result<String, (String, String)> {
+    ec.modify_replication_group()
+        .replication_group_id(id)
+        .auth_token(token)
+        .auth_token_update_strategy(strategy)
+        .apply_immediately(true)
+        .send()
+        .await
+        .map(|o| o.replication_group().and_then(|g| g.status()).unwrap_or_default().to_string())
+        .map_err(|e| (e.code().unwrap_or_default().to_string(), e.message().unwrap_or_default().to_string()))
+}
+
+fn refused(reply: &str) -> bool {
+    reply.contains("NOAUTH") || reply.contains("WRONGPASS")
+}
+
+#[tokio::test]
+async fn an_auth_token_guards_a_bound_tls_redis_through_rotate_and_set() {
+    let emu = emulator::shared();
+    let redis = TlsRedis::start().expect("start a TLS redis-server");
+    let vpc = emu.deploy_vpc().await;
+    let (cfn, ec) = (emu.cloudformation(), emu.elasticache());
+    let stack = unique_name("oms-redis-auth");
+    // Bound before the group exists: the emulator sets the token when it creates the group.
+    emu.bind_redis(&stack, &redis);
+    let old = "Old-token-0123456789!&#";
+    let mut params = seed_params("prod", &vpc);
+    params.push((AUTH_TOKEN, old.to_string()));
+    create_redis(&cfn, &stack, &params).await;
+    let done = wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
+
+    assert_eq!(param_value(&done, AUTH_TOKEN), Some("****"), "NoEcho values are masked");
+    let outs = outputs(&done);
+    assert_eq!((outs[output::ENDPOINT].as_str(), outs[output::PORT].clone()), ("127.0.0.1", redis.port.to_string()));
+    let g = group(&ec, &stack).await;
+    assert_eq!(g.auth_token_enabled(), Some(true));
+    assert!(g.auth_token_last_modified_date().is_some());
+    assert_eq!(redis.ping(Some(old)), "PONG");
+    let anonymous = redis.ping(None);
+    assert!(anonymous.contains("NOAUTH"), "{anonymous}");
+    let wrong = redis.ping(Some("Not-the-token-0123456"));
+    assert!(wrong.contains("WRONGPASS"), "{wrong}");
+
+    // An update that keeps AuthToken (UsePreviousValue: the real value, not the mask) keeps the tokens.
+    let mut kept: Vec<Parameter> = params
+        .iter()
+        .filter(|(k, _)| *k != param::SNAPSHOT_RETENTION_LIMIT)
+        .map(|(k, _)| Parameter::builder().parameter_key(*k).use_previous_value(true).build())
+        .collect();
+    kept.push(Parameter::builder().parameter_key(param::SNAPSHOT_RETENTION_LIMIT).parameter_value("3").build());
+    cfn.update_stack()
+        .stack_name(&stack)
+        .use_previous_template(true)
+        .set_parameters(Some(kept))
+        .send()
+        .await
+        .expect("update the stack");
+    wait_for(&cfn, &stack, StackStatus::UpdateComplete).await;
+    assert_eq!(redis.ping(Some(old)), "PONG");
+    assert!(refused(&redis.ping(None)));
+
+    // ROTATE: modifying for a while, then the old and the new token both work.
+    let new = "New-token-9876543210<>$^";
+    let status = modify_token(&ec, &stack, new, AuthTokenUpdateStrategyType::Rotate).await.expect("rotate");
+    assert_eq!(status, "modifying");
+    let busy = modify_token(&ec, &stack, new, AuthTokenUpdateStrategyType::Set).await.expect_err("busy");
+    assert_eq!(busy.0, "InvalidReplicationGroupState", "{busy:?}");
+    wait_available(&ec, &stack).await;
+    assert_eq!(redis.ping(Some(old)), "PONG");
+    assert_eq!(redis.ping(Some(new)), "PONG");
+    assert!(refused(&redis.ping(None)));
+
+    // SET must repeat the last rotated token; DELETE is only for a move to RBAC.
+    let other = modify_token(&ec, &stack, "Other-token-0123456789", AuthTokenUpdateStrategyType::Set).await;
+    assert_eq!(other.expect_err("SET of another token").0, "InvalidParameterValue");
+    let delete = modify_token(&ec, &stack, new, AuthTokenUpdateStrategyType::Delete).await;
+    assert_eq!(delete.expect_err("DELETE").0, "InvalidParameterCombination");
+    assert_eq!(redis.ping(Some(old)), "PONG", "refused changes change nothing");
+
+    // SET: afterwards only the new token works.
+    let status = modify_token(&ec, &stack, new, AuthTokenUpdateStrategyType::Set).await.expect("set");
+    assert_eq!(status, "modifying");
+    wait_available(&ec, &stack).await;
+    let old_reply = redis.ping(Some(old));
+    assert!(old_reply.contains("WRONGPASS"), "{old_reply}");
+    assert_eq!(redis.ping(Some(new)), "PONG");
+    let again = modify_token(&ec, &stack, new, AuthTokenUpdateStrategyType::Set).await;
+    assert_eq!(again.expect_err("SET needs a ROTATE first").0, "InvalidParameterCombination");
+    assert_eq!(param_value(&describe(&cfn, &stack).await, AUTH_TOKEN), Some("****"));
+}
+
+#[tokio::test]
+async fn rotate_on_a_group_without_a_token_lets_clients_in_without_one_until_set() {
+    let emu = emulator::shared();
+    let ec = emu.elasticache();
+    let (stack, _) = deployed(emu, "prod").await;
+    assert_eq!(group(&ec, &stack).await.auth_token_enabled(), Some(false));
+
+    // Bound after the create: the binding itself puts the group's (absent) tokens on the server.
+    let redis = TlsRedis::start().expect("start a TLS redis-server");
+    assert_eq!(redis.admin(&["ACL", "SETUSER", "default", "resetpass", ">Stale-password-0123"]), "OK");
+    assert!(refused(&redis.ping(None)));
+    emu.bind_redis(&stack, &redis);
+    assert_eq!(redis.ping(None), "PONG", "no token: no AUTH");
+
+    let token = "First-token-0123456789";
+    modify_token(&ec, &stack, token, AuthTokenUpdateStrategyType::Rotate).await.expect("rotate");
+    wait_available(&ec, &stack).await;
+    assert_eq!(group(&ec, &stack).await.auth_token_enabled(), Some(true));
+    assert_eq!(redis.ping(Some(token)), "PONG");
+    assert_eq!(redis.ping(None), "PONG", "after ROTATE on a group without a token, no AUTH still gets in");
+
+    modify_token(&ec, &stack, token, AuthTokenUpdateStrategyType::Set).await.expect("set");
+    wait_available(&ec, &stack).await;
+    assert_eq!(redis.ping(Some(token)), "PONG");
+    let anonymous = redis.ping(None);
+    assert!(anonymous.contains("NOAUTH"), "{anonymous}");
+}
+
+/// The shipped template without its own AuthToken checks (the rule and the pattern), so that what
+/// refuses a token is ElastiCache in the emulator.
+fn template_without_token_checks() -> String {
+    let mut t: serde_json::Value = serde_json::from_str(TEMPLATE_BODY).expect("the template is JSON");
+    if let Some(rules) = t["Rules"].as_object_mut() {
+        rules.remove("AuthTokenNeedsProd");
+    }
+    if let Some(spec) = t["Parameters"][AUTH_TOKEN].as_object_mut() {
+        spec.remove("AllowedPattern");
+    }
+    t.to_string()
+}
+
+#[tokio::test]
+async fn auth_tokens_need_tls_and_permitted_characters() {
+    let emu = emulator::shared();
+    let (cfn, ec) = (emu.cloudformation(), emu.elasticache());
+    let (dev, _) = deployed(emu, "dev").await;
+    let (prod, prod_params) = deployed(emu, "prod").await;
+    let vpc = prod_params.iter().find(|p| p.0 == param::VPC_STACK_NAME).map(|p| p.1.clone()).expect("a VPC");
+
+    // ModifyReplicationGroup: a token needs TLS, 16-128 characters and only the permitted specials.
+    let no_tls = modify_token(&ec, &dev, "Good-token-0123456789", AuthTokenUpdateStrategyType::Rotate).await;
+    let (code, msg) = no_tls.expect_err("a token without TLS");
+    assert_eq!(code, "InvalidParameterCombination");
+    assert!(msg.contains("encryption-in-transit"), "{msg}");
+    for bad in ["bad/token@with%chars-0123", "Short-token", &"a".repeat(129), "spaces are not allowed 0123"] {
+        let r = modify_token(&ec, &prod, bad, AuthTokenUpdateStrategyType::Rotate).await;
+        assert_eq!(r.expect_err(bad).0, "InvalidParameterValue", "{bad}");
+    }
+    assert_eq!(group(&ec, &prod).await.status(), Some("available"), "refused changes leave the group alone");
+
+    // Through CloudFormation, the refusal fails the group's resource and the stack rolls back.
+    let body = template_without_token_checks();
+    for (env, token, says) in [
+        ("dev", "Good-token-0123456789", "encryption-in-transit"),
+        ("prod", "bad/token/with/slashes", "Invalid AuthToken"),
+    ] {
+        let stack = unique_name("oms-redis-badauth");
+        let mut params = seed_params(env, &vpc);
+        params.push((AUTH_TOKEN, token.to_string()));
+        cfn.create_stack()
+            .stack_name(&stack)
+            .template_body(&body)
+            .set_parameters(Some(sdk_params(&params)))
+            .send()
+            .await
+            .expect("the create starts");
+        wait_for(&cfn, &stack, StackStatus::RollbackComplete).await;
+        let evs = events(&cfn, &stack).await;
+        let failed = evs
+            .iter()
+            .find(|e| e.resource_status() == Some(&ResourceStatus::CreateFailed))
+            .expect("a CREATE_FAILED event");
+        assert_eq!(failed.logical_resource_id(), Some("RedisReplicationGroup"));
+        let reason = failed.resource_status_reason().unwrap_or_default();
+        assert!(reason.starts_with("Resource handler returned message:") && reason.contains(says), "{reason}");
+    }
 }

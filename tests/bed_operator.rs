@@ -53,8 +53,11 @@ async fn dev_staging_and_prod_reach_ready_with_the_seeds_presets() {
         assert_eq!(data[secret_key::READER_HOST], status.reader_endpoint.clone().expect("a reader endpoint"));
         assert_eq!(data[secret_key::REPLICATION_GROUP_ID], *name);
         assert!(data[secret_key::SECURITY_GROUP_ID].starts_with("sg-"));
+        // Prod is encrypted in transit and, new, gets a password by default; the others neither.
         let (scheme, tls) = if *env == "prod" { ("rediss", "true") } else { ("redis", "false") };
-        assert_eq!(data[secret_key::URL], format!("{scheme}://{host}:6379"), "{env}");
+        let userinfo = data.get(secret_key::PASSWORD).map(|p| format!(":{p}@")).unwrap_or_default();
+        assert_eq!(data.contains_key(secret_key::PASSWORD), *env == "prod", "{env}");
+        assert_eq!(data[secret_key::URL], format!("{scheme}://{userinfo}{host}:6379"), "{env}");
         assert_eq!(data[secret_key::TLS], tls);
         let owner = secret.metadata.owner_references.clone().unwrap_or_default();
         assert_eq!(owner.len(), 1);

@@ -2,7 +2,10 @@
 //!
 //! Starts the control plane, the AWS emulator (its Redis endpoints pointing at a local
 //! redis-server) and the operator binary; applies examples/dev.yaml; waits for Ready; shows
-//! `kubectl get omsr` and the Secret; and PINGs Redis with the Secret's values. With DEMO_EXIT=1 it
+//! `kubectl get omsr` and the Secret; and PINGs Redis with the Secret's values. Then the same for
+//! examples/prod.yaml, whose cache speaks only TLS and requires the password the operator generated
+//! (a redis-server with TLS and ACLs the emulator keeps in step with the AUTH token): PING with
+//! `rediss://` and the Secret's password, and a client without it refused. With DEMO_EXIT=1 it
 //! stops there, otherwise the operator stays in the foreground until Ctrl-C.
 
 mod support;
@@ -16,11 +19,15 @@ use support::controlplane::{ControlPlane, Options as CpOptions};
 use support::emulator::{Emulator, Options as EmuOptions};
 use support::operator::{OperatorProcess, ProcessOptions, install_crds};
 use support::proc::{BedError, Proc, free_port, repo_root, retry_lost_ports};
+use support::redis::TlsRedis;
 
 const NAMESPACE: &str = "oms-demo";
 const EXAMPLE: &str = "examples/dev.yaml";
 const NAME: &str = "oms-redis-dev";
 const VPC: &str = "oms-vpc-dev";
+const PROD_EXAMPLE: &str = "examples/prod.yaml";
+const PROD_NAME: &str = "oms-redis-prod";
+const PROD_VPC: &str = "oms-vpc-prod";
 
 fn step(text: &str) {
     println!("\n==> {text}");
@@ -44,6 +51,7 @@ struct Bed {
     cp: ControlPlane,
     emu: Emulator,
     _redis: Proc,
+    tls_redis: TlsRedis,
     _dir: tempfile::TempDir,
 }
 
@@ -77,12 +85,18 @@ fn start_bed() -> Result<Bed, String> {
     .map_err(|e| e.to_string())?;
     println!("    127.0.0.1:{redis_port}");
 
-    step("starting the AWS emulator (ElastiCache endpoints point at that redis-server)");
+    step("starting a local redis-server with TLS only (a CA of its own) for the prod example");
+    let tls_redis = TlsRedis::start().map_err(|e| e.to_string())?;
+    println!("    127.0.0.1:{} (CA: {})", tls_redis.port, tls_redis.ca_file.display());
+
+    step("starting the AWS emulator (ElastiCache endpoints point at those redis-servers)");
     let emu =
         Emulator::start(EmuOptions { stack_delay_seconds: 3.0, ..EmuOptions::default() }).map_err(|e| e.to_string())?;
     emu.configure(serde_json::json!({ "endpoint_address": "127.0.0.1", "endpoint_port": redis_port }));
+    // The prod example's replication group is that TLS server, its AUTH tokens the server's passwords.
+    emu.bind_redis(PROD_NAME, &tls_redis);
     println!("    {} (ready in {:.1}s)", emu.url, emu.startup.as_secs_f64());
-    Ok(Bed { cp, emu, _redis: redis, _dir: dir })
+    Ok(Bed { cp, emu, _redis: redis, tls_redis, _dir: dir })
 }
 
 async fn demo(bed: &Bed) -> Result<(), String> {
@@ -153,6 +167,8 @@ async fn demo(bed: &Bed) -> Result<(), String> {
         return Err(format!("expected PONG, got {answer:?} {}", String::from_utf8_lossy(&ping.stderr)));
     }
 
+    prod(bed, &client).await?;
+
     if std::env::var("DEMO_EXIT").is_ok_and(|v| v == "1") {
         step("DEMO_EXIT=1: stopping");
         drop(operator);
@@ -166,6 +182,68 @@ async fn demo(bed: &Bed) -> Result<(), String> {
     operator.sigterm();
     tokio::time::sleep(Duration::from_secs(2)).await;
     drop(operator);
+    Ok(())
+}
+
+/// The Secret's data, as text.
+async fn secret_data(client: &kube::Client, name: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
+    let secret = secrets.get(name).await.map_err(|e| format!("the Secret {name}: {e}"))?;
+    Ok(secret
+        .data
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
+        .collect())
+}
+
+/// The prod example: TLS, and the password the operator generated.
+async fn prod(bed: &Bed, client: &kube::Client) -> Result<(), String> {
+    let (cp, emu, tls) = (&bed.cp, &bed.emu, &bed.tls_redis);
+    step(&format!("deploying the VPC stack {PROD_VPC}; kubectl apply -f {PROD_EXAMPLE}"));
+    emu.deploy_vpc_named(PROD_VPC).await;
+    print!(
+        "{}",
+        kubectl(&cp.kubeconfig, &["apply", "-n", NAMESPACE, "-f", &repo_root().join(PROD_EXAMPLE).to_string_lossy()])?
+    );
+    step(&format!("kubectl wait --for=condition=Ready omsr/{PROD_NAME}"));
+    print!(
+        "{}",
+        kubectl(
+            &cp.kubeconfig,
+            &["wait", "-n", NAMESPACE, "--for=condition=Ready", &format!("omsr/{PROD_NAME}"), "--timeout=120s"]
+        )?
+    );
+    step(&format!("the Secret {PROD_NAME}-redis (the password shown as ****)"));
+    let data = secret_data(client, &format!("{PROD_NAME}-redis")).await?;
+    let password = data.get("REDIS_PASSWORD").cloned().ok_or("the prod Secret has no REDIS_PASSWORD")?;
+    for (k, v) in &data {
+        println!("    {k}={}", v.replace(&password, "****"));
+    }
+    let host = data.get("REDIS_HOST").cloned().unwrap_or_default();
+    let port = data.get("REDIS_PORT").cloned().unwrap_or_default();
+    let ca = tls.ca_file.to_string_lossy().to_string();
+    // redis-cli 7.0 reads REDIS_URL's `:password@` as an empty user name, so the password goes in -a
+    // (client libraries take REDIS_URL as it is).
+    step("redis-cli --cacert <the bed's CA> -u \"rediss://$REDIS_HOST:$REDIS_PORT\" -a \"$REDIS_PASSWORD\" PING");
+    let ping = Command::new("redis-cli")
+        .args(["--cacert", &ca, "--no-auth-warning", "-u", &format!("rediss://{host}:{port}"), "-a", &password, "PING"])
+        .output()
+        .map_err(|e| format!("redis-cli: {e} (install it: apt-get install redis-tools)"))?;
+    let answer = String::from_utf8_lossy(&ping.stdout).trim().to_string();
+    println!("    {answer}");
+    if answer != "PONG" {
+        return Err(format!(
+            "expected PONG over TLS with the password, got {answer:?} {}",
+            String::from_utf8_lossy(&ping.stderr)
+        ));
+    }
+    step("the same without the password");
+    let refused = tls.ping(None);
+    println!("    {refused}");
+    if !refused.contains("NOAUTH") {
+        return Err(format!("a client without the password was not refused: {refused:?}"));
+    }
     Ok(())
 }
 

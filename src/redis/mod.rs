@@ -8,8 +8,12 @@ pub mod template;
 pub mod windows;
 
 use crate::stack::{
-    Advisory, BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError, status::StackStatus,
+    Advisory, BackupTarget, Credential, CredentialTarget, DataStack, DeletionPolicy, Desired, Published, SpecError,
+    Wanted, status::StackStatus,
 };
+
+/// How long a rotated password's predecessor keeps working after the new one is published.
+pub const DEFAULT_RELOAD_GRACE_SECONDS: i32 = 300;
 use kube::ResourceExt;
 use presets::{default_engine_version, preset};
 pub use spec::{Engine, EngineVersion, Environment, OmsRedis, OmsRedisSpec, OmsRedisStatus};
@@ -22,6 +26,7 @@ pub mod secret_key {
     pub const PORT: &str = "REDIS_PORT";
     pub const READER_HOST: &str = "REDIS_READER_HOST";
     pub const URL: &str = "REDIS_URL";
+    pub const PASSWORD: &str = "REDIS_PASSWORD";
     pub const TLS: &str = "REDIS_TLS";
     pub const REPLICATION_GROUP_ID: &str = "REDIS_REPLICATION_GROUP_ID";
     pub const SECURITY_GROUP_ID: &str = "REDIS_SECURITY_GROUP_ID";
@@ -95,6 +100,24 @@ impl OmsRedis {
         .collect())
     }
 
+    /// The AUTH password this spec asks for.
+    pub fn credential(&self) -> Credential {
+        let auth = self.spec.auth.clone().unwrap_or_default();
+        let wanted = match auth.enabled {
+            Some(true) => Wanted::Yes,
+            Some(false) => Wanted::No,
+            None if self.spec.environment == Environment::Prod => Wanted::ForNewStacks,
+            None => Wanted::No,
+        };
+        let grace = auth.reload_grace_seconds.unwrap_or(DEFAULT_RELOAD_GRACE_SECONDS).clamp(0, 86_400);
+        Credential {
+            wanted,
+            parameter: param::AUTH_TOKEN,
+            secret_name: crate::stack::credential::secret_name(&self.secret_name()),
+            reload_grace: std::time::Duration::from_secs(u64::try_from(grace).unwrap_or(0)),
+        }
+    }
+
     pub fn stack_name(&self) -> String {
         self.spec.stack_name.clone().unwrap_or_else(|| self.name_any())
     }
@@ -126,6 +149,23 @@ fn support_advisory(version: EngineVersion, today: k8s_openapi::jiff::civil::Dat
     })
 }
 
+/// A prod cache that runs without a password because it was made before AUTH was the default: it is
+/// never turned on under running clients without being asked.
+fn auth_advisory(r: &OmsRedis) -> Option<Advisory> {
+    let status = &r.status.as_ref()?.stack;
+    let made = status.stack_id.is_some();
+    let has_auth = status.auth.as_ref().is_some_and(|a| a.enabled || a.rotation.is_some());
+    let unsaid = r.spec.auth.as_ref().and_then(|a| a.enabled).is_none();
+    (r.spec.environment == Environment::Prod && made && !has_auth && unsaid).then(|| Advisory {
+        type_: "AuthDisabled",
+        reason: "AuthDisabled",
+        message: "this prod cache accepts clients without a password (it was created before AUTH was the default). \
+                  Set spec.auth.enabled: true to turn AUTH on without downtime: the password goes into the connection \
+                  Secret, and clients without it are refused once the reload grace period is over"
+            .into(),
+    })
+}
+
 /// Whether the stack runs with TLS: the template encrypts in transit exactly in prod.
 fn encrypted_in_transit(parameters: &BTreeMap<String, String>) -> bool {
     parameters.get(param::ENVIRONMENT).map(String::as_str) == Some(Environment::Prod.as_str())
@@ -148,6 +188,7 @@ impl DataStack for OmsRedis {
             // A dev cache is disposable (the seed keeps no snapshots of it); staging and prod data
             // is not replaced by an empty cache without someone asking.
             recreate_when_lost: self.spec.environment == Environment::Dev,
+            credential: Some(self.credential()),
         })
     }
 
@@ -155,6 +196,7 @@ impl DataStack for OmsRedis {
         &self,
         outputs: &BTreeMap<String, String>,
         parameters: &BTreeMap<String, String>,
+        password: Option<&str>,
     ) -> Result<Published, SpecError> {
         let get = |key: &str| {
             outputs
@@ -173,15 +215,20 @@ impl DataStack for OmsRedis {
         let security_group = get(output::SECURITY_GROUP_ID)?;
         let tls = encrypted_in_transit(parameters);
         let scheme = if tls { "rediss" } else { "redis" };
-        let secret = BTreeMap::from([
+        // Generated passwords are letters and digits, so the URL needs no escaping.
+        let userinfo = password.map(|p| format!(":{p}@")).unwrap_or_default();
+        let mut secret = BTreeMap::from([
             (secret_key::HOST.to_string(), host.clone()),
             (secret_key::PORT.to_string(), port.clone()),
             (secret_key::READER_HOST.to_string(), reader.clone()),
-            (secret_key::URL.to_string(), format!("{scheme}://{host}:{port}")),
+            (secret_key::URL.to_string(), format!("{scheme}://{userinfo}{host}:{port}")),
             (secret_key::TLS.to_string(), tls.to_string()),
             (secret_key::REPLICATION_GROUP_ID.to_string(), group.clone()),
             (secret_key::SECURITY_GROUP_ID.to_string(), security_group.clone()),
         ]);
+        if let Some(p) = password {
+            secret.insert(secret_key::PASSWORD.to_string(), p.to_string());
+        }
         let mut status = serde_json::Map::new();
         status.insert("endpoint".into(), host.into());
         status.insert("port".into(), port_number.into());
@@ -210,10 +257,17 @@ impl DataStack for OmsRedis {
         })
     }
 
+    fn credential_target(&self, outputs: &BTreeMap<String, String>) -> Option<CredentialTarget> {
+        let replication_group_id = outputs.get(output::REPLICATION_GROUP_ID).filter(|g| !g.is_empty())?.clone();
+        Some(CredentialTarget::ElastiCacheAuthToken { replication_group_id })
+    }
+
     fn advisories(&self) -> Vec<Advisory> {
         let today = k8s_openapi::jiff::Timestamp::now().to_zoned(k8s_openapi::jiff::tz::TimeZone::UTC).date();
         let version = self.spec.engine_version.unwrap_or(default_engine_version(self.spec.engine));
-        support_advisory(version, today).into_iter().collect()
+        let mut advisories: Vec<Advisory> = support_advisory(version, today).into_iter().collect();
+        advisories.extend(auth_advisory(self));
+        advisories
     }
 
     fn explain_refusal(&self, aws_message: &str) -> Option<String> {
@@ -392,7 +446,7 @@ mod tests {
     #[test]
     fn outputs_become_the_secret_and_status() {
         let r = redis(serde_json::json!({ "environment": "prod", "vpcStackName": "v" }));
-        let p = r.publish(&outputs(), &seed("prod")).expect("published");
+        let p = r.publish(&outputs(), &seed("prod"), None).expect("published");
         assert_eq!(p.secret[secret_key::HOST], "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com");
         assert_eq!(p.secret[secret_key::PORT], "6379");
         assert_eq!(p.secret[secret_key::READER_HOST], "oms-redis-prod-ro.abc123.ng.0001.use1.cache.amazonaws.com");
@@ -404,9 +458,37 @@ mod tests {
         assert_eq!(p.status["port"], 6379);
         assert_eq!(p.status["endpoint"], "oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com");
 
-        let dev = r.publish(&outputs(), &seed("dev")).expect("published");
+        let dev = r.publish(&outputs(), &seed("dev"), None).expect("published");
         assert!(dev.secret[secret_key::URL].starts_with("redis://"));
         assert_eq!(dev.secret[secret_key::TLS], "false");
+    }
+
+    #[test]
+    fn a_password_goes_into_the_secret_and_its_url_but_never_into_status() {
+        let r = redis(serde_json::json!({ "environment": "prod", "vpcStackName": "v" }));
+        let p = r.publish(&outputs(), &seed("prod"), Some("Pw0rd")).expect("published");
+        assert_eq!(p.secret[secret_key::PASSWORD], "Pw0rd");
+        assert_eq!(
+            p.secret[secret_key::URL],
+            "rediss://:Pw0rd@oms-redis-prod.abc123.ng.0001.use1.cache.amazonaws.com:6379"
+        );
+        assert!(!serde_json::Value::Object(p.status).to_string().contains("Pw0rd"));
+    }
+
+    #[test]
+    fn prod_gets_auth_by_default_for_new_stacks_only_and_other_environments_on_request() {
+        use crate::stack::Wanted;
+        let prod = redis(serde_json::json!({ "environment": "prod", "vpcStackName": "v" }));
+        assert_eq!(prod.credential().wanted, Wanted::ForNewStacks);
+        assert_eq!(prod.credential().secret_name, format!("{}-auth", prod.secret_name()));
+        assert_eq!(prod.credential().reload_grace, std::time::Duration::from_secs(300));
+        let dev = redis(serde_json::json!({ "environment": "dev", "vpcStackName": "v" }));
+        assert_eq!(dev.credential().wanted, Wanted::No);
+        let on = redis(
+            serde_json::json!({ "environment": "prod", "vpcStackName": "v", "auth": { "enabled": true, "reloadGraceSeconds": 5 } }),
+        );
+        assert_eq!(on.credential().wanted, Wanted::Yes);
+        assert_eq!(on.credential().reload_grace, std::time::Duration::from_secs(5));
     }
 
     #[test]
@@ -414,9 +496,9 @@ mod tests {
         let r = redis(serde_json::json!({ "environment": "dev", "vpcStackName": "v" }));
         let mut missing = outputs();
         missing.remove("RedisReaderEndpoint");
-        assert!(r.publish(&missing, &seed("dev")).expect_err("missing").0.contains("RedisReaderEndpoint"));
+        assert!(r.publish(&missing, &seed("dev"), None).expect_err("missing").0.contains("RedisReaderEndpoint"));
         let mut bad_port = outputs();
         bad_port.insert("RedisPort".into(), "six".into());
-        assert!(r.publish(&bad_port, &seed("dev")).is_err());
+        assert!(r.publish(&bad_port, &seed("dev"), None).is_err());
     }
 }

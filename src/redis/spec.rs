@@ -73,6 +73,12 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
     "has(oldSelf.engine) && oldSelf.engine == 'valkey' ? (has(self.engine) && self.engine == 'valkey') : true"
 ).message("engine cannot go from valkey back to redis: ElastiCache upgrades Redis OSS to Valkey in place but never back; create a new OmsRedis for a Redis OSS cache"))]
 #[x_kube(validation = Rule::new(engine_never_downgrades_rule()).message("engineVersion can only go up (ElastiCache cannot downgrade an engine, and every Valkey version is above every Redis OSS one): keep the current version or choose a newer one"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.auth) || !has(self.auth.enabled) || !self.auth.enabled || self.environment == 'prod'"
+).message("auth.enabled needs in-transit encryption, which only environment prod has: remove auth.enabled or set it to false"))]
+#[x_kube(validation = Rule::new(
+    "has(oldSelf.auth) && has(oldSelf.auth.enabled) && oldSelf.auth.enabled ? !(has(self.auth) && has(self.auth.enabled) && !self.auth.enabled) : true"
+).message("auth.enabled cannot be turned off: ElastiCache removes an AUTH token only when moving to RBAC. Keep it true or remove it"))]
 #[serde(rename_all = "camelCase")]
 pub struct OmsRedisSpec {
     /// dev, staging or prod; selects the preset for every omitted sizing field. Immutable.
@@ -170,6 +176,12 @@ pub struct OmsRedisSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarms: Option<AlarmsSpec>,
 
+    /// Redis AUTH: a password the operator generates, keeps in the Secret `<secretName>-auth`, and
+    /// copies into the connection Secret (REDIS_PASSWORD, REDIS_URL). Needs in-transit encryption,
+    /// which only environment prod has. Default: on for new prod caches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthSpec>,
+
     /// What deleting this resource does to the stack: Delete (default), Retain or Snapshot.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -177,6 +189,23 @@ pub struct OmsRedisSpec {
     /// Take over an existing stack of this name that no operator owns. Off by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt_existing_stack: Option<bool>,
+}
+
+/// Redis AUTH. To rotate the password, annotate the resource with
+/// data.oms-spider.io/rotate-auth-token=<any new value>.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthSpec {
+    /// Require the password. Default: on for a prod cache created with this field absent; a running
+    /// cache keeps what it has. Turning it on for a running cache is done without downtime; once on,
+    /// it cannot be turned off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Seconds between publishing a new password in the connection Secret and the old one ceasing to
+    /// work, so workloads can reload. Default: 300.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 86400))]
+    pub reload_grace_seconds: Option<i32>,
 }
 
 /// The alarms. Omitted thresholds are the seed's.

@@ -16,6 +16,8 @@ pub mod param {
     pub const SNAPSHOT_RETENTION_LIMIT: &str = "SnapshotRetentionLimit";
     pub const AUTOMATIC_FAILOVER_ENABLED: &str = "AutomaticFailoverEnabled";
     pub const MAINTENANCE_WINDOW: &str = "MaintenanceWindow";
+    /// NoEcho; sent only with CreateStack, kept as it is by every update.
+    pub const AUTH_TOKEN: &str = "AuthToken";
     pub const SNAPSHOT_WINDOW: &str = "SnapshotWindow";
     pub const ALARMS_IN_ALL_ENVIRONMENTS: &str = "AlarmsInAllEnvironments";
     pub const ALARM_TOPIC_ARN: &str = "AlarmTopicArn";
@@ -26,7 +28,7 @@ pub mod param {
 
     /// Every parameter: the seed's, in the order its commands pass them, then the ones added since
     /// (each with a default that keeps the seed's commands working).
-    pub const ALL: [&str; 16] = [
+    pub const ALL: [&str; 17] = [
         ENVIRONMENT,
         VPC_STACK_NAME,
         NODE_TYPE,
@@ -43,6 +45,7 @@ pub mod param {
         MEMORY_ALARM_THRESHOLD,
         CACHE_HIT_RATE_ALARM_THRESHOLD,
         EVICTIONS_ALARM_THRESHOLD,
+        AUTH_TOKEN,
     ];
 }
 

@@ -3,19 +3,23 @@
 //! reported as lost, never silently replaced by an empty one unless the kind allows it.
 
 use super::cfn::{ObservedStack, Ops, UpdateOutcome};
-use super::kind::{DataStack, Desired};
+use super::credential;
+use super::kind::{Credential, DataStack, Desired};
 use super::ownership::Owner;
 use super::plan::{self, Inputs, Lost, Step};
 use super::publish;
 use super::reconcile::{
-    Outcome, after_failure, confirm_current, failure_text, finish, owner_of, short_hash, stalled, time_token, waiting,
+    Outcome, after_failure, confirm_current, failure_text, finish, owner_of, poll_delay, publish_event, short_hash,
+    stalled, time_token, waiting,
 };
-use super::status::{Health, StackStatus};
+use super::status::{AuthStatus, Health, StackStatus};
 use crate::controller::Context;
 use crate::error::{AwsCategory, Error, Result};
+use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 use std::time::Duration;
 
 /// Stack statuses that mean the latest operation failed and CloudFormation is undoing it.
@@ -144,7 +148,18 @@ async fn act<K: DataStack>(
             if let Some(lost) = &next.lost_stack_id {
                 token.push_str(&format!("-l{}", short_hash(lost)));
             }
-            let id = ops.create(name, K::template_body(), &desired.parameters, &tags, &token).await?;
+            // The password goes to CloudFormation with the create only, and never into status.
+            let mut parameters = desired.parameters.clone();
+            if let Some(c) = desired.credential.as_ref().filter(|c| credential::wanted(c, &next, true)) {
+                let password = credential::for_create(obj, &secrets(obj, ctx), c, ctx.settings.kube_timeout).await?;
+                parameters.insert(c.parameter.to_string(), password);
+                next.auth = Some(AuthStatus {
+                    enabled: true,
+                    secret_name: Some(c.secret_name.clone()),
+                    ..AuthStatus::default()
+                });
+            }
+            let id = ops.create(name, K::template_body(), &parameters, &tags, &token).await?;
             next.applied_parameters = Some(desired.parameters.clone());
             next.stack_id = id;
             next.lost_stack_id = None;
@@ -182,12 +197,21 @@ async fn act<K: DataStack>(
             if let Some(r) = requested {
                 token.push_str(&format!("-r{}", short_hash(r)));
             }
-            let outcome = ops.update(name, K::template_body(), &desired.parameters, &tags, &token).await?;
+            // A stack's password is changed only in place (see credential): updates keep it as it is.
+            let keep: Vec<&str> = desired
+                .credential
+                .as_ref()
+                .map(|c| c.parameter)
+                .filter(|p| observed.is_some_and(|o| o.parameters.contains_key(*p)))
+                .into_iter()
+                .collect();
+            let outcome = ops.update(name, K::template_body(), &desired.parameters, &keep, &tags, &token).await?;
             next.applied_parameters = Some(desired.parameters.clone());
             next.last_failure = None;
             match (outcome, observed) {
                 (UpdateOutcome::NoChange, Some(obs)) if plan::phase(&obs.status) == plan::Phase::Complete => {
-                    ready(obj, next, obs, desired, ctx.settings.resync)
+                    let password = password_now(obj, ctx, desired, &next).await?;
+                    ready(obj, next, obs, desired, password.as_deref(), ctx.settings.resync)
                 }
                 _ => {
                     next.stack_status = Some("UPDATE_IN_PROGRESS".into());
@@ -205,7 +229,10 @@ async fn act<K: DataStack>(
         }
         Step::Publish => {
             let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
-            ready(obj, next, obs, desired, ctx.settings.resync)
+            match &desired.credential {
+                Some(c) => settle_credential(obj, ctx, ops, c, obs, desired, next).await?,
+                None => ready(obj, next, obs, desired, None, ctx.settings.resync),
+            }
         }
         Step::PublishRolledBack => {
             let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
@@ -214,7 +241,8 @@ async fn act<K: DataStack>(
                 None => failure_text(ops, obs).await?,
             };
             next.last_failure = Some(failure.clone());
-            let published = obj.publish(&obs.outputs, &obs.parameters).ok();
+            let password = password_now(obj, ctx, desired, &next).await?;
+            let published = obj.publish(&obs.outputs, &obs.parameters, password.as_deref()).ok();
             let message = format!(
                 "the update of stack {name} failed and was rolled back: {failure}. The previous configuration still \
                  serves and stays published; change the spec, or annotate this resource with {}=<any new value> to \
@@ -265,12 +293,13 @@ fn ready<K: DataStack>(
     mut next: StackStatus,
     obs: &ObservedStack,
     desired: &Desired,
+    password: Option<&str>,
     resync: Duration,
 ) -> Outcome {
     next.recreate_attempts = None;
     next.last_failure = None;
     next.lost_stack_id = None;
-    match obj.publish(&obs.outputs, &obs.parameters) {
+    match obj.publish(&obs.outputs, &obs.parameters, password) {
         Ok(published) => Outcome {
             next,
             health: Health::Ready {
@@ -290,4 +319,60 @@ fn ready<K: DataStack>(
             requeue: Action::requeue(resync),
         },
     }
+}
+
+fn secrets<K: DataStack>(obj: &K, ctx: &Context) -> Api<Secret> {
+    Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default())
+}
+
+/// The password clients use now, for publishing without moving a rotation on.
+async fn password_now<K: DataStack>(
+    obj: &K,
+    ctx: &Context,
+    desired: &Desired,
+    next: &StackStatus,
+) -> Result<Option<String>> {
+    match &desired.credential {
+        Some(c) => credential::current::<K>(&secrets(obj, ctx), c, next, ctx.settings.kube_timeout).await,
+        None => Ok(None),
+    }
+}
+
+/// A settled stack with a password: the password one step further (a rotation, or turning it on),
+/// then published with the password clients are to use.
+async fn settle_credential<K: DataStack>(
+    obj: &K,
+    ctx: &Context,
+    ops: &Ops,
+    c: &Credential,
+    obs: &ObservedStack,
+    desired: &Desired,
+    mut next: StackStatus,
+) -> Result<Outcome> {
+    let target = obj.credential_target(&obs.outputs);
+    let poll = poll_delay(&next, ctx);
+    let settled = credential::settle(obj, ctx, ops, c, target.as_ref(), &next, poll).await?;
+    if let Some((reason, note)) = &settled.news {
+        publish_event(ctx, obj, EventType::Normal, reason, "AuthToken", note.clone()).await;
+    }
+    let keeps_auth = next.auth.is_some() || settled.auth.enabled || settled.auth.rotation.is_some();
+    if keeps_auth {
+        next.auth = Some(settled.auth.clone());
+    }
+    let mut outcome = ready(obj, next, obs, desired, settled.password.as_deref(), ctx.settings.resync);
+    if !matches!(outcome.health, Health::Ready { .. }) {
+        return Ok(outcome);
+    }
+    if let Some(message) = settled.refused {
+        let published = outcome.published.take();
+        return Ok(Outcome { published, ..stalled(ctx, outcome.next, "AuthCannotBeTurnedOff", message) });
+    }
+    if let Some((reason, message, after)) = settled.working {
+        let published = outcome.published.take();
+        let mut working = waiting(ctx, outcome.next, reason, message);
+        working.published = published;
+        working.requeue = Action::requeue(after);
+        return Ok(working);
+    }
+    Ok(outcome)
 }

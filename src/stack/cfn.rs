@@ -12,7 +12,7 @@ use std::time::Duration;
 /// Every AWS action the operator itself calls, as `service:Action` (CloudFormation makes the
 /// stack's resources with the caller's permissions too; docs/iam-policy.json grants both, and a
 /// test holds it to this list).
-pub const ACTIONS: [&str; 7] = [
+pub const ACTIONS: [&str; 9] = [
     "cloudformation:CreateStack",
     "cloudformation:UpdateStack",
     "cloudformation:DeleteStack",
@@ -20,6 +20,8 @@ pub const ACTIONS: [&str; 7] = [
     "cloudformation:DescribeStackEvents",
     "elasticache:CreateSnapshot",
     "elasticache:DescribeSnapshots",
+    "elasticache:ModifyReplicationGroup",
+    "elasticache:DescribeReplicationGroups",
 ];
 
 /// A stack as CloudFormation reports it.
@@ -246,8 +248,14 @@ impl Ops {
     where
         E: ProvideErrorMetadata,
     {
-        let service =
-            if matches!(action, "CreateSnapshot" | "DescribeSnapshots") { "elasticache" } else { "cloudformation" };
+        let service = if matches!(
+            action,
+            "CreateSnapshot" | "DescribeSnapshots" | "ModifyReplicationGroup" | "DescribeReplicationGroups"
+        ) {
+            "elasticache"
+        } else {
+            "cloudformation"
+        };
         let result = tokio::time::timeout(self.deadline, fut).await;
         let outcome = match &result {
             Err(_) => "timeout",
@@ -300,22 +308,28 @@ impl Ops {
         }
     }
 
+    /// Updates the stack to `params`; the parameters named in `keep` keep the stack's current value
+    /// (a NoEcho password, which the operator never sends twice).
+    #[allow(clippy::too_many_arguments)]
     pub async fn update(
         &self,
         stack: &str,
         template: &str,
         params: &BTreeMap<String, String>,
+        keep: &[&str],
         tags: &BTreeMap<String, String>,
         token: &str,
     ) -> Result<UpdateOutcome> {
         let action = "UpdateStack";
+        let mut parameters = sdk_parameters(params);
+        parameters.extend(keep.iter().map(|k| Parameter::builder().parameter_key(*k).use_previous_value(true).build()));
         let req = self
             .clients
             .cloudformation
             .update_stack()
             .stack_name(stack)
             .template_body(template)
-            .set_parameters(Some(sdk_parameters(params)))
+            .set_parameters(Some(parameters))
             .set_tags(Some(sdk_tags(tags)))
             .client_request_token(token)
             .send();
@@ -437,6 +451,67 @@ impl Ops {
                 replication_group_id: s.replication_group_id().map(str::to_string),
             })),
             Err(e) if e.code() == Some("SnapshotNotFoundFault") => Ok(None),
+            Err(e) => Err(aws_error(action, &self.elasticache, e)),
+        }
+    }
+}
+
+/// The strategies of ModifyReplicationGroup's AuthTokenUpdateStrategy the operator uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStrategy {
+    /// Add the new token; the previous one keeps working.
+    Rotate,
+    /// Make the last rotated token the only one.
+    Set,
+}
+
+/// What a token change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenChange {
+    Started,
+    /// The group is busy (modifying, snapshotting…): ask again later.
+    Busy(String),
+}
+
+impl Ops {
+    /// Changes a replication group's AUTH token in place, applied at once. The token is sent only
+    /// here and is never part of an error or log line.
+    pub async fn change_auth_token(
+        &self,
+        replication_group: &str,
+        token: &str,
+        strategy: TokenStrategy,
+    ) -> Result<TokenChange> {
+        use aws_sdk_elasticache::types::AuthTokenUpdateStrategyType as S;
+        let action = "ModifyReplicationGroup";
+        let req = self
+            .clients
+            .elasticache
+            .modify_replication_group()
+            .replication_group_id(replication_group)
+            .auth_token(token)
+            .auth_token_update_strategy(match strategy {
+                TokenStrategy::Rotate => S::Rotate,
+                TokenStrategy::Set => S::Set,
+            })
+            .apply_immediately(true)
+            .send();
+        match self.call(action, req).await? {
+            Ok(_) => Ok(TokenChange::Started),
+            Err(e) if matches!(e.code(), Some("InvalidReplicationGroupState" | "InvalidCacheClusterState")) => {
+                Ok(TokenChange::Busy(e.message().unwrap_or_default().to_string()))
+            }
+            Err(e) => Err(aws_error(action, &self.elasticache, e)),
+        }
+    }
+
+    /// The replication group's status (`available`, `modifying`, …); `None` when it does not exist.
+    pub async fn group_status(&self, replication_group: &str) -> Result<Option<String>> {
+        let action = "DescribeReplicationGroups";
+        let req = self.clients.elasticache.describe_replication_groups().replication_group_id(replication_group).send();
+        match self.call(action, req).await? {
+            Ok(out) => Ok(out.replication_groups().first().map(|g| g.status().unwrap_or_default().to_string())),
+            Err(e) if e.code() == Some("ReplicationGroupNotFoundFault") => Ok(None),
             Err(e) => Err(aws_error(action, &self.elasticache, e)),
         }
     }

@@ -76,11 +76,13 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
                         Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
                     let secret_name =
                         prev.secret_name.clone().or_else(|| desired.as_ref().map(|d| d.secret_name.clone()));
-                    if let Some(s) = &secret_name {
+                    // The retained cache's password goes with it: its Secret is kept too.
+                    let password_secret = prev.auth.as_ref().and_then(|a| a.secret_name.clone());
+                    for s in secret_name.iter().chain(password_secret.iter()) {
                         publish::release_secret(&secrets, s, ctx.settings.kube_timeout).await?;
                     }
                     let note = format!(
-                        "stack {name} was kept and tagged {}=true; Secret kept without its owner reference",
+                        "stack {name} was kept and tagged {}=true; its Secrets kept without their owner reference",
                         super::ownership::ORPHANED
                     );
                     (EventType::Normal, "StackRetained", note)

@@ -39,6 +39,38 @@ pub struct Desired {
     /// When the stack is deleted outside the operator, create a new, empty one without asking
     /// (a disposable environment); otherwise the resource stalls until the user asks for one.
     pub recreate_when_lost: bool,
+    /// The password the stack is protected by, when the kind has one.
+    pub credential: Option<Credential>,
+}
+
+/// Whether a resource wants its stack protected by a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wanted {
+    Yes,
+    No,
+    /// Not said: new stacks get one, a running stack keeps what it has (turning a password on under
+    /// running clients would lock them out, so it is never done by default).
+    ForNewStacks,
+}
+
+/// A password the operator generates, keeps in a Secret it owns, hands to CloudFormation once as a
+/// NoEcho parameter, and rotates in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credential {
+    pub wanted: Wanted,
+    /// The NoEcho template parameter that takes it when the stack is created.
+    pub parameter: &'static str,
+    /// The Secret that holds it (the connection Secret carries a copy for workloads).
+    pub secret_name: String,
+    /// How long a new password is published before the old one stops working.
+    pub reload_grace: std::time::Duration,
+}
+
+/// Where a password is changed in place.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialTarget {
+    /// An ElastiCache replication group's AUTH token (ModifyReplicationGroup ROTATE, then SET).
+    ElastiCacheAuthToken { replication_group_id: String },
 }
 
 /// Something the user should act on before it becomes a problem; shown as a condition of its own.
@@ -82,12 +114,19 @@ pub trait DataStack:
     /// Validates the spec and resolves the stack it asks for.
     fn desired(&self) -> Result<Desired, SpecError>;
 
-    /// Secret keys and status fields from a settled stack's outputs and the parameters it runs with.
+    /// Secret keys and status fields from a settled stack's outputs and the parameters it runs with,
+    /// and the password clients are to use, if the stack has one.
     fn publish(
         &self,
         outputs: &BTreeMap<String, String>,
         parameters: &BTreeMap<String, String>,
+        password: Option<&str>,
     ) -> Result<Published, SpecError>;
+
+    /// Where the stack's password is changed in place, from its outputs.
+    fn credential_target(&self, _outputs: &BTreeMap<String, String>) -> Option<CredentialTarget> {
+        None
+    }
 
     /// What to back up under deletion policy Snapshot, from the stack's outputs (else the last
     /// published status); `None` when the kind cannot tell, and then nothing is deleted.

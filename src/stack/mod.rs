@@ -8,6 +8,7 @@
 
 mod apply;
 pub mod cfn;
+pub mod credential;
 mod delete;
 pub mod kind;
 pub mod ownership;
@@ -16,4 +17,7 @@ pub mod publish;
 pub mod reconcile;
 pub mod status;
 
-pub use kind::{Advisory, BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError};
+pub use kind::{
+    Advisory, BackupTarget, Credential, CredentialTarget, DataStack, DeletionPolicy, Desired, Published, SpecError,
+    Wanted,
+};

@@ -353,6 +353,7 @@ mod tests {
             deletion_policy: DeletionPolicy::Delete,
             adopt_existing: false,
             recreate_when_lost: false,
+            credential: None,
         }
     }
 

@@ -26,7 +26,7 @@ pub const FINALIZER: &str = "data.oms-spider.io/stack";
 pub const PAUSED_CONDITION: &str = "Paused";
 
 /// The fields of [`StackStatus`] in status JSON; every other status field belongs to the kind.
-pub const LIFECYCLE_FIELDS: [&str; 13] = [
+pub const LIFECYCLE_FIELDS: [&str; 14] = [
     "observedGeneration",
     "conditions",
     "stackName",
@@ -40,6 +40,7 @@ pub const LIFECYCLE_FIELDS: [&str; 13] = [
     "lastFailure",
     "lostStackId",
     "lastHandledRequestedAt",
+    "auth",
 ];
 
 /// Reconciles one resource. Errors are also reported as a Warning Event whose reason is the
@@ -422,6 +423,7 @@ mod tests {
             last_failure: Some(String::new()),
             lost_stack_id: Some(String::new()),
             last_handled_requested_at: Some(String::new()),
+            auth: Some(Default::default()),
         };
         let value = serde_json::to_value(full).expect("json");
         let mut keys: Vec<&str> = value.as_object().expect("object").keys().map(String::as_str).collect();

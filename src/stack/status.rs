@@ -53,6 +53,47 @@ pub struct StackStatus {
     /// The last value of the requested-at annotation the operator acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_requested_at: Option<String>,
+    /// The stack's password (never the password itself): where it is kept and any rotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthStatus>,
+}
+
+/// Where a stack's password stands. The password itself is only ever in the Secrets.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthStatus {
+    /// Whether the stack requires the password.
+    pub enabled: bool,
+    /// The Secret the operator keeps the password in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_name: Option<String>,
+    /// A rotation under way: Rotating (the new password is being added; the old one works), Reloading
+    /// (both work; the connection Secret has the new one, so workloads can reload), Setting (the old
+    /// one is being removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "rotation_schema")]
+    pub rotation: Option<Rotation>,
+    /// When the rotation entered its current phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase_since: Option<Time>,
+    /// When the last rotation finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_rotated_at: Option<Time>,
+    /// The last value of the rotate annotation the operator acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_rotate_request: Option<String>,
+}
+
+/// An optional enum without `null` among its values (absent means no rotation).
+fn rotation_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "type": "string", "enum": ["Rotating", "Reloading", "Setting"] })
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum Rotation {
+    Rotating,
+    Reloading,
+    Setting,
 }
 
 /// Reasons that report a failure while the operator is still working on it: their Events are

@@ -94,6 +94,19 @@ impl Emulator {
         self.control("POST", "/_oms/config", Some(body))
     }
 
+    /// Binds replication group `replication_group_id` (which need not exist yet) to `redis`: the
+    /// group's endpoints become the server's address and port, and the emulator keeps the server's
+    /// `default` user's passwords in step with the group's AUTH tokens (now, on create, and when
+    /// each modification takes effect). Panics when the server cannot be told.
+    pub fn bind_redis(&self, replication_group_id: &str, redis: &super::redis::TlsRedis) {
+        self.configure(serde_json::json!({ "redis_bindings": { replication_group_id: redis.emulator_binding() } }));
+    }
+
+    /// Undoes [`Emulator::bind_redis`].
+    pub fn unbind_redis(&self, replication_group_id: &str) {
+        self.configure(serde_json::json!({ "redis_bindings": { replication_group_id: null } }));
+    }
+
     /// Makes the next `operation` (create | update | delete) of `stack` fail on `resource`.
     pub fn fail_next(&self, stack: &str, operation: &str, resource: &str, reason: &str) {
         self.control(

@@ -12,6 +12,7 @@ pub mod emulator;
 pub mod health;
 pub mod operator;
 pub mod proc;
+pub mod redis;
 pub mod world;
 
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 
@@ -33,6 +34,19 @@ def _port_free(host: str, port: int) -> bool:
         return e.errno != errno.EADDRINUSE
     finally:
         s.close()
+
+
+def _tick() -> None:
+    from . import state
+
+    log = logging.getLogger("oms_emulator")
+    while True:
+        time.sleep(0.1)
+        with state.LOCK:
+            try:
+                state.advance()
+            except Exception as e:  # noqa: BLE001
+                log.error("timed work failed: %s", e)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print(f"cannot bind {host}:{args.port}: {e}", file=sys.stderr)
         return 1
+
+    # Timed work (stack timelines, modifications) also runs without requests, so side effects
+    # outside the emulator, such as a bound redis-server's passwords, change on time.
+    threading.Thread(target=_tick, name="oms-tick", daemon=True).start()
 
     def stop(signum: int, frame: object) -> None:
         raise KeyboardInterrupt

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from . import state
+from . import redis_acl, state
 
 log = logging.getLogger("oms_emulator")
 
@@ -24,7 +24,9 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "endpoint_port": (int, type(None)),
     "snapshot_delay_seconds": (int, float),
     "failover_delay_seconds": (int, float),
+    "modify_delay_seconds": (int, float),
     "constraint_descriptions": (bool,),
+    "redis_bindings": (dict,),
 }
 
 _ARN_NAME = re.compile(r"^arn:[^:]+:cloudformation:[^:]*:[^:]*:stack/([^/]+)/")
@@ -41,7 +43,7 @@ def error_xml(code: str, message: str, sender: bool = True) -> bytes:
 
 def _json(start_response: Callable, status: int, obj: Any) -> list[bytes]:
     body = json.dumps(obj, default=str).encode()
-    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}.get(status, "OK")
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed", 502: "Bad Gateway"}.get(status, "OK")
     start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
     return [body]
 
@@ -53,6 +55,26 @@ def _xml(start_response: Callable, status: int, body: bytes) -> list[bytes]:
         [("Content-Type", "text/xml"), ("Content-Length", str(len(body))), ("x-amzn-RequestId", str(uuid.uuid4()))],
     )
     return [body]
+
+
+def _public_config() -> dict[str, Any]:
+    """The config as the control API shows it: redis admin passwords masked."""
+    out = dict(state.CONFIG)
+    out["redis_bindings"] = {k: {**b, "admin_password": "****"} for k, b in (state.CONFIG.get("redis_bindings") or {}).items()}
+    return out
+
+
+def _bound_groups(ids: list[str]) -> list[Any]:
+    """The stack-made replication groups with these ids, in every account and region in use."""
+    from moto.elasticache.models import elasticache_backends
+
+    from .models import OmsReplicationGroup
+
+    found = []
+    for _account, regions in elasticache_backends.items():
+        for _region, backend in regions.items():
+            found += [rg for i, rg in backend.replication_groups.items() if i in ids and isinstance(rg, OmsReplicationGroup)]
+    return found
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
@@ -203,7 +225,7 @@ class OmsApp:
                 return _json(start_response, 200, {"status": "ok"})
             if path == "/_oms/config":
                 if method == "GET":
-                    return _json(start_response, 200, state.CONFIG)
+                    return _json(start_response, 200, _public_config())
                 if method != "POST":
                     return _json(start_response, 405, {"error": "use GET or POST"})
                 for k, v in data.items():
@@ -213,6 +235,11 @@ class OmsApp:
                         return _json(start_response, 400, {"error": f"bad type for {k}"})
                     if k == "stack_delays" and not all(isinstance(x, (int, float, type(None))) for x in v.values()):
                         return _json(start_response, 400, {"error": "stack_delays values must be numbers (or null to remove)"})
+                    if k == "redis_bindings":
+                        for b in v.values():
+                            why = None if b is None else redis_acl.validate_binding(b)
+                            if why:
+                                return _json(start_response, 400, {"error": why})
                 for k, v in data.items():
                     if k == "stack_delays":
                         merged = dict(state.CONFIG.get("stack_delays") or {})
@@ -222,11 +249,27 @@ class OmsApp:
                             else:
                                 merged[n] = float(x)
                         state.CONFIG["stack_delays"] = merged
+                    elif k == "redis_bindings":
+                        bindings = dict(state.CONFIG.get("redis_bindings") or {})
+                        for n, b in v.items():
+                            if b is None:
+                                bindings.pop(n, None)
+                            else:
+                                bindings[n] = {"tls": True, **b}
+                        state.CONFIG["redis_bindings"] = bindings
                     elif k.endswith("_seconds"):
                         state.CONFIG[k] = float(v)
                     else:
                         state.CONFIG[k] = v
-                return _json(start_response, 200, state.CONFIG)
+                # A group that exists already gets its tokens on the server now; one made
+                # later gets them when it is created.
+                bound = [n for n, b in (data.get("redis_bindings") or {}).items() if b is not None]
+                for rg in _bound_groups(bound):
+                    try:
+                        redis_acl.apply(rg)
+                    except redis_acl.RedisError as e:
+                        return _json(start_response, 502, {"error": str(e)})
+                return _json(start_response, 200, _public_config())
             if path == "/_oms/fail" and method == "POST":
                 name = data.get("stack_name")
                 op = data.get("operation")

@@ -31,6 +31,7 @@ from .models import OmsReplicationGroup
 log = logging.getLogger("oms_emulator")
 
 IN_PROGRESS_SUFFIX = "_IN_PROGRESS"
+NO_ECHO_MASK = "****"  # what DescribeStacks returns for a NoEcho parameter
 UPDATABLE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE", "IMPORT_ROLLBACK_COMPLETE"}
 DEFAULT_REASONS = {
     "create": "Resource handler returned message: \"Cache subnet group or security group is invalid (Service: ElastiCache, Status Code: 400, Request ID: 00000000-0000-0000-0000-000000000000)\" (RequestToken: 00000000-0000-0000-0000-000000000000, HandlerErrorCode: InvalidRequest)",
@@ -439,11 +440,20 @@ class StackState:
                 backend.exports[o["ExportName"]] = Export(self.stack_id, o["ExportName"], o["OutputValue"])
 
     # ------------------------------------------------------------ describe
+    def shown_params(self) -> list[dict[str, str]]:
+        """Parameters as DescribeStacks shows them: NoEcho values masked (the real ones stay
+        in self.params, for UsePreviousValue)."""
+        specs = self.tpl.get("Parameters", {}) or {}
+        return [
+            {"ParameterKey": k, "ParameterValue": NO_ECHO_MASK if str(specs.get(k, {}).get("NoEcho", False)).lower() == "true" else v}
+            for k, v in self.params.items()
+        ]
+
     def describe(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "StackId": self.stack_id,
             "StackName": self.name,
-            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in self.params.items()],
+            "Parameters": self.shown_params(),
             "CreationTime": ts(self.creation_time),
             "StackStatus": self.status,
             "DisableRollback": bool(self.extra.get("disable_rollback", False)),
@@ -858,6 +868,15 @@ def _template_body(resp: CloudFormationResponse) -> str | None:
 _NAME_RE = re.compile(r"^[a-zA-Z][-a-zA-Z0-9]*$")
 
 
+def _refused_resource(stack: Any) -> dict[str, str] | None:
+    """A resource its service refused to create (models set oms_create_error), as a failure
+    spec: it gets CREATE_FAILED with the service's message and the stack rolls back."""
+    for logical, r in stack.resource_map._parsed_resources.items():
+        if getattr(r, "oms_create_error", None):
+            return {"resource": logical, "reason": r.oms_create_error}
+    return None
+
+
 # ---------------------------------------------------------------- handlers
 def create_stack(self: CloudFormationResponse) -> ActionResult:
     state.advance()
@@ -916,7 +935,7 @@ def create_stack(self: CloudFormationResponse) -> ActionResult:
         backend.exports.pop(n, None)
     st = StackState(stack, body, tpl, params, tags, token, extra)
     state.STACKS[st.stack_id] = st
-    plan_create(st, state.now(), _take_fail(name, "create"))
+    plan_create(st, state.now(), _take_fail(name, "create") or _refused_resource(stack))
     state.advance()
     return ActionResult({"StackId": st.stack_id})
 

@@ -2,7 +2,8 @@
 SubnetGroup, ParameterGroup; CloudWatch Alarm), intrinsic-function fixes
 (Fn::Cidr, Fn::Equals on numbers), and ElastiCache API additions
 (TestFailover, DescribeCacheParameterGroups, DescribeCacheParameters, delayed
-snapshots, DescribeSnapshots for deleted groups).
+snapshots, DescribeSnapshots for deleted groups, AUTH tokens with
+ModifyReplicationGroup's ROTATE / SET, kept in step on a bound redis-server).
 
 Import this module before the server handles its first request: moto caches
 CloudFormationModel.__subclasses__() on first use.
@@ -10,8 +11,11 @@ CloudFormationModel.__subclasses__() on first use.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import random
+import re
 import string
+import uuid
 from typing import Any
 
 from moto.cloudformation import parsing
@@ -29,7 +33,9 @@ from moto.elasticache.exceptions import (
 from moto.elasticache.models import CacheSubnetGroup, elasticache_backends
 from moto.elasticache.responses import ElastiCacheResponse
 
-from . import state
+from . import redis_acl, state
+
+log = logging.getLogger("oms_emulator")
 
 
 def _bool(v: Any) -> bool:
@@ -47,6 +53,31 @@ class ElastiCacheFault(ServiceException):
     def __init__(self, code: str, message: str):
         self.code = code
         super().__init__(message)
+
+
+def handler_message(e: ElastiCacheFault) -> str:
+    """How CloudFormation reports a resource handler's ElastiCache error."""
+    return (
+        f'Resource handler returned message: "{e.message} (Service: ElastiCache, Status Code: 400, '
+        f'Request ID: {uuid.uuid4()})" (RequestToken: {uuid.uuid4()}, HandlerErrorCode: InvalidRequest)'
+    )
+
+
+# ---------------------------------------------------------------- AUTH tokens
+# CreateReplicationGroup: 16-128 printable characters; "The only permitted printable
+# special characters are !, &, #, $, ^, <, >, and -" (the stricter of the create and
+# modify rules, used for both).
+_AUTH_TOKEN = re.compile(r"[A-Za-z0-9!&#$^<>-]{16,128}")
+# ElastiCache's own wording, as users quote it (no AWS page gives the messages).
+NO_TLS_FOR_TOKEN = "The AUTH token is only supported when encryption-in-transit is enabled"
+BAD_TOKEN = "Invalid AuthToken provided."
+
+
+def check_auth_token(token: str, tls: bool) -> None:
+    if not tls:
+        raise ElastiCacheFault("InvalidParameterCombination", NO_TLS_FOR_TOKEN)
+    if not _AUTH_TOKEN.fullmatch(token):
+        raise ElastiCacheFault("InvalidParameterValue", BAD_TOKEN)
 
 
 # ---------------------------------------------------------------- replication group
@@ -71,17 +102,30 @@ class OmsReplicationGroup(CloudFormationModel):
         self.member_clusters_outpost_arns: list[str] = []
         self.log_delivery_configurations: list[dict[str, Any]] = []
         self.user_group_ids: list[str] = []
-        self.auth_token_enabled = False
+        # AUTH: the valid tokens (empty: no AUTH); auth_open while unauthenticated clients
+        # still get in after a ROTATE on a group without a token, until a SET.
+        self.auth_tokens: list[str] = []
+        self.auth_open = False
+        self.auth_last_rotated: str | None = None  # what a SET must repeat
+        self.auth_token_last_modified_date = None
+        self.auth_token_prop: str | None = None  # the CloudFormation AuthToken property last applied
+        self.pending_auth: tuple[str, str] | None = None  # (strategy, token) being applied
+        self.modify_gen = 0
+        self.oms_create_error: str | None = None
         self.data_tiering = "disabled"
         self.network_type = "ipv4"
         self.ip_discovery = "ipv4"
         self.primary_index = 0
         self.failover_until = 0.0
         self.oms_stack_id = None
-        self.apply_props(props)
+        self.apply_props(props, creating=True)
 
     # ------------------------------------------------------------ properties
-    def apply_props(self, props: dict[str, Any]) -> None:
+    def apply_props(self, props: dict[str, Any], creating: bool = False) -> None:
+        token = props.get("AuthToken") or None
+        if token != self.auth_token_prop:
+            # Checked before anything changes, so a refused update leaves the group as it was.
+            self._cfn_auth_token(token, _bool(props.get("TransitEncryptionEnabled", False)), creating)
         self.description = props.get("ReplicationGroupDescription", "")
         self.engine = props.get("Engine", "redis")
         self.engine_version = str(props.get("EngineVersion", "7.1"))
@@ -112,21 +156,107 @@ class OmsReplicationGroup(CloudFormationModel):
         self.auto_minor_version_upgrade = _bool(props.get("AutoMinorVersionUpgrade", True))
         self.kms_key_id = props.get("KmsKeyId")
 
+    # ------------------------------------------------------------ AUTH
+    @property
+    def auth_token_enabled(self) -> bool:
+        return bool(self.auth_tokens)
+
+    def _cfn_auth_token(self, token: str | None, tls: bool, creating: bool) -> None:
+        """A create or update through CloudFormation that sets the AuthToken property."""
+        if token is None:
+            # Removing the token is ModifyReplicationGroup's DELETE, allowed only when moving to RBAC.
+            raise ElastiCacheFault(
+                "InvalidParameterCombination",
+                "AuthTokenUpdateStrategy DELETE is allowed only when transitioning to RBAC (UserGroupIds).",
+            )
+        check_auth_token(token, tls)
+        if creating:
+            self.auth_tokens = [token]
+        else:
+            # CloudFormation does not say which strategy it uses; ROTATE is ElastiCache's default.
+            self._apply_auth("ROTATE", token)
+        self.auth_token_prop = token
+        self.auth_token_last_modified_date = utcnow()
+
+    def check_auth_change(self, strategy: str, token: str | None) -> None:
+        """ModifyReplicationGroup's checks of AuthToken and AuthTokenUpdateStrategy."""
+        if strategy not in ("ROTATE", "SET", "DELETE"):
+            raise ElastiCacheFault("InvalidParameterValue", f"Invalid AuthTokenUpdateStrategy: {strategy}")
+        if strategy == "DELETE":
+            raise ElastiCacheFault(
+                "InvalidParameterCombination",
+                "AuthTokenUpdateStrategy DELETE is allowed only when transitioning to RBAC (UserGroupIds).",
+            )
+        if not token:
+            raise ElastiCacheFault("InvalidParameterValue", f"AuthToken is required with AuthTokenUpdateStrategy {strategy}.")
+        check_auth_token(token, self.transit_encryption_enabled)
+        if self.status != "available" or self.pending_auth:
+            raise ElastiCacheFault(
+                "InvalidReplicationGroupState",
+                f"Replication group {self.replication_group_id} is not in available state. Current state: {self.status}",
+            )
+        if strategy == "SET":
+            if self.auth_last_rotated is None:
+                raise ElastiCacheFault("InvalidParameterCombination", "AuthTokenUpdateStrategy SET is allowed only after ROTATE.")
+            if token != self.auth_last_rotated:
+                raise ElastiCacheFault("InvalidParameterValue", "The AUTH token for SET must be the same as the last AUTH token rotated.")
+
+    def _apply_auth(self, strategy: str, token: str) -> None:
+        if strategy == "SET":
+            self.auth_tokens, self.auth_open, self.auth_last_rotated = [token], False, None
+            return
+        # ROTATE keeps the previous token (two at most); on a group without one,
+        # unauthenticated clients keep getting in until a SET.
+        if not self.auth_tokens:
+            self.auth_open = True
+        self.auth_tokens = list(dict.fromkeys(self.auth_tokens[-1:] + [token]))
+        self.auth_last_rotated = token
+
+    def begin_auth_change(self, strategy: str, token: str) -> None:
+        """The group is `modifying` for modify_delay_seconds; the tokens change at the end."""
+        self.status = "modifying"
+        self.pending_auth = (strategy, token)
+        self.modify_gen += 1
+
+        def done(_due: float, gen: int = self.modify_gen) -> None:
+            if self.modify_gen != gen or self.pending_auth is None:
+                return
+            self._apply_auth(*self.pending_auth)
+            self.pending_auth = None
+            self.auth_token_last_modified_date = utcnow()
+            if self.status == "modifying":
+                self.status = "available"
+            self.sync_redis()
+
+        state.schedule(state.now() + float(state.CONFIG.get("modify_delay_seconds", 1.0)), done)
+
+    def sync_redis(self) -> None:
+        """Puts the tokens on the bound redis-server, if any; a failure is logged, not raised."""
+        try:
+            redis_acl.apply(self)
+        except redis_acl.RedisError as e:
+            log.warning("%s", e)
+
     # ------------------------------------------------------------ endpoints
     def _default_domain(self) -> str:
         return "abc123.ng.0001.use1.cache.amazonaws.com"
 
+    def _bound(self, key: str) -> Any:
+        """host/port of the redis-server bound to this group, if any."""
+        b = redis_acl.binding(self.replication_group_id)
+        return b[key] if b else None
+
     @property
     def primary_address(self) -> str:
-        return state.CONFIG.get("endpoint_address") or f"{self.replication_group_id}.{self._default_domain()}"
+        return self._bound("host") or state.CONFIG.get("endpoint_address") or f"{self.replication_group_id}.{self._default_domain()}"
 
     @property
     def reader_address(self) -> str:
-        return state.CONFIG.get("endpoint_address") or f"{self.replication_group_id}-ro.{self._default_domain()}"
+        return self._bound("host") or state.CONFIG.get("endpoint_address") or f"{self.replication_group_id}-ro.{self._default_domain()}"
 
     @property
     def endpoint_port(self) -> int:
-        p = state.CONFIG.get("endpoint_port")
+        p = self._bound("port") or state.CONFIG.get("endpoint_port")
         return int(p) if p else self.port
 
     def member_ids(self) -> list[str]:
@@ -148,7 +278,7 @@ class OmsReplicationGroup(CloudFormationModel):
         members = []
         for i in order:
             cid = ids[i]
-            addr = state.CONFIG.get("endpoint_address") or (
+            addr = self._bound("host") or state.CONFIG.get("endpoint_address") or (
                 f"{cid}.{self.replication_group_id}.abc123.use1.cache.amazonaws.com"
             )
             members.append(
@@ -173,6 +303,8 @@ class OmsReplicationGroup(CloudFormationModel):
 
     @property
     def pending_modified_values(self) -> dict[str, Any]:
+        if self.pending_auth:
+            return {"AuthTokenStatus": "SETTING" if self.pending_auth[0] == "SET" else "ROTATING"}
         return {}
 
     # ------------------------------------------------------------ CFN model
@@ -229,17 +361,31 @@ class OmsReplicationGroup(CloudFormationModel):
         rg_id = str(props.get("ReplicationGroupId") or resource_name).lower()
         if rg_id in backend.replication_groups:
             raise ElastiCacheFault("ReplicationGroupAlreadyExists", f"Replication group {rg_id} already exists.")
-        rg = cls(account_id, region_name, rg_id, props)
+        try:
+            rg = cls(account_id, region_name, rg_id, props)
+        except ElastiCacheFault as e:
+            # ElastiCache refuses the group: CloudFormation fails the resource (cfn.create_stack
+            # turns oms_create_error into CREATE_FAILED and a rollback).
+            rg = cls(account_id, region_name, rg_id, {k: v for k, v in props.items() if k != "AuthToken"})
+            rg.oms_create_error = handler_message(e)
         rg.oms_stack_id = kwargs.get("StackId")
         backend.replication_groups[rg_id] = rg
         if rg.tags:
             backend.tagging_service.tag_resource(rg.arn, rg.tags)
+        if rg.oms_create_error is None:
+            rg.sync_redis()
         return rg
 
     @classmethod
     def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def,override]
         props = cloudformation_json.get("Properties", {})
-        original_resource.apply_props(props)
+        token_before = (list(original_resource.auth_tokens), original_resource.auth_open)
+        try:
+            original_resource.apply_props(props)
+        except ElastiCacheFault as e:
+            raise ElastiCacheFault(e.code, handler_message(e)) from None
+        if (original_resource.auth_tokens, original_resource.auth_open) != token_before:
+            original_resource.sync_redis()
         return original_resource
 
     @classmethod
@@ -587,6 +733,28 @@ def _test_failover(self: ElastiCacheResponse) -> ActionResult:
     return ActionResult({"ReplicationGroup": rg})
 
 
+_orig_modify_rg = ElastiCacheResponse.modify_replication_group
+
+
+def _modify_replication_group(self: ElastiCacheResponse) -> ActionResult:
+    """AuthToken changes (ROTATE / SET) on groups made by stacks; anything else is moto's."""
+    token = self._get_param("AuthToken")
+    strategy = self._get_param("AuthTokenUpdateStrategy")
+    if token is None and strategy is None:
+        return _orig_modify_rg(self)
+    rg_id = self._get_param("ReplicationGroupId")
+    rg = _ec_backend(self).replication_groups.get(rg_id)
+    if rg is None:
+        raise ReplicationGroupNotFound(rg_id)
+    if not isinstance(rg, OmsReplicationGroup):
+        raise ElastiCacheFault("InvalidParameterValue", "AUTH token changes are only emulated for groups made by CloudFormation.")
+    strategy = strategy or "ROTATE"  # ElastiCache's default
+    rg.check_auth_change(strategy, token)
+    _orig_modify_rg(self)  # the other parameters, applied at once as before
+    rg.begin_auth_change(strategy, token)
+    return ActionResult({"ReplicationGroup": rg})
+
+
 def _describe_cache_parameter_groups(self: ElastiCacheResponse) -> ActionResult:
     name = self._get_param("CacheParameterGroupName")
     groups = _param_groups(_ec_backend(self))
@@ -723,6 +891,7 @@ def _delete_replication_group(self: Any, replication_group_id: str, retain_prima
 
 def install_elasticache_patches() -> None:
     ElastiCacheResponse.test_failover = _test_failover
+    ElastiCacheResponse.modify_replication_group = _modify_replication_group
     ElastiCacheResponse.describe_cache_parameter_groups = _describe_cache_parameter_groups
     ElastiCacheResponse.describe_cache_parameters = _describe_cache_parameters
     ec_models.ElastiCacheBackend.create_snapshot = _create_snapshot

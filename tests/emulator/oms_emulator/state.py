@@ -20,7 +20,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "endpoint_port": None,
     "snapshot_delay_seconds": 1.0,
     "failover_delay_seconds": 1.0,
+    "modify_delay_seconds": 1.0,
     "constraint_descriptions": True,
+    # replication group id -> the redis-server standing in for it (see redis_acl.py)
+    "redis_bindings": {},
 }
 
 # Values given on the command line become the defaults that /_oms/reset restores.
