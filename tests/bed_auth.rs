@@ -13,20 +13,11 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use support::operator::{OperatorProcess, ProcessOptions};
 use support::redis::TlsRedis;
-use support::world::{WAIT, World, condition, stack};
+use support::world::{WAIT, World, condition, secret_data as data, stack};
 use support::{eventually, unique_name};
 
 const ROTATE: &str = "data.oms-spider.io/rotate-auth-token";
 const CONTENT_HASH: &str = "oms-data-operator/content-hash";
-
-fn data(s: &Secret) -> BTreeMap<String, String> {
-    s.data
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect()
-}
 
 fn hash(s: &Secret) -> String {
     s.metadata.annotations.as_ref().and_then(|a| a.get(CONTENT_HASH)).cloned().unwrap_or_default()

@@ -88,7 +88,14 @@ async fn namespaced_rendering_makes_roles_only_in_the_watched_namespaces() {
     let roles = of_kind(&objects, "Role");
     let role_namespaces: Vec<&str> = roles.iter().filter_map(|r| r.metadata.namespace.as_deref()).collect();
     assert!(role_namespaces.contains(&a.as_str()) && role_namespaces.contains(&b.as_str()), "{role_namespaces:?}");
-    assert!(of_kind(&objects, "ClusterRole").is_empty(), "no cluster-wide role with a cluster id and namespaces");
+    // Cluster-wide, only the watched namespaces' own objects may be read (their AWS role annotations).
+    let cluster_roles: Vec<Value> =
+        of_kind(&objects, "ClusterRole").iter().map(|r| serde_json::to_value(r).expect("json")).collect();
+    assert_eq!(cluster_roles.len(), 1, "one cluster-wide role with a cluster id and namespaces");
+    assert_eq!(
+        cluster_roles[0]["rules"],
+        json!([{ "apiGroups": [""], "resources": ["namespaces"], "resourceNames": [a, b], "verbs": ["get"] }])
+    );
     let deployment: Value = serde_json::to_value(of_kind(&objects, "Deployment")[0]).expect("json");
     let args: Vec<String> = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         .as_array()

@@ -889,3 +889,120 @@ async fn auth_tokens_need_tls_and_permitted_characters() {
         assert!(reason.starts_with("Resource handler returned message:") && reason.contains(says), "{reason}");
     }
 }
+
+// ---------------------------------------------------------------- accounts and STS AssumeRole
+
+const ACCOUNT_A: &str = "111111111111";
+const ACCOUNT_B: &str = "222222222222";
+const ROLE_A: &str = "arn:aws:iam::111111111111:role/oms-data";
+const ROLE_B: &str = "arn:aws:iam::222222222222:role/oms-data";
+/// The caller moto reports for the bed's base key (GetCallerIdentity's Arn).
+const BASE_CALLER: &str = "arn:aws:sts::123456789012:user/moto";
+
+/// DescribeStacks of `name_or_arn` fails as AWS answers for a stack that is not there.
+async fn assert_no_stack(cfn: &aws_sdk_cloudformation::Client, name_or_arn: &str, who: &str) {
+    let e = cfn.describe_stacks().stack_name(name_or_arn).send().await.expect_err(who);
+    assert_eq!(e.code(), Some("ValidationError"), "{who}: {e:?}");
+    assert_eq!(e.message(), Some(format!("Stack with id {name_or_arn} does not exist").as_str()), "{who}");
+}
+
+#[tokio::test]
+async fn a_stack_made_in_one_account_is_invisible_from_the_others() {
+    let emu = emulator::shared();
+    // Listed, so a concurrent test's `assumable_roles` does not refuse them.
+    emu.allow_roles(serde_json::json!({ ROLE_A: {}, ROLE_B: {} }));
+    let (in_a, in_b) = (emu.sdk_config_for_role(ROLE_A, None).await, emu.sdk_config_for_role(ROLE_B, None).await);
+    let (cfn_a, cfn_b, cfn_base) =
+        (emulator::cloudformation_in(&in_a), emulator::cloudformation_in(&in_b), emu.cloudformation());
+
+    // The same VPC stack name in both accounts: no AlreadyExists, each ARN carries its account.
+    let vpc = unique_name("oms-vpc");
+    emu.deploy_vpc_in(&in_a, &vpc).await;
+    emu.deploy_vpc_in(&in_b, &vpc).await;
+    for (cfn, account) in [(&cfn_a, ACCOUNT_A), (&cfn_b, ACCOUNT_B)] {
+        let id = describe(cfn, &vpc).await.stack_id().unwrap_or_default().to_string();
+        assert!(id.starts_with(&format!("arn:aws:cloudformation:{}:{account}:stack/{vpc}/", emulator::REGION)), "{id}");
+    }
+
+    // A Redis stack in A imports A's VPC exports.
+    let stack = unique_name("oms-redis-dev");
+    let params = seed_params("dev", &vpc);
+    create_redis(&cfn_a, &stack, &params).await;
+    let done = wait_for(&cfn_a, &stack, StackStatus::CreateComplete).await;
+    let arn = done.stack_id().unwrap_or_default().to_string();
+    assert!(
+        arn.starts_with(&format!("arn:aws:cloudformation:{}:{ACCOUNT_A}:stack/{stack}/", emulator::REGION)),
+        "{arn}"
+    );
+    assert_eq!(describe(&cfn_a, &arn).await.stack_name(), Some(stack.as_str()), "A finds it by ARN");
+    let rg = group(&emulator::elasticache_in(&in_a), &stack).await;
+    assert!(rg.arn().is_some_and(|a| a.contains(&format!(":{ACCOUNT_A}:replicationgroup:{stack}"))), "{rg:?}");
+
+    // Neither B nor the default account sees the stack or its group, by name or by ARN.
+    for (cfn, ec, who) in
+        [(&cfn_b, emulator::elasticache_in(&in_b), "account B"), (&cfn_base, emu.elasticache(), "the default account")]
+    {
+        assert_no_stack(cfn, &stack, who).await;
+        assert_no_stack(cfn, &arn, who).await;
+        let listed = cfn.describe_stacks().send().await.expect("list stacks");
+        assert!(listed.stacks().iter().all(|s| s.stack_name() != Some(stack.as_str())), "{who} lists it");
+        let e = ec.describe_replication_groups().replication_group_id(&stack).send().await.expect_err(who);
+        assert_eq!(e.code(), Some("ReplicationGroupNotFoundFault"), "{who}: {e:?}");
+    }
+
+    // Imports resolve within the account: the default account has no VPC stack of that name.
+    let e = cfn_base
+        .create_stack()
+        .stack_name(unique_name("oms-redis-dev"))
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&params)))
+        .send()
+        .await
+        .expect_err("no VPC exports in the default account");
+    assert!(e.message().unwrap_or_default().starts_with(&format!("No export named {vpc}-")), "{e:?}");
+
+    // Calls are counted under the key that signed AssumeRole, per stack in any account, per account.
+    assert!(emu.calls_by_key(emulator::BASE_ACCESS_KEY).get("sts:AssumeRole").is_some_and(|n| *n >= 2));
+    assert_eq!(emu.calls(Some(&stack)).get("cloudformation:CreateStack"), Some(&1));
+    assert!(emu.calls_in_account(ACCOUNT_B).get("cloudformation:CreateStack").is_some_and(|n| *n >= 1));
+}
+
+#[tokio::test]
+async fn assumable_roles_refuse_unlisted_roles_and_wrong_external_ids_as_sts_does() {
+    let emu = emulator::shared();
+    // Roles of their own, so concurrent tests keep apart.
+    let with_id = format!("arn:aws:iam::333333333333:role/{}", unique_name("oms-ext"));
+    let plain = format!("arn:aws:iam::333333333333:role/{}", unique_name("oms-plain"));
+    let unlisted = format!("arn:aws:iam::444444444444:role/{}", unique_name("oms-unlisted"));
+    emu.allow_roles(serde_json::json!({ with_id.clone(): { "external_id": "oms-tenant-1" }, plain.clone(): {} }));
+
+    for (role, external_id) in [(&unlisted, None), (&with_id, None), (&with_id, Some("oms-tenant-2"))] {
+        let Err(e) = emu.try_sdk_config_for_role(role, external_id).await else {
+            panic!("{role} was assumed with external id {external_id:?}");
+        };
+        assert_eq!(e.code.as_deref(), Some("AccessDenied"), "{role} {external_id:?}: {e}");
+        let want = format!("User: {BASE_CALLER} is not authorized to perform: sts:AssumeRole on resource: {role}");
+        assert_eq!(e.message, Some(want), "{role} {external_id:?}");
+        assert!(e.detail.contains("status: StatusCode(403)"), "HTTP 403: {e}");
+    }
+    for (bad, rule) in [
+        ("x", "Member must have length greater than or equal to 2"),
+        ("tenant one", "Member must satisfy regular expression pattern: [\\w+=,.@:\\/-]*"),
+    ] {
+        let Err(e) = emu.try_sdk_config_for_role(&with_id, Some(bad)).await else {
+            panic!("{with_id} was assumed with the malformed external id {bad:?}");
+        };
+        assert_eq!(e.code.as_deref(), Some("ValidationError"), "{e}");
+        let want =
+            format!("1 validation error detected: Value '{bad}' at 'externalId' failed to satisfy constraint: {rule}");
+        assert_eq!(e.message, Some(want));
+    }
+
+    // The right external id, and a listed role without one, act in the role's account.
+    for (role, external_id) in [(&with_id, Some("oms-tenant-1")), (&plain, None)] {
+        let config = emu.sdk_config_for_role(role, external_id).await;
+        emulator::cloudformation_in(&config).describe_stacks().send().await.expect("acts with the role");
+    }
+    assert!(emu.calls_in_account("333333333333").get("cloudformation:DescribeStacks").is_some_and(|n| *n >= 2));
+    emu.forget_roles(&[&with_id, &plain]);
+}

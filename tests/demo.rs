@@ -122,33 +122,13 @@ async fn demo(bed: &Bed) -> Result<(), String> {
     );
     println!("    /healthz, /readyz and /metrics on 127.0.0.1:{}", operator.http_port);
 
-    step(&format!("kubectl apply -f {EXAMPLE}"));
-    print!(
-        "{}",
-        kubectl(&cp.kubeconfig, &["apply", "-n", NAMESPACE, "-f", &repo_root().join(EXAMPLE).to_string_lossy()])?
-    );
-
-    step(&format!("kubectl wait --for=condition=Ready omsr/{NAME}"));
-    print!(
-        "{}",
-        kubectl(
-            &cp.kubeconfig,
-            &["wait", "-n", NAMESPACE, "--for=condition=Ready", &format!("omsr/{NAME}"), "--timeout=120s"]
-        )?
-    );
+    apply_and_wait(cp, EXAMPLE, NAME)?;
 
     step("kubectl get omsr");
     print!("{}", kubectl(&cp.kubeconfig, &["get", "omsr", "-n", NAMESPACE])?);
 
     step(&format!("the Secret {NAME}-redis"));
-    let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
-    let secret = secrets.get(&format!("{NAME}-redis")).await.map_err(|e| format!("the Secret: {e}"))?;
-    let data: std::collections::BTreeMap<String, String> = secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect();
+    let data = secret_data(&client, &format!("{NAME}-redis")).await?;
     for (k, v) in &data {
         println!("    {k}={v}");
     }
@@ -197,23 +177,26 @@ async fn secret_data(client: &kube::Client, name: &str) -> Result<std::collectio
         .collect())
 }
 
+/// `kubectl apply -f <example>`, then `kubectl wait` for its Ready condition, both shown.
+fn apply_and_wait(cp: &ControlPlane, example: &str, name: &str) -> Result<(), String> {
+    step(&format!("kubectl apply -f {example}"));
+    let path = repo_root().join(example);
+    print!("{}", kubectl(&cp.kubeconfig, &["apply", "-n", NAMESPACE, "-f", &path.to_string_lossy()])?);
+    step(&format!("kubectl wait --for=condition=Ready omsr/{name}"));
+    let target = format!("omsr/{name}");
+    print!(
+        "{}",
+        kubectl(&cp.kubeconfig, &["wait", "-n", NAMESPACE, "--for=condition=Ready", &target, "--timeout=120s"])?
+    );
+    Ok(())
+}
+
 /// The prod example: TLS, and the password the operator generated.
 async fn prod(bed: &Bed, client: &kube::Client) -> Result<(), String> {
     let (cp, emu, tls) = (&bed.cp, &bed.emu, &bed.tls_redis);
-    step(&format!("deploying the VPC stack {PROD_VPC}; kubectl apply -f {PROD_EXAMPLE}"));
+    step(&format!("deploying the VPC stack {PROD_VPC}"));
     emu.deploy_vpc_named(PROD_VPC).await;
-    print!(
-        "{}",
-        kubectl(&cp.kubeconfig, &["apply", "-n", NAMESPACE, "-f", &repo_root().join(PROD_EXAMPLE).to_string_lossy()])?
-    );
-    step(&format!("kubectl wait --for=condition=Ready omsr/{PROD_NAME}"));
-    print!(
-        "{}",
-        kubectl(
-            &cp.kubeconfig,
-            &["wait", "-n", NAMESPACE, "--for=condition=Ready", &format!("omsr/{PROD_NAME}"), "--timeout=120s"]
-        )?
-    );
+    apply_and_wait(cp, PROD_EXAMPLE, PROD_NAME)?;
     step(&format!("the Secret {PROD_NAME}-redis (the password shown as ****)"));
     let data = secret_data(client, &format!("{PROD_NAME}-redis")).await?;
     let password = data.get("REDIS_PASSWORD").cloned().ok_or("the prod Secret has no REDIS_PASSWORD")?;

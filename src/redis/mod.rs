@@ -492,6 +492,25 @@ mod tests {
     }
 
     #[test]
+    fn a_running_prod_cache_without_auth_is_told_how_to_turn_it_on() {
+        let with_status = |spec: serde_json::Value, auth: serde_json::Value| {
+            let mut r = redis(spec);
+            r.status = serde_json::from_value(serde_json::json!({ "stackId": "arn:x", "auth": auth })).ok();
+            r
+        };
+        let prod = serde_json::json!({ "environment": "prod", "vpcStackName": "v" });
+        let none = serde_json::Value::Null;
+        let r = with_status(prod.clone(), none.clone());
+        assert_eq!(auth_advisory(&r).map(|a| a.type_), Some("AuthDisabled"));
+        assert!(auth_advisory(&with_status(prod.clone(), serde_json::json!({ "enabled": true }))).is_none());
+        let said = serde_json::json!({ "environment": "prod", "vpcStackName": "v", "auth": { "enabled": false } });
+        assert!(auth_advisory(&with_status(said, none.clone())).is_none(), "the user chose it");
+        assert!(auth_advisory(&redis(prod)).is_none(), "not made yet: it gets AUTH");
+        let dev = serde_json::json!({ "environment": "dev", "vpcStackName": "v" });
+        assert!(auth_advisory(&with_status(dev, none)).is_none());
+    }
+
+    #[test]
     fn missing_or_malformed_outputs_are_errors_not_empty_secrets() {
         let r = redis(serde_json::json!({ "environment": "dev", "vpcStackName": "v" }));
         let mut missing = outputs();

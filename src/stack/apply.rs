@@ -2,6 +2,7 @@
 //! plan, then CloudFormation, then status and Secret. A stack that vanished while it held data is
 //! reported as lost, never silently replaced by an empty one unless the kind allows it.
 
+use super::accounts;
 use super::cfn::{ObservedStack, Ops, UpdateOutcome};
 use super::credential;
 use super::kind::{Credential, DataStack, Desired};
@@ -57,12 +58,21 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
             return finish(api, obj, ctx, &prev, outcome).await;
         }
     }
-    let owner = owner_of(obj, &ctx.settings.cluster_id)?;
-    let ops = ctx.aws.clients(Some(&region))?;
+    // The account is part of the stack's identity too: the namespace's role must lead to it.
+    let role = accounts::role_for(&ctx.client, &obj.namespace().unwrap_or_default(), ctx.settings.kube_timeout).await?;
+    if let Some(message) = accounts::account_change(prev.stack_id.as_deref(), prev.role_arn.as_deref(), role.as_ref()) {
+        let mut outcome = stalled(ctx, next, "StackIdentityChanged", message);
+        outcome.requeue = Action::requeue(ctx.settings.resync);
+        return finish(api, obj, ctx, &prev, outcome).await;
+    }
+    let mut owner = owner_of(obj, &ctx.settings.cluster_id)?;
+    owner.account = role.as_ref().and_then(|r| r.account()).map(str::to_string);
+    let ops = ctx.aws.clients(Some(&region), role.as_ref()).await?;
     let observed = ops.describe(&desired.stack_name).await?;
     next.stack_name = Some(desired.stack_name.clone());
     next.secret_name = Some(desired.secret_name.clone());
     next.region = Some(region);
+    next.role_arn = role.map(|r| r.arn);
     let lost = match &observed {
         Some(o) => {
             next.stack_id = Some(o.id.clone());
@@ -96,9 +106,10 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
     if let Some(value) = &requested {
         next.last_handled_requested_at = Some(value.clone());
     }
-    let outcome = act(obj, ctx, &ops, step, &desired, observed.as_ref(), &owner, requested.as_deref(), next)
+    let mut outcome = act(obj, ctx, &ops, step, &desired, observed.as_ref(), &owner, requested.as_deref(), next)
         .await
         .map_err(|e| explained(obj, e))?;
+    outcome.next.account = outcome.next.stack_id.as_deref().and_then(accounts::account_of_stack);
     finish(api, obj, ctx, &prev, outcome).await
 }
 

@@ -2,7 +2,9 @@
 //! policy takes. Every call has a deadline (the SDK's operation timeout and a tokio timeout around
 //! it) and maps failures to a static [`AwsCategory`].
 
+use super::accounts::{AssumedRole, Role};
 use crate::error::{AwsCategory, Error, Result};
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{Parameter, Stack, Tag};
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +14,7 @@ use std::time::Duration;
 /// Every AWS action the operator itself calls, as `service:Action` (CloudFormation makes the
 /// stack's resources with the caller's permissions too; docs/iam-policy.json grants both, and a
 /// test holds it to this list).
-pub const ACTIONS: [&str; 9] = [
+pub const ACTIONS: [&str; 10] = [
     "cloudformation:CreateStack",
     "cloudformation:UpdateStack",
     "cloudformation:DeleteStack",
@@ -22,6 +24,7 @@ pub const ACTIONS: [&str; 9] = [
     "elasticache:DescribeSnapshots",
     "elasticache:ModifyReplicationGroup",
     "elasticache:DescribeReplicationGroups",
+    "sts:AssumeRole",
 ];
 
 /// A stack as CloudFormation reports it.
@@ -72,13 +75,17 @@ pub struct RegionClients {
     pub elasticache: aws_sdk_elasticache::Client,
 }
 
-/// AWS clients, one set per region, all from one base configuration (the default credential chain
-/// in production, so IRSA works; an endpoint override only for emulators).
+/// Where clients act: a region, and the role to assume (none: the operator's own account).
+type ClientKey = (String, Option<Role>);
+
+/// AWS clients, one set per region and account, all from one base configuration (the default
+/// credential chain in production, so IRSA works; an endpoint override only for emulators). Another
+/// account is reached through a role the resource's namespace names (see [`super::accounts`]).
 pub struct Aws {
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     base: aws_config::SdkConfig,
     default_region: Option<String>,
-    by_region: Mutex<HashMap<String, RegionClients>>,
+    by_place: Mutex<HashMap<ClientKey, (RegionClients, Option<AssumedRole>)>>,
     deadline: Duration,
 }
 
@@ -89,32 +96,46 @@ impl Aws {
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Aws {
         let default_region = base.region().map(|r| r.to_string());
-        Aws { metrics, base, default_region, by_region: Mutex::new(HashMap::new()), deadline }
+        Aws { metrics, base, default_region, by_place: Mutex::new(HashMap::new()), deadline }
     }
 
-    /// Clients for `region`, or the operator's default region.
-    pub fn clients(&self, region: Option<&str>) -> Result<Ops> {
+    /// Clients for `region` (or the operator's default region), in the operator's own account or,
+    /// with `role`, in the role's. A role that cannot be assumed is an error in STS's words.
+    pub async fn clients(&self, region: Option<&str>, role: Option<&Role>) -> Result<Ops> {
         let region = region
             .map(str::to_string)
             .or_else(|| self.default_region.clone())
             .ok_or_else(|| Error::Internal("no AWS region: set spec.region, --region or AWS_REGION".into()))?;
-        let mut map = self.by_region.lock().map_err(|_| Error::Internal("AWS client cache poisoned".into()))?;
-        let clients = map
-            .entry(region.clone())
-            .or_insert_with(|| {
-                let conf = self.base.to_builder().region(aws_config::Region::new(region.clone())).build();
-                RegionClients {
-                    cloudformation: aws_sdk_cloudformation::Client::new(&conf),
-                    elasticache: aws_sdk_elasticache::Client::new(&conf),
-                }
-            })
-            .clone();
         let endpoint = |service: &str| {
             self.base
                 .endpoint_url()
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("https://{service}.{region}.amazonaws.com"))
         };
+        let (clients, assumed) = {
+            let mut map = self.by_place.lock().map_err(|_| Error::Internal("AWS client cache poisoned".into()))?;
+            map.entry((region.clone(), role.cloned()))
+                .or_insert_with(|| {
+                    let regional = || self.base.to_builder().region(aws_config::Region::new(region.clone()));
+                    let assumed = role.map(|r| AssumedRole::new(r.clone(), &regional().build()));
+                    let conf = match &assumed {
+                        Some(a) => regional().credentials_provider(SharedCredentialsProvider::new(a.clone())).build(),
+                        None => regional().build(),
+                    };
+                    let clients = RegionClients {
+                        cloudformation: aws_sdk_cloudformation::Client::new(&conf),
+                        elasticache: aws_sdk_elasticache::Client::new(&conf),
+                    };
+                    (clients, assumed)
+                })
+                .clone()
+        };
+        // Asked before any call, so a refusal is STS's own answer, not a failed CloudFormation call.
+        if let Some(a) = &assumed {
+            let sts = Place { service: "STS", endpoint: endpoint("sts") };
+            let outcome = tokio::time::timeout(self.deadline, a.credentials(&sts, &self.metrics)).await;
+            outcome.map_err(|_| Error::Timeout { action: "AssumeRole", after: self.deadline })??;
+        }
         Ok(Ops {
             cloudformation: Place { service: "CloudFormation", endpoint: endpoint("cloudformation") },
             elasticache: Place { service: "ElastiCache", endpoint: endpoint("elasticache") },
@@ -141,7 +162,7 @@ pub struct Ops {
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
-fn categorize<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> AwsCategory {
+pub(crate) fn categorize<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> AwsCategory {
     match err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => AwsCategory::Transient,
         _ => match err.code() {
@@ -170,7 +191,7 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 
 /// An AWS failure in words: AWS's own message when it answered, else what happened on the way
 /// there, naming the service and endpoint, never the SDK's debug structures.
-fn aws_error<E, R>(action: &'static str, place: &Place, err: SdkError<E, R>) -> Error
+pub(crate) fn aws_error<E, R>(action: &'static str, place: &Place, err: SdkError<E, R>) -> Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug + 'static,
@@ -202,9 +223,9 @@ where
 
 /// Which AWS service and endpoint a call went to, for messages.
 #[derive(Debug, Clone)]
-struct Place {
-    service: &'static str,
-    endpoint: String,
+pub(crate) struct Place {
+    pub service: &'static str,
+    pub endpoint: String,
 }
 
 fn is_missing_stack<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {

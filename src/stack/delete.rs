@@ -3,6 +3,7 @@
 //! in status before it is started, confirmed available and of this resource's group before the
 //! stack is deleted, and when it cannot be taken the stack stays.
 
+use super::accounts;
 use super::cfn::{ObservedStack, Ops, SnapshotStart};
 use super::kind::{BackupTarget, DataStack, DeletionPolicy};
 use super::plan::{self, Backup, DeleteStep, Phase};
@@ -37,8 +38,17 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
     };
     let name = name.unwrap_or_else(|| stack.clone());
     let region = plan::recorded_region(&prev).or_else(|| obj.region());
-    let owner = owner_of(obj, &ctx.settings.cluster_id)?;
-    let ops = ctx.aws.clients(region.as_deref())?;
+    let role = accounts::role_for(&ctx.client, &obj.namespace().unwrap_or_default(), ctx.settings.kube_timeout).await?;
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    // Never looked for (or taken for gone) in another account than the one it was made in.
+    if let Some(message) = accounts::account_change(prev.stack_id.as_deref(), prev.role_arn.as_deref(), role.as_ref()) {
+        let outcome = stalled(ctx, next, "StackIdentityChanged", message);
+        finish(&api, obj, ctx, &prev, outcome).await?;
+        return Ok(Cleanup::Requeue(ctx.settings.resync));
+    }
+    let mut owner = owner_of(obj, &ctx.settings.cluster_id)?;
+    owner.account = role.as_ref().and_then(|r| r.account()).map(str::to_string);
+    let ops = ctx.aws.clients(region.as_deref(), role.as_ref()).await?;
     let observed = ops.describe(&stack).await?;
     if let Some(o) = &observed {
         next.stack_id = Some(o.id.clone());
@@ -50,7 +60,6 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
         _ => Backup::NotNeeded,
     };
     let step = plan::decide_delete(observed.as_ref(), &owner, policy, &backup);
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
     if step.writes_to_aws() {
         confirm_current(&api, obj, ctx).await?;
     }

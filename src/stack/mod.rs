@@ -6,6 +6,7 @@
 //! decide (pure, [`plan`]) → act on AWS ([`cfn`]) → publish to Kubernetes ([`publish`]). The
 //! [`reconcile`] entry sends each pass down the apply path or the deletion path (`apply`, `delete`).
 
+pub mod accounts;
 mod apply;
 pub mod cfn;
 pub mod credential;

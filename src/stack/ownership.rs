@@ -10,6 +10,8 @@ pub const KIND: &str = "oms-data-operator/kind";
 pub const NAMESPACE: &str = "oms-data-operator/namespace";
 pub const NAME: &str = "oms-data-operator/name";
 pub const UID: &str = "oms-data-operator/uid";
+/// The AWS account, when the stack was reached through a role the namespace names.
+pub const ACCOUNT: &str = "oms-data-operator/account";
 /// Set when a resource with deletion policy Retain was deleted: nobody owns the stack now.
 pub const ORPHANED: &str = "oms-data-operator/orphaned";
 
@@ -21,6 +23,9 @@ pub struct Owner {
     pub namespace: String,
     pub name: String,
     pub uid: String,
+    /// The account of the role the stack is reached through, if any (the operator's own account is
+    /// in the stack's ARN and needs no call to learn).
+    pub account: Option<String>,
 }
 
 impl Owner {
@@ -33,6 +38,9 @@ impl Owner {
         tags.insert(NAMESPACE.into(), self.namespace.clone());
         tags.insert(NAME.into(), self.name.clone());
         tags.insert(UID.into(), self.uid.clone());
+        if let Some(account) = &self.account {
+            tags.insert(ACCOUNT.into(), account.clone());
+        }
         tags
     }
 
@@ -88,6 +96,7 @@ mod tests {
             namespace: "team-a".into(),
             name: "cache".into(),
             uid: uid.into(),
+            account: None,
         }
     }
 

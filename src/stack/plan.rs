@@ -340,6 +340,7 @@ mod tests {
             namespace: "ns".into(),
             name: "r".into(),
             uid: "u1".into(),
+            account: None,
         }
     }
 

@@ -26,7 +26,7 @@ pub const FINALIZER: &str = "data.oms-spider.io/stack";
 pub const PAUSED_CONDITION: &str = "Paused";
 
 /// The fields of [`StackStatus`] in status JSON; every other status field belongs to the kind.
-pub const LIFECYCLE_FIELDS: [&str; 14] = [
+pub const LIFECYCLE_FIELDS: [&str; 16] = [
     "observedGeneration",
     "conditions",
     "stackName",
@@ -40,6 +40,8 @@ pub const LIFECYCLE_FIELDS: [&str; 14] = [
     "lastFailure",
     "lostStackId",
     "lastHandledRequestedAt",
+    "account",
+    "roleArn",
     "auth",
 ];
 
@@ -226,6 +228,7 @@ pub(super) fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner>
         namespace: obj.namespace().unwrap_or_default(),
         name: obj.name_any(),
         uid: obj.uid().ok_or_else(|| Error::Internal("a resource without a uid".into()))?,
+        account: None,
     })
 }
 
@@ -423,6 +426,8 @@ mod tests {
             last_failure: Some(String::new()),
             lost_stack_id: Some(String::new()),
             last_handled_requested_at: Some(String::new()),
+            account: Some(String::new()),
+            role_arn: Some(String::new()),
             auth: Some(Default::default()),
         };
         let value = serde_json::to_value(full).expect("json");

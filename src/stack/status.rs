@@ -53,6 +53,13 @@ pub struct StackStatus {
     /// The last value of the requested-at annotation the operator acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_requested_at: Option<String>,
+    /// The AWS account the stack lives in (from its ARN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The IAM role the stack is reached through (the namespace's), absent for the operator's own
+    /// credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
     /// The stack's password (never the password itself): where it is kept and any rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthStatus>,

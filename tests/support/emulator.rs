@@ -1,6 +1,10 @@
 //! The AWS emulator: moto server with the project's extension (`tests/emulator/oms_emulator`),
 //! run from the project's venv on a loopback port, and spoken to by the real aws-sdk over HTTP.
 //! Its control API (`/_oms/...`) sets stack delays, injects failures and counts calls.
+//!
+//! Accounts: requests signed with the bed's base key ([`BASE_ACCESS_KEY`]) act in the default
+//! account [`DEFAULT_ACCOUNT`]; [`Emulator::sdk_config_for_role`] assumes a role through the
+//! emulator's STS, as the operator does, and its credentials act in the role's account.
 
 use super::proc::{
     BedError, Proc, Result, bed_tempdir, ensure_port_free, err, free_port, keep, repo_root, retry_lost_ports,
@@ -11,6 +15,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 pub const REGION: &str = "us-east-1";
+/// The access key id the bed signs with unless it acts through an assumed role.
+pub const BASE_ACCESS_KEY: &str = "bed";
+/// The account of the base key (moto's default account).
+pub const DEFAULT_ACCOUNT: &str = "123456789012";
 
 #[derive(Clone)]
 pub struct Options {
@@ -134,13 +142,19 @@ impl Emulator {
         v["alarms"].as_array().cloned().unwrap_or_default()
     }
 
-    /// Calls received for one stack (or all), by `service:Action`.
     /// Calls signed with one access key id, by `service:Action`.
     pub fn calls_by_key(&self, access_key: &str) -> std::collections::BTreeMap<String, u64> {
         let v = self.control("GET", &format!("/_oms/calls?access_key={access_key}"), None);
         serde_json::from_value(v["counts"].clone()).unwrap_or_default()
     }
 
+    /// Calls that acted in one account (signed with a key of that account), by `service:Action`.
+    pub fn calls_in_account(&self, account: &str) -> std::collections::BTreeMap<String, u64> {
+        let v = self.control("GET", &format!("/_oms/calls?account={account}"), None);
+        serde_json::from_value(v["counts"].clone()).unwrap_or_default()
+    }
+
+    /// Calls received for one stack (or all), by `service:Action`.
     pub fn calls(&self, stack: Option<&str>) -> std::collections::BTreeMap<String, u64> {
         let path = match stack {
             Some(s) => format!("/_oms/calls?stack_name={s}"),
@@ -150,10 +164,75 @@ impl Emulator {
         serde_json::from_value(v["counts"].clone()).unwrap_or_default()
     }
 
+    /// Sets who may assume which role (config `assumable_roles`, merged into what is there):
+    /// `{"<role ARN>": {"external_id": "<id>" | null}, "<role ARN>": null (removes it)}`. While any
+    /// role is listed, AssumeRole of an unlisted role is AccessDenied, and of a role with an
+    /// external id without that id too. Tests sharing the emulator list every role they assume, so
+    /// another test's list does not refuse them.
+    pub fn allow_roles(&self, map: Value) {
+        self.configure(serde_json::json!({ "assumable_roles": map }));
+    }
+
+    /// Takes roles off the `assumable_roles` list again (an empty list lets any role be assumed).
+    pub fn forget_roles(&self, roles: &[&str]) {
+        let map: serde_json::Map<String, Value> = roles.iter().map(|arn| (arn.to_string(), Value::Null)).collect();
+        self.configure(serde_json::json!({ "assumable_roles": map }));
+    }
+
+    /// The emulator with the bed's base credentials: acts in the default account.
+    pub fn sdk_config(&self) -> aws_config::SdkConfig {
+        let (creds, region) = self.sdk_parts();
+        aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(region)
+            .endpoint_url(&self.url)
+            .credentials_provider(aws_sdk_cloudformation::config::SharedCredentialsProvider::new(creds))
+            .build()
+    }
+
+    /// Acts as `role_arn` the way the operator does: STS AssumeRole through the emulator, signed
+    /// with the bed's base credentials, and a config holding the temporary credentials it returns,
+    /// whose requests act in the role's account. Panics when STS refuses.
+    pub async fn sdk_config_for_role(&self, role_arn: &str, external_id: Option<&str>) -> aws_config::SdkConfig {
+        match self.try_sdk_config_for_role(role_arn, external_id).await {
+            Ok(config) => config,
+            Err(e) => panic!("assume {role_arn}: {e}"),
+        }
+    }
+
+    /// [`Emulator::sdk_config_for_role`], with STS's refusal as an error.
+    pub async fn try_sdk_config_for_role(
+        &self,
+        role_arn: &str,
+        external_id: Option<&str>,
+    ) -> std::result::Result<aws_config::SdkConfig, StsRefusal> {
+        use aws_sdk_cloudformation::config::{ProvideCredentials, SharedCredentialsProvider};
+        // Loaded (not just built) so it has the time source and sleep AssumeRoleProvider needs.
+        let base = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(REGION))
+            .endpoint_url(&self.url)
+            .credentials_provider(SharedCredentialsProvider::new(self.sdk_parts().0))
+            .load()
+            .await;
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(role_arn).session_name("oms-bed");
+        if let Some(id) = external_id {
+            builder = builder.external_id(id);
+        }
+        let provider = builder.configure(&base).build().await;
+        // Assumed now, once, so a refusal shows here rather than at the first call made with it.
+        let creds = provider.provide_credentials().await.map_err(StsRefusal::from_credentials_error)?;
+        Ok(base.into_builder().credentials_provider(SharedCredentialsProvider::new(creds)).build())
+    }
+
     /// Deploys `templates/data/vpc.json` as `name` (the stack the Redis template imports from) and
     /// waits until it is complete.
     pub async fn deploy_vpc_named(&self, name: &str) {
-        let cfn = self.cloudformation();
+        self.deploy_vpc_in(&self.sdk_config(), name).await;
+    }
+
+    /// [`Emulator::deploy_vpc_named`] in the account `config` acts in.
+    pub async fn deploy_vpc_in(&self, config: &aws_config::SdkConfig, name: &str) {
+        let cfn = cloudformation_in(config);
         cfn.create_stack()
             .stack_name(name)
             .template_body(include_str!("../../templates/data/vpc.json"))
@@ -176,7 +255,7 @@ impl Emulator {
 
     fn sdk_parts(&self) -> (aws_sdk_cloudformation::config::Credentials, aws_sdk_cloudformation::config::Region) {
         (
-            aws_sdk_cloudformation::config::Credentials::new("bed", "bed", None, None, "oms-bed"),
+            aws_sdk_cloudformation::config::Credentials::new(BASE_ACCESS_KEY, "bed", None, None, "oms-bed"),
             aws_sdk_cloudformation::config::Region::new(REGION),
         )
     }
@@ -212,12 +291,62 @@ impl Emulator {
                 .behavior_version(aws_sdk_elasticache::config::BehaviorVersion::latest())
                 .region(aws_sdk_elasticache::config::Region::new(REGION))
                 .credentials_provider(aws_sdk_elasticache::config::Credentials::new(
-                    "bed", "bed", None, None, "oms-bed",
+                    BASE_ACCESS_KEY,
+                    "bed",
+                    None,
+                    None,
+                    "oms-bed",
                 ))
                 .endpoint_url(&self.url)
                 .build(),
         )
     }
+}
+
+/// Why STS did not hand out credentials for a role.
+#[derive(Debug)]
+pub struct StsRefusal {
+    /// The AWS error code and message, e.g. `AccessDenied` (none when no answer came).
+    pub code: Option<String>,
+    pub message: Option<String>,
+    /// Everything the SDK reports, the HTTP response included.
+    pub detail: String,
+}
+
+impl StsRefusal {
+    fn from_credentials_error<E: std::error::Error + 'static>(e: E) -> Self {
+        // The chain is CredentialsError -> SdkError -> AssumeRoleError -> ErrorMetadata; the last is
+        // the one type in it that can be named without aws-sdk-sts.
+        let mut code = None;
+        let mut message = None;
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = source {
+            if let Some(meta) = err.downcast_ref::<aws_sdk_cloudformation::error::ErrorMetadata>() {
+                code = meta.code().map(str::to_string);
+                message = meta.message().map(str::to_string);
+                break;
+            }
+            source = err.source();
+        }
+        StsRefusal { code, message, detail: aws_sdk_cloudformation::error::DisplayErrorContext(e).to_string() }
+    }
+}
+
+impl std::fmt::Display for StsRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.detail)
+    }
+}
+
+/// A CloudFormation client acting with `config`'s credentials (e.g. from
+/// [`Emulator::sdk_config_for_role`]).
+pub fn cloudformation_in(config: &aws_config::SdkConfig) -> aws_sdk_cloudformation::Client {
+    aws_sdk_cloudformation::Client::new(config)
+}
+
+/// An ElastiCache client acting with `config`'s credentials.
+pub fn elasticache_in(config: &aws_config::SdkConfig) -> aws_sdk_elasticache::Client {
+    aws_sdk_elasticache::Client::new(config)
 }
 
 /// One request to the control API; the answer's status and JSON body.

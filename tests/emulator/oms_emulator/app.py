@@ -13,7 +13,7 @@ from typing import Any, Callable
 from urllib.parse import parse_qs
 from xml.sax.saxutils import escape
 
-from . import redis_acl, state
+from . import redis_acl, state, sts
 
 log = logging.getLogger("oms_emulator")
 
@@ -27,6 +27,7 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "modify_delay_seconds": (int, float),
     "constraint_descriptions": (bool,),
     "redis_bindings": (dict,),
+    "assumable_roles": (dict,),
 }
 
 _ARN_NAME = re.compile(r"^arn:[^:]+:cloudformation:[^:]*:[^:]*:stack/([^/]+)/")
@@ -49,7 +50,7 @@ def _json(start_response: Callable, status: int, obj: Any) -> list[bytes]:
 
 
 def _xml(start_response: Callable, status: int, body: bytes) -> list[bytes]:
-    reason = {400: "Bad Request", 500: "Internal Server Error"}.get(status, "OK")
+    reason = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error"}.get(status, "OK")
     start_response(
         f"{status} {reason}",
         [("Content-Type", "text/xml"), ("Content-Length", str(len(body))), ("x-amzn-RequestId", str(uuid.uuid4()))],
@@ -61,6 +62,17 @@ def _public_config() -> dict[str, Any]:
     """The config as the control API shows it: redis admin passwords masked."""
     out = dict(state.CONFIG)
     out["redis_bindings"] = {k: {**b, "admin_password": "****"} for k, b in (state.CONFIG.get("redis_bindings") or {}).items()}
+    return out
+
+
+def _merged(current: dict[str, Any] | None, update: dict[str, Any], value: Callable[[Any], Any]) -> dict[str, Any]:
+    """`current` with `update` merged in: null removes a key, anything else is set as value(v)."""
+    out = dict(current or {})
+    for k, v in update.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = value(v)
     return out
 
 
@@ -99,6 +111,11 @@ def _service_of(environ: dict[str, Any]) -> str:
     if m:
         return m.group(1).lower()
     return "unknown"
+
+
+def _sts_unsigned(action: str) -> bool:
+    """AssumeRoleWithWebIdentity and AssumeRoleWithSAML are called without credentials."""
+    return action in ("AssumeRoleWithWebIdentity", "AssumeRoleWithSAML")
 
 
 def _action_and_params(environ: dict[str, Any], body: bytes) -> tuple[str, dict[str, str]]:
@@ -147,11 +164,17 @@ class OmsApp:
         body = _read_body(environ)
         service = _service_of(environ)
         action, params = _action_and_params(environ, body)
+        if service == "unknown" and _sts_unsigned(action):
+            service = "sts"
+        access_key = _access_key_of(environ)
         with state.LOCK:
             key = f"{service}:{action or 'Unknown'}"
             state.CALLS[key] += 1
             # Per access key id: tells apart clients (e.g. two operator replicas) with their own keys.
-            state.CALLS_BY_KEY.setdefault(_access_key_of(environ), state.Counter())[key] += 1
+            state.CALLS_BY_KEY.setdefault(access_key, state.Counter())[key] += 1
+            # Per account the request acts in (an unsigned STS call acts in none).
+            if access_key:
+                state.CALLS_BY_ACCOUNT.setdefault(sts.account_of(access_key), state.Counter())[key] += 1
             names = []
             for pname in ("StackName", "ReplicationGroupId"):
                 v = params.get(pname)
@@ -166,6 +189,10 @@ class OmsApp:
                 if left > 0:
                     state.THROTTLES[tkey] = left - 1
                     return _xml(start_response, 400, error_xml("Throttling", "Rate exceeded"))
+            refused = sts.refusal(action, params, access_key)
+            if refused:
+                status, code, message = refused
+                return _xml(start_response, status, error_xml(code, message))
             state.advance()
             return self._call_moto(environ, start_response, action)
 
@@ -240,23 +267,17 @@ class OmsApp:
                             why = None if b is None else redis_acl.validate_binding(b)
                             if why:
                                 return _json(start_response, 400, {"error": why})
+                    if k == "assumable_roles":
+                        why = sts.validate_roles(v)
+                        if why:
+                            return _json(start_response, 400, {"error": why})
                 for k, v in data.items():
                     if k == "stack_delays":
-                        merged = dict(state.CONFIG.get("stack_delays") or {})
-                        for n, x in v.items():
-                            if x is None:
-                                merged.pop(n, None)
-                            else:
-                                merged[n] = float(x)
-                        state.CONFIG["stack_delays"] = merged
+                        state.CONFIG[k] = _merged(state.CONFIG.get(k), v, float)
                     elif k == "redis_bindings":
-                        bindings = dict(state.CONFIG.get("redis_bindings") or {})
-                        for n, b in v.items():
-                            if b is None:
-                                bindings.pop(n, None)
-                            else:
-                                bindings[n] = {"tls": True, **b}
-                        state.CONFIG["redis_bindings"] = bindings
+                        state.CONFIG[k] = _merged(state.CONFIG.get(k), v, lambda b: {"tls": True, **b})
+                    elif k == "assumable_roles":
+                        state.CONFIG[k] = _merged(state.CONFIG.get(k), v, lambda t: {"external_id": t.get("external_id")})
                     elif k.endswith("_seconds"):
                         state.CONFIG[k] = float(v)
                     else:
@@ -298,13 +319,15 @@ class OmsApp:
             if path == "/_oms/alarms" and method == "GET":
                 # CloudWatch's Rust SDK speaks RPCv2 CBOR, which moto does not; this shows the
                 # alarms in moto's CloudWatch backend to clients that cannot ask CloudWatch.
+                # Every account's, unless `account` names one.
                 from moto.cloudwatch.models import cloudwatch_backends
-                from moto.core import DEFAULT_ACCOUNT_ID
 
                 prefix = qs.get("prefix", "")
-                backend = cloudwatch_backends[DEFAULT_ACCOUNT_ID][qs.get("region", "us-east-1")]
+                region = qs.get("region", "us-east-1")
+                accounts = [qs["account"]] if qs.get("account") else list(cloudwatch_backends.keys())
                 alarms = [
                     {
+                        "account": account,
                         "name": a.name,
                         "metric_name": a.metric_name,
                         "namespace": a.namespace,
@@ -316,7 +339,8 @@ class OmsApp:
                         "alarm_actions": list(a.alarm_actions or []),
                         "ok_actions": list(a.ok_actions or []),
                     }
-                    for a in backend.alarms.values()
+                    for account in accounts
+                    for a in cloudwatch_backends[account][region].alarms.values()
                     if a.name.startswith(prefix)
                 ]
                 return _json(start_response, 200, {"alarms": alarms})
@@ -325,6 +349,8 @@ class OmsApp:
                 access_key = qs.get("access_key")
                 if access_key:
                     counts = state.CALLS_BY_KEY.get(access_key, {})
+                elif qs.get("account"):
+                    counts = state.CALLS_BY_ACCOUNT.get(qs["account"], {})
                 else:
                     counts = state.CALLS_BY_NAME.get(name, {}) if name else state.CALLS
                 return _json(start_response, 200, {"counts": dict(counts)})
@@ -332,5 +358,6 @@ class OmsApp:
                 state.CALLS.clear()
                 state.CALLS_BY_NAME.clear()
                 state.CALLS_BY_KEY.clear()
+                state.CALLS_BY_ACCOUNT.clear()
                 return _json(start_response, 200, {"status": "ok"})
         return _json(start_response, 404, {"error": f"no control endpoint {method} {path}"})

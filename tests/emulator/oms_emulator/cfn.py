@@ -9,6 +9,7 @@ Handlers are installed as methods of moto's CloudFormationResponse.
 """
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -38,6 +39,11 @@ DEFAULT_REASONS = {
     "update": "Resource handler returned message: \"Insufficient cache cluster capacity (Service: ElastiCache, Status Code: 400, Request ID: 00000000-0000-0000-0000-000000000000)\" (RequestToken: 00000000-0000-0000-0000-000000000000, HandlerErrorCode: ServiceLimitExceeded)",
     "delete": "Resource handler returned message: \"Replication group is in use by a snapshot operation (Service: ElastiCache, Status Code: 400, Request ID: 00000000-0000-0000-0000-000000000000)\" (RequestToken: 00000000-0000-0000-0000-000000000000, HandlerErrorCode: ResourceConflict)",
 }
+
+
+# Pseudo parameters for Conditions and Rules: those of the caller's account and region, set
+# before each handler runs (the global lock serialises handlers).
+PSEUDO: dict[str, str] = {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}
 
 
 def ts(t: float) -> datetime:
@@ -97,7 +103,7 @@ def eval_expr(node: Any, params: dict[str, str], tpl: dict[str, Any], conds: dic
         if k == "Ref":
             if v in params:
                 return params[v]
-            return {"AWS::Region": "us-east-1", "AWS::AccountId": "123456789012", "AWS::Partition": "aws"}.get(v, "")
+            return PSEUDO.get(v, "")
         if k == "Condition":
             return cond_value(v, params, tpl, conds)
         if k == "Fn::Equals":
@@ -1199,6 +1205,17 @@ def get_template(self: CloudFormationResponse) -> ActionResult:
     return ActionResult({"TemplateBody": st.body, "StagesAvailable": ["Original", "Processed"]})
 
 
+def _in_callers_account(fn: Any) -> Any:
+    """Runs a handler with the pseudo parameters of the caller's account and region."""
+
+    @functools.wraps(fn)
+    def handler(self: CloudFormationResponse) -> Any:
+        PSEUDO.update({"AWS::AccountId": self.current_account, "AWS::Region": self.region})
+        return fn(self)
+
+    return handler
+
+
 def install() -> None:
     for fn in (
         create_stack,
@@ -1213,4 +1230,4 @@ def install() -> None:
         list_exports,
         get_template,
     ):
-        setattr(CloudFormationResponse, fn.__name__, fn)
+        setattr(CloudFormationResponse, fn.__name__, _in_callers_account(fn))

@@ -9,7 +9,7 @@ from typing import Any
 
 log = logging.getLogger("oms_emulator")
 
-SERVICES = ("cloudformation", "elasticache", "ec2", "cloudwatch")
+SERVICES = ("cloudformation", "elasticache", "ec2", "cloudwatch", "sts")
 
 
 def _reset_moto() -> None:
@@ -25,6 +25,7 @@ def build_app() -> Any:
     import moto.cloudwatch.responses  # noqa: F401
     import moto.ec2.responses  # noqa: F401
     import moto.elasticache.responses  # noqa: F401
+    import moto.sts.responses  # noqa: F401
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from . import cfn, models
@@ -77,6 +78,8 @@ def warm_up(app: Any) -> None:
         _call(client, "elasticache", {"Action": "DescribeReplicationGroups", "Version": "2015-02-02"})
         _call(client, "ec2", {"Action": "DescribeVpcs", "Version": "2016-11-15"})
         _call(client, "monitoring", {"Action": "DescribeAlarms", "Version": "2010-08-01"})
+        _call(client, "sts", {"Action": "GetCallerIdentity", "Version": "2011-06-15"})
+        _call(client, "sts", {"Action": "AssumeRole", "Version": "2011-06-15", "RoleArn": "arn:aws:iam::111111111111:role/warmup", "RoleSessionName": "warmup"})
         tdir = _templates_dir()
         if tdir:
             vpc = open(os.path.join(tdir, "vpc.json")).read()

@@ -24,6 +24,8 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "constraint_descriptions": True,
     # replication group id -> the redis-server standing in for it (see redis_acl.py)
     "redis_bindings": {},
+    # role ARN -> {"external_id": str | None}: the roles that may be assumed (see sts.py); empty: any
+    "assumable_roles": {},
 }
 
 # Values given on the command line become the defaults that /_oms/reset restores.
@@ -35,6 +37,7 @@ THROTTLES: dict[str, int] = {}  # action -> remaining count
 CALLS: Counter = Counter()  # "service:Action" -> n
 CALLS_BY_NAME: dict[str, Counter] = {}  # StackName/ReplicationGroupId -> Counter
 CALLS_BY_KEY: dict[str, Counter] = {}  # access key id -> Counter
+CALLS_BY_ACCOUNT: dict[str, Counter] = {}  # account id the request acts in -> Counter
 
 # stack_id -> StackState (defined in cfn.py)
 STACKS: dict[str, Any] = {}
@@ -76,5 +79,6 @@ def reset_all() -> None:
     CALLS.clear()
     CALLS_BY_NAME.clear()
     CALLS_BY_KEY.clear()
+    CALLS_BY_ACCOUNT.clear()
     STACKS.clear()
     _pending.clear()
