@@ -145,6 +145,19 @@ async fn a_prod_cache_requires_its_password_over_tls_and_rotates_it_without_down
     }
     // One ROTATE and one SET, and the stack was never updated for it.
     assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 0);
+    // The operator's password Secret deleted: written again from the connection Secret's copy, with
+    // no rotation under the running clients.
+    let changes = w.count(&name, "elasticache:ModifyReplicationGroup");
+    assert_eq!(changes, 2, "one ROTATE and one SET");
+    Api::<Secret>::namespaced(w.client.clone(), &w.ns).delete(&auth_secret, &Default::default()).await.expect("delete");
+    let restored = eventually("the password Secret written again", WAIT, || async {
+        w.secret(&auth_secret).await.map(|s| data(&s))
+    })
+    .await;
+    assert_eq!(restored, BTreeMap::from([("token".to_string(), new.clone())]));
+    w.event_note("AuthSecretRestored").await;
+    assert_eq!(tls.ping(Some(&new)), "PONG");
+    assert_eq!(w.count(&name, "elasticache:ModifyReplicationGroup"), changes, "no rotation");
     assert_never_shown(&w, &op, &log, &name, &[old, new]).await;
 }
 

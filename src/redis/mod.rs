@@ -114,6 +114,8 @@ impl OmsRedis {
             wanted,
             parameter: param::AUTH_TOKEN,
             secret_name: crate::stack::credential::secret_name(&self.secret_name()),
+            connection_secret: self.secret_name(),
+            published_key: secret_key::PASSWORD,
             reload_grace: std::time::Duration::from_secs(u64::try_from(grace).unwrap_or(0)),
         }
     }

@@ -7,8 +7,9 @@
 //! value), so a rotation can never replace the cache.
 //!
 //! The same path turns a password on for a running stack that had none (ROTATE then accepts the
-//! token and unauthenticated clients until SET), and recovers from a deleted password Secret (ROTATE
-//! keeps the unknown old token working until SET).
+//! token and unauthenticated clients until SET). A deleted password Secret is written again from the
+//! connection Secret's copy; with both gone, the same path rotates to a new password (ROTATE keeps
+//! the unknown old one working until SET).
 
 use super::cfn::{Ops, TokenChange, TokenStrategy};
 use super::kind::{Credential, CredentialTarget, DataStack, Wanted};
@@ -119,7 +120,7 @@ pub fn decide(i: &Inputs) -> Step {
     match rotation {
         None if !enabled => Step::Start { why: "turning AUTH on".into() },
         None if i.tokens.current.is_none() => {
-            Step::Start { why: "the Secret holding the password was deleted or emptied; rotating to a new one".into() }
+            Step::Start { why: "the password is in neither Secret (both were deleted); rotating to a new one".into() }
         }
         None => match i.rotate_requested {
             Some(value) => Step::Start { why: format!("asked by {ROTATE_REQUESTED}={value}") },
@@ -219,6 +220,24 @@ pub async fn settle<K: DataStack>(
     } else {
         Tokens::default()
     };
+    // The operator's Secret was deleted or emptied: the connection Secret still carries the password
+    // in force, so it is taken back from there rather than rotated away under running clients.
+    let mut restored = None;
+    if auth.enabled
+        && auth.rotation.is_none()
+        && tokens.current.is_none()
+        && let Some(copy) = published_copy(secrets, credential, deadline).await?
+    {
+        tokens.current = Some(copy);
+        write(secrets, owner, &credential.secret_name, &tokens, deadline).await?;
+        restored = Some((
+            "AuthSecretRestored",
+            format!(
+                "Secret {} holding the AUTH password was missing; it was written again from the connection Secret",
+                credential.secret_name
+            ),
+        ));
+    }
     let requested = owner
         .meta()
         .annotations
@@ -350,7 +369,18 @@ pub async fn settle<K: DataStack>(
         }
     }
     settled.password = published(Some(&settled.auth), &tokens);
+    settled.news = settled.news.or(restored);
     Ok(settled)
+}
+
+/// The password as the connection Secret carries it, if it does.
+async fn published_copy(secrets: &Api<Secret>, credential: &Credential, deadline: Duration) -> Result<Option<String>> {
+    let Some(s) = kube_call("get connection Secret", deadline, secrets.get_opt(&credential.connection_secret)).await?
+    else {
+        return Ok(None);
+    };
+    let data = s.data.unwrap_or_default();
+    Ok(data.get(credential.published_key).map(|v| String::from_utf8_lossy(&v.0).into_owned()).filter(|v| !v.is_empty()))
 }
 
 /// The password for a stack being created: the one in the operator's Secret (a create that is
@@ -436,7 +466,7 @@ mod tests {
         let t = Tokens::default();
         assert!(matches!(decide(&inputs(None, &t)), Step::Start { why } if why.contains("turning AUTH on")));
         let a = auth(true, None, None);
-        assert!(matches!(decide(&inputs(Some(&a), &t)), Step::Start { why } if why.contains("deleted")));
+        assert!(matches!(decide(&inputs(Some(&a), &t)), Step::Start { why } if why.contains("neither Secret")));
     }
 
     #[test]
@@ -489,6 +519,8 @@ mod tests {
             wanted: Wanted::ForNewStacks,
             parameter: "AuthToken",
             secret_name: "s-auth".into(),
+            connection_secret: "s".into(),
+            published_key: "PASSWORD",
             reload_grace: Duration::from_secs(1),
         };
         let running = StackStatus::default();

@@ -60,8 +60,11 @@ pub struct Credential {
     pub wanted: Wanted,
     /// The NoEcho template parameter that takes it when the stack is created.
     pub parameter: &'static str,
-    /// The Secret that holds it (the connection Secret carries a copy for workloads).
+    /// The Secret that holds it.
     pub secret_name: String,
+    /// The connection Secret, and its key, that carry a copy for workloads.
+    pub connection_secret: String,
+    pub published_key: &'static str,
     /// How long a new password is published before the old one stops working.
     pub reload_grace: std::time::Duration,
 }
