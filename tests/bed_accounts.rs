@@ -88,9 +88,16 @@ async fn a_role_that_cannot_be_assumed_stalls_with_stss_reason_until_it_can() {
     let (_, role) = role_in_new_account(w.emu, Some("the-right-id"));
     let conf = w.emu.sdk_config_for_role(&role, Some("the-right-id")).await;
     w.emu.deploy_vpc_in(&conf, &w.vpc).await;
-    annotate_namespace(&w, Some(&role), Some("a-wrong-id")).await;
+    // A role name that is no ARN: refused before any AWS call.
+    annotate_namespace(&w, Some("oms-data-operator-bed"), None).await;
     let name = unique_name("oms-redis-acct-deny");
     w.create(&name, "dev", json!({})).await;
+    let o = w.condition_reason(&name, "Stalled", "True", "InvalidNamespaceRole").await;
+    let message = condition(&o, "Stalled").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(message.contains("not an IAM role ARN"), "{message}");
+    assert_eq!(w.writes(&name), 0);
+
+    annotate_namespace(&w, Some(&role), Some("a-wrong-id")).await;
     let o = w.condition_reason(&name, "Stalled", "True", "AwsAccessDenied").await;
     let message = condition(&o, "Stalled").map(|c| c.message.clone()).unwrap_or_default();
     assert!(message.contains(&format!("could not assume role {role}")), "{message}");

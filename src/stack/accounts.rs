@@ -13,7 +13,7 @@
 //! assumed is an AWS refusal with STS's own words, and the resource stalls on it.
 
 use super::cfn::{Place, aws_error};
-use crate::error::{AwsCategory, Error, Result, kube_call};
+use crate::error::{Error, Result, kube_call};
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, error::CredentialsError, future};
 use k8s_openapi::api::core::v1::Namespace;
@@ -89,16 +89,16 @@ pub fn from_annotations(
     Ok(Some(Role { arn: arn.to_string(), external_id }))
 }
 
-/// The role a resource in `namespace` acts through, read from the namespace.
-pub async fn role_for(client: &kube::Client, namespace: &str, deadline: Duration) -> Result<Option<Role>> {
+/// The role a resource in `namespace` acts through, read from the namespace; the inner error is
+/// malformed annotations, in words for the user (no AWS call was made).
+pub async fn role_for(
+    client: &kube::Client,
+    namespace: &str,
+    deadline: Duration,
+) -> Result<std::result::Result<Option<Role>, String>> {
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns = kube_call("get namespace", deadline, namespaces.get_metadata(namespace)).await?;
-    let annotations = ns.metadata.annotations.unwrap_or_default();
-    from_annotations(&annotations).map_err(|message| Error::Aws {
-        action: "AssumeRole",
-        category: AwsCategory::Validation,
-        message,
-    })
+    Ok(from_annotations(&ns.metadata.annotations.unwrap_or_default()))
 }
 
 /// Whether the stack recorded in status may be reached through `role`: a stack made in one account is

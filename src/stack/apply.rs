@@ -59,7 +59,15 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         }
     }
     // The account is part of the stack's identity too: the namespace's role must lead to it.
-    let role = accounts::role_for(&ctx.client, &obj.namespace().unwrap_or_default(), ctx.settings.kube_timeout).await?;
+    let role =
+        match accounts::role_for(&ctx.client, &obj.namespace().unwrap_or_default(), ctx.settings.kube_timeout).await? {
+            Ok(role) => role,
+            Err(message) => {
+                let mut outcome = stalled(ctx, next, "InvalidNamespaceRole", message);
+                outcome.requeue = Action::requeue(ctx.settings.max_poll_interval);
+                return finish(api, obj, ctx, &prev, outcome).await;
+            }
+        };
     if let Some(message) = accounts::account_change(prev.stack_id.as_deref(), prev.role_arn.as_deref(), role.as_ref()) {
         let mut outcome = stalled(ctx, next, "StackIdentityChanged", message);
         outcome.requeue = Action::requeue(ctx.settings.resync);

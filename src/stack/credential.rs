@@ -300,7 +300,7 @@ pub async fn settle<K: DataStack>(
                         "rotating the AUTH token of {group} ({why}): ElastiCache is adding a new token; the current \
                          one keeps working"
                     );
-                    settled.news = Some(("AuthTokenRotating", note.clone()));
+                    // The Ready condition's move to this reason is announced by its own Event.
                     settled.working = Some(("AuthTokenRotating", note, poll));
                 }
             }
@@ -325,9 +325,13 @@ pub async fn settle<K: DataStack>(
                 Some(("AuthTokenRotating", note, credential.reload_grace.min(poll).max(Duration::from_secs(1))));
         }
         Step::Grace { remaining } => {
+            // A point in time, not a countdown: the message stays true between polls.
+            let at = now
+                .checked_add(k8s_openapi::jiff::SignedDuration::from_secs(remaining.as_secs() as i64))
+                .unwrap_or(now);
             let message = format!(
-                "the new AUTH token of {group} is in the connection Secret; the old one stops working in {}s",
-                remaining.as_secs().max(1)
+                "the new AUTH token of {group} is in the connection Secret; the old one stops working at {}",
+                at.round(k8s_openapi::jiff::Unit::Second).unwrap_or(at)
             );
             settled.working = Some(("AuthTokenRotating", message, remaining.min(poll).max(Duration::from_secs(1))));
         }

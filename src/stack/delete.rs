@@ -38,8 +38,15 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
     };
     let name = name.unwrap_or_else(|| stack.clone());
     let region = plan::recorded_region(&prev).or_else(|| obj.region());
-    let role = accounts::role_for(&ctx.client, &obj.namespace().unwrap_or_default(), ctx.settings.kube_timeout).await?;
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
+    let role =
+        match accounts::role_for(&ctx.client, &obj.namespace().unwrap_or_default(), ctx.settings.kube_timeout).await? {
+            Ok(role) => role,
+            Err(message) => {
+                finish(&api, obj, ctx, &prev, stalled(ctx, next, "InvalidNamespaceRole", message)).await?;
+                return Ok(Cleanup::Requeue(ctx.settings.max_poll_interval));
+            }
+        };
     // Never looked for (or taken for gone) in another account than the one it was made in.
     if let Some(message) = accounts::account_change(prev.stack_id.as_deref(), prev.role_arn.as_deref(), role.as_ref()) {
         let outcome = stalled(ctx, next, "StackIdentityChanged", message);
