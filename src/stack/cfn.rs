@@ -526,12 +526,15 @@ impl Ops {
         }
     }
 
-    /// The replication group's status (`available`, `modifying`, …); `None` when it does not exist.
-    pub async fn group_status(&self, replication_group: &str) -> Result<Option<String>> {
+    /// The replication group as its AUTH token changes need it; `None` when it does not exist.
+    pub async fn group(&self, replication_group: &str) -> Result<Option<super::credential::Group>> {
         let action = "DescribeReplicationGroups";
         let req = self.clients.elasticache.describe_replication_groups().replication_group_id(replication_group).send();
         match self.call(action, req).await? {
-            Ok(out) => Ok(out.replication_groups().first().map(|g| g.status().unwrap_or_default().to_string())),
+            Ok(out) => Ok(out.replication_groups().first().map(|g| super::credential::Group {
+                available: g.status() == Some("available"),
+                token_modified: g.auth_token_last_modified_date().map(|d| d.to_string()),
+            })),
             Err(e) if e.code() == Some("ReplicationGroupNotFoundFault") => Ok(None),
             Err(e) => Err(aws_error(action, &self.elasticache, e)),
         }

@@ -70,25 +70,41 @@ pub fn wanted(credential: &Credential, status: &StackStatus, creating: bool) -> 
     }
 }
 
-/// The next thing to do about the password of a settled stack.
+/// The next thing to do about the password of a settled stack. Each change to AWS is decided from
+/// what ElastiCache reports (the group's AuthTokenLastModifiedDate moving on from the one recorded
+/// when the phase began), never from whether the operator remembers sending it: a ROTATE sent twice
+/// would drop the password clients still use, and a SET sent twice is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// Nothing: publish the password in force (if any).
     Steady,
-    /// Start a rotation: `why` is told to the user.
+    /// Start a rotation (the new password into the operator's Secret, the phase into status; no AWS
+    /// call yet): `why` is told to the user.
     Start { why: String },
     /// Waiting for ElastiCache to apply the last change.
     WaitApplied,
+    /// ROTATE is not applied yet: send it.
+    SendRotate,
     /// ROTATE is applied: publish the new password and start the grace period.
     Publish,
     /// The new password is published; the old one still works for `remaining`.
     Grace { remaining: Duration },
-    /// The grace period is over: make the new password the only one.
+    /// The grace period is over: record that the old password is to go (no AWS call yet).
     Set,
+    /// SET is not applied yet: send it.
+    SendSet,
     /// SET is applied: the new password is the one in force.
     Finish,
     /// The spec asks for something that cannot be done; nothing is changed.
     Refuse(String),
+}
+
+/// What ElastiCache reports of the replication group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub available: bool,
+    /// AuthTokenLastModifiedDate, as AWS writes it; `None` before any token was set.
+    pub token_modified: Option<String>,
 }
 
 /// Inputs of [`decide`], all read before anything is changed.
@@ -98,8 +114,8 @@ pub struct Inputs<'a> {
     pub tokens: &'a Tokens,
     /// A rotate annotation value not acted on yet.
     pub rotate_requested: Option<&'a str>,
-    /// `None` when not read (no change is waiting on it).
-    pub group_available: Option<bool>,
+    /// `None` when not read (nothing is under way or asked for).
+    pub group: Option<&'a Group>,
     pub grace: Duration,
     pub now: k8s_openapi::jiff::Timestamp,
 }
@@ -126,8 +142,9 @@ pub fn decide(i: &Inputs) -> Step {
             Some(value) => Step::Start { why: format!("asked by {ROTATE_REQUESTED}={value}") },
             None => Step::Steady,
         },
-        Some(_) if i.group_available != Some(true) => Step::WaitApplied,
-        Some(Rotation::Rotating) => Step::Publish,
+        Some(_) if !i.group.is_some_and(|g| g.available) => Step::WaitApplied,
+        Some(Rotation::Rotating) if applied(i) => Step::Publish,
+        Some(Rotation::Rotating) => Step::SendRotate,
         Some(Rotation::Reloading) => {
             let since = i.auth.and_then(|a| a.phase_since.as_ref()).map(|t| t.0).unwrap_or(i.now);
             let waited: Duration = i.now.duration_since(since).try_into().unwrap_or(Duration::ZERO);
@@ -136,15 +153,24 @@ pub fn decide(i: &Inputs) -> Step {
                 _ => Step::Set,
             }
         }
-        Some(Rotation::Setting) => Step::Finish,
+        Some(Rotation::Setting) if applied(i) => Step::Finish,
+        Some(Rotation::Setting) => Step::SendSet,
     }
+}
+
+/// Whether the phase's change is applied: the token's modification date moved on from the one
+/// recorded when the phase began.
+fn applied(i: &Inputs) -> bool {
+    let before = i.auth.and_then(|a| a.token_modified_before.as_ref());
+    i.group.is_some_and(|g| g.token_modified.is_some() && g.token_modified.as_ref() != before)
 }
 
 /// The password clients are to use now: the new one from the moment it works (Reloading on).
 pub fn published(auth: Option<&AuthStatus>, tokens: &Tokens) -> Option<String> {
     let enabled = auth.is_some_and(|a| a.enabled);
     match auth.and_then(|a| a.rotation) {
-        Some(Rotation::Reloading | Rotation::Setting) => tokens.next.clone(),
+        // After a finish that did not get to write its status, `next` is already the current one.
+        Some(Rotation::Reloading | Rotation::Setting) => tokens.next.clone().or_else(|| tokens.current.clone()),
         // While ROTATE is applying, a cache that had no password still lets clients in without one.
         Some(Rotation::Rotating) if !enabled => None,
         _ => tokens.current.clone(),
@@ -254,9 +280,11 @@ pub async fn settle<K: DataStack>(
             news: None,
         });
     };
-    let group_available = match auth.rotation {
-        Some(_) => Some(ops.group_status(group).await?.as_deref() == Some("available")),
-        None => None,
+    // ElastiCache's view, read only when something is under way or asked for.
+    let under_way = auth.rotation.is_some() || requested.is_some() || !auth.enabled || tokens.current.is_none();
+    let group_view = match wanted && under_way {
+        true => ops.group(group).await?,
+        false => None,
     };
     let now = k8s_openapi::jiff::Timestamp::now();
     let step = decide(&Inputs {
@@ -264,57 +292,62 @@ pub async fn settle<K: DataStack>(
         auth: prev.auth.as_ref(),
         tokens: &tokens,
         rotate_requested: requested.as_deref(),
-        group_available,
+        group: group_view.as_ref(),
         grace: credential.reload_grace,
         now,
     });
-    if matches!(step, Step::Start { .. } | Step::Set | Step::Finish) {
+    if matches!(step, Step::Start { .. } | Step::SendRotate | Step::Set | Step::SendSet | Step::Finish) {
         let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
         confirm_current(&api, owner, ctx).await?;
     }
     let secret = &credential.secret_name;
     let mut settled = Settled { password: None, auth: auth.clone(), working: None, refused: None, news: None };
+    // A new phase records the token date it starts from: a later one means its change is applied.
+    let enter = |auth: &mut AuthStatus, phase: Rotation| {
+        auth.rotation = Some(phase);
+        auth.phase_since = Some(Time(now));
+        auth.token_modified_before = group_view.as_ref().and_then(|g| g.token_modified.clone());
+    };
+    let adding = format!("ElastiCache is adding the new AUTH token of {group}; the current one keeps working");
+    let removing = format!("ElastiCache is removing the old AUTH token of {group}");
     match step {
         Step::Steady => {}
         Step::Refuse(message) => settled.refused = Some(message),
         Step::Start { why } => {
-            // A password written by an attempt that did not get further is used again, so a re-sent
-            // ROTATE carries the same token.
+            // A password written by an attempt that did not get further is used again.
             if tokens.next.is_none() {
                 tokens.next = Some(generate()?);
                 write(secrets, owner, secret, &tokens, deadline).await?;
             }
-            let next = tokens.next.clone().unwrap_or_default();
-            match ops.change_auth_token(group, &next, TokenStrategy::Rotate).await? {
-                TokenChange::Busy(aws) => {
-                    let message = format!("waiting to rotate the AUTH token of {group} ({why}): {aws}");
-                    settled.working = Some(("AuthTokenWaiting", message, poll));
-                }
-                TokenChange::Started => {
-                    settled.auth.rotation = Some(Rotation::Rotating);
-                    settled.auth.phase_since = Some(Time(now));
-                    if let Some(r) = &requested {
-                        settled.auth.last_handled_rotate_request = Some(r.clone());
-                    }
-                    let note = format!(
-                        "rotating the AUTH token of {group} ({why}): ElastiCache is adding a new token; the current \
-                         one keeps working"
-                    );
-                    // The Ready condition's move to this reason is announced by its own Event.
-                    settled.working = Some(("AuthTokenRotating", note, poll));
-                }
+            enter(&mut settled.auth, Rotation::Rotating);
+            if let Some(r) = &requested {
+                settled.auth.last_handled_rotate_request = Some(r.clone());
             }
+            // The Ready condition's move to this reason is announced by its own Event.
+            let note = format!("rotating the AUTH token of {group} ({why}); the current one keeps working");
+            settled.working = Some(("AuthTokenRotating", note, Duration::from_secs(1)));
+        }
+        Step::SendRotate | Step::SendSet => {
+            let next = tokens
+                .next
+                .clone()
+                .ok_or_else(|| Error::Internal("a rotation without its new password in the Secret".into()))?;
+            let (strategy, doing) = match step {
+                Step::SendRotate => (TokenStrategy::Rotate, &adding),
+                _ => (TokenStrategy::Set, &removing),
+            };
+            let message = match ops.change_auth_token(group, &next, strategy).await? {
+                TokenChange::Busy(aws) => format!("waiting for {group} to accept the AUTH token change: {aws}"),
+                TokenChange::Started => doing.clone(),
+            };
+            settled.working = Some(("AuthTokenRotating", message, poll));
         }
         Step::WaitApplied => {
-            let what = match auth.rotation {
-                Some(Rotation::Setting) => "removing the old AUTH token",
-                _ => "adding the new AUTH token",
-            };
-            settled.working = Some(("AuthTokenRotating", format!("ElastiCache is {what} of {group}"), poll));
+            let message = if auth.rotation == Some(Rotation::Setting) { removing } else { adding };
+            settled.working = Some(("AuthTokenRotating", message, poll));
         }
         Step::Publish => {
-            settled.auth.rotation = Some(Rotation::Reloading);
-            settled.auth.phase_since = Some(Time(now));
+            enter(&mut settled.auth, Rotation::Reloading);
             let note = format!(
                 "the new AUTH token of {group} works and is in the connection Secret; the old one keeps working for \
                  {}s so workloads can reload",
@@ -336,35 +369,17 @@ pub async fn settle<K: DataStack>(
             settled.working = Some(("AuthTokenRotating", message, remaining.min(poll).max(Duration::from_secs(1))));
         }
         Step::Set => {
-            let next = tokens
-                .next
-                .clone()
-                .ok_or_else(|| Error::Internal("a rotation without its new password in the Secret".into()))?;
-            match ops.change_auth_token(group, &next, TokenStrategy::Set).await? {
-                TokenChange::Busy(aws) => {
-                    settled.working = Some((
-                        "AuthTokenRotating",
-                        format!("waiting to remove the old AUTH token of {group}: {aws}"),
-                        poll,
-                    ));
-                }
-                TokenChange::Started => {
-                    settled.auth.rotation = Some(Rotation::Setting);
-                    settled.auth.phase_since = Some(Time(now));
-                    settled.working = Some((
-                        "AuthTokenRotating",
-                        format!("ElastiCache is removing the old AUTH token of {group}"),
-                        poll,
-                    ));
-                }
-            }
+            enter(&mut settled.auth, Rotation::Setting);
+            settled.working = Some(("AuthTokenRotating", removing, Duration::from_secs(1)));
         }
         Step::Finish => {
-            tokens = Tokens { current: tokens.next.clone(), next: None };
+            // A finish repeated after a restart finds `next` already made current.
+            tokens = Tokens { current: tokens.next.clone().or_else(|| tokens.current.clone()), next: None };
             write(secrets, owner, secret, &tokens, deadline).await?;
             settled.auth.enabled = true;
             settled.auth.rotation = None;
             settled.auth.phase_since = None;
+            settled.auth.token_modified_before = None;
             settled.auth.last_rotated_at = Some(Time(now));
             settled.news = Some((
                 "AuthTokenRotated",
@@ -431,13 +446,15 @@ mod tests {
         AuthStatus { enabled, rotation, phase_since: since.map(|s| Time(at(s))), ..AuthStatus::default() }
     }
 
+    const FREE: Group = Group { available: true, token_modified: None };
+
     fn inputs<'a>(auth: Option<&'a AuthStatus>, tokens: &'a Tokens) -> Inputs<'a> {
         Inputs {
             wanted: true,
             auth,
             tokens,
             rotate_requested: None,
-            group_available: Some(true),
+            group: Some(&FREE),
             grace: Duration::from_secs(300),
             now: at("2026-11-29T10:00:00Z"),
         }
@@ -474,17 +491,30 @@ mod tests {
     }
 
     #[test]
-    fn each_phase_waits_for_elasticache_then_moves_on() {
+    fn each_change_is_sent_until_elasticache_shows_it_applied_and_never_after() {
         let t = both();
-        for phase in [Rotation::Rotating, Rotation::Reloading, Rotation::Setting] {
-            let a = auth(true, Some(phase), Some("2026-11-29T09:00:00Z"));
-            let busy = Inputs { group_available: Some(false), ..inputs(Some(&a), &t) };
-            assert_eq!(decide(&busy), Step::WaitApplied, "{phase:?}");
+        let at = |d: &str| Group { available: true, token_modified: Some(d.into()) };
+        let busy = Group { available: false, token_modified: Some("T1".into()) };
+        let phase = |r, before: &str| AuthStatus {
+            token_modified_before: Some(before.into()),
+            ..auth(true, Some(r), Some("2026-11-29T09:00:00Z"))
+        };
+        for r in [Rotation::Rotating, Rotation::Reloading, Rotation::Setting] {
+            let a = phase(r, "T1");
+            assert_eq!(decide(&Inputs { group: Some(&busy), ..inputs(Some(&a), &t) }), Step::WaitApplied, "{r:?}");
         }
-        let a = auth(true, Some(Rotation::Rotating), None);
-        assert_eq!(decide(&inputs(Some(&a), &t)), Step::Publish);
-        let a = auth(true, Some(Rotation::Setting), None);
-        assert_eq!(decide(&inputs(Some(&a), &t)), Step::Finish);
+        // Not applied yet (the date has not moved): send; applied (it moved): go on, never send again.
+        let (same, moved) = (at("T1"), at("T2"));
+        let rotating = phase(Rotation::Rotating, "T1");
+        assert_eq!(decide(&Inputs { group: Some(&same), ..inputs(Some(&rotating), &t) }), Step::SendRotate);
+        assert_eq!(decide(&Inputs { group: Some(&moved), ..inputs(Some(&rotating), &t) }), Step::Publish);
+        let setting = phase(Rotation::Setting, "T2");
+        assert_eq!(decide(&Inputs { group: Some(&moved), ..inputs(Some(&setting), &t) }), Step::SendSet);
+        assert_eq!(decide(&Inputs { group: Some(&at("T3")), ..inputs(Some(&setting), &t) }), Step::Finish);
+        // A group that never had a token: any date is news.
+        let from_none = AuthStatus { token_modified_before: None, ..rotating.clone() };
+        assert_eq!(decide(&Inputs { group: Some(&FREE), ..inputs(Some(&from_none), &t) }), Step::SendRotate);
+        assert_eq!(decide(&Inputs { group: Some(&same), ..inputs(Some(&from_none), &t) }), Step::Publish);
     }
 
     #[test]

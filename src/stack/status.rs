@@ -83,6 +83,10 @@ pub struct AuthStatus {
     /// When the rotation entered its current phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase_since: Option<Time>,
+    /// ElastiCache's AuthTokenLastModifiedDate when the phase began: a later one means the phase's
+    /// change (ROTATE or SET) is applied, however often the operator was restarted meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_modified_before: Option<String>,
     /// When the last rotation finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_rotated_at: Option<Time>,
