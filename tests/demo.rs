@@ -19,7 +19,7 @@ use support::controlplane::{ControlPlane, Options as CpOptions};
 use support::emulator::{Emulator, Options as EmuOptions};
 use support::operator::{OperatorProcess, ProcessOptions, install_crds};
 use support::proc::{BedError, Proc, free_port, repo_root, retry_lost_ports};
-use support::redis::TlsRedis;
+use support::redis::{TlsRedis, spawn_redis_server};
 
 const NAMESPACE: &str = "oms-demo";
 const EXAMPLE: &str = "examples/dev.yaml";
@@ -66,20 +66,9 @@ fn start_bed() -> Result<Bed, String> {
     // The port is reserved (free_port); another program may take it anyway: then redis starts again elsewhere.
     let (redis, redis_port) = retry_lost_ports("redis-server", false, || {
         let redis_port = free_port()?;
-        let mut redis = Proc::spawn(
-            "redis-server",
-            Path::new("redis-server"),
-            &["--port".into(), redis_port.to_string(), "--bind".into(), "127.0.0.1".into(), "--save".into(), "".into()],
-            &[],
-            dir.path().join("redis.log"),
-        )
-        .map_err(|e| BedError(format!("{e} (install it: apt-get install redis-server)")))?;
-        // Its own word, not just an open port, which could be another program's.
-        let log = redis.log.clone();
-        redis.wait_ready(Duration::from_secs(10), || {
-            std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Ready to accept connections"))
-                && std::net::TcpStream::connect(("127.0.0.1", redis_port)).is_ok()
-        })?;
+        let args: Vec<String> =
+            ["--port", &redis_port.to_string(), "--bind", "127.0.0.1", "--save", ""].map(String::from).to_vec();
+        let redis = spawn_redis_server("redis-server", &args, redis_port, &dir.path().join("redis.log"))?;
         Ok((redis, redis_port))
     })
     .map_err(|e| e.to_string())?;

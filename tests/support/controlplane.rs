@@ -61,7 +61,8 @@ pub fn pinned_kubernetes_version() -> String {
         .unwrap_or_else(|| panic!("{} pins no k8s.io/kubernetes version", go_mod.display()))
 }
 
-fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
+/// Runs the openssl CLI in `dir` (the bed's certificates are made with it).
+pub fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)

@@ -3,7 +3,8 @@
 //! points the group's endpoints at it and keeps its `default` user's passwords in step with the
 //! group's AUTH tokens, logging in as an admin ACL user of its own.
 
-use super::proc::{BedError, Proc, Result, bed_tempdir, err, free_port, retry_lost_ports};
+use super::controlplane::openssl;
+use super::proc::{BedError, Proc, Result, bed_tempdir, free_port, retry_lost_ports};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -60,15 +61,7 @@ impl TlsRedis {
                 "--dir".into(),
                 path(""),
             ];
-            let mut proc = Proc::spawn("TLS redis-server", Path::new("redis-server"), &args, &[], d.join("redis.log"))
-                .map_err(|e| BedError(format!("{e} (install it: apt-get install redis-server)")))?;
-            // Its own word, not just an open port, which could be another program's.
-            let log = proc.log.clone();
-            proc.wait_ready(Duration::from_secs(10), || {
-                std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Ready to accept connections"))
-                    && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            })?;
-            Ok((proc, port))
+            Ok((spawn_redis_server("TLS redis-server", &args, port, &d.join("redis.log"))?, port))
         })?;
         Ok(TlsRedis {
             host: "127.0.0.1".to_string(),
@@ -122,6 +115,19 @@ impl TlsRedis {
     }
 }
 
+/// Starts redis-server with `args`, listening on `port`, and waits until it says it is ready.
+pub fn spawn_redis_server(what: &str, args: &[String], port: u16, log: &Path) -> Result<Proc> {
+    let mut proc = Proc::spawn(what, Path::new("redis-server"), args, &[], log.to_path_buf())
+        .map_err(|e| BedError(format!("{e} (install it: apt-get install redis-server)")))?;
+    // Its own word, not just an open port, which could be another program's.
+    let log = proc.log.clone();
+    proc.wait_ready(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Ready to accept connections"))
+            && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })?;
+    Ok(proc)
+}
+
 /// ca.crt/ca.key (a CA), and server.crt/server.key for 127.0.0.1 and localhost signed by it.
 fn make_certs(dir: &Path) -> Result<()> {
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
@@ -155,18 +161,6 @@ fn make_certs(dir: &Path) -> Result<()> {
             "server.ext",
         ],
     )
-}
-
-fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .map_err(|e| BedError(format!("cannot run openssl: {e} (install it: apt-get install openssl)")))?;
-    if !out.status.success() {
-        return err(format!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim()));
-    }
-    Ok(())
 }
 
 fn random_hex(bytes: usize) -> Result<String> {
