@@ -103,7 +103,7 @@ async fn a_prod_cache_requires_its_password_over_tls_and_rotates_it_without_down
     let name = unique_name("oms-redis-auth");
     w.emu.bind_redis(&name, &tls);
     // AUTH is omitted: a new prod cache gets it by default.
-    w.create(&name, "prod", json!({ "auth": { "reloadGraceSeconds": 6 } })).await;
+    w.create(&name, "prod", json!({ "auth": { "reloadGraceSeconds": 10 } })).await;
     let ready = w.ready(&name).await;
     let auth = ready.status.as_ref().and_then(|s| s.stack.auth.clone()).expect("status.auth");
     assert!(auth.enabled);
@@ -195,7 +195,7 @@ async fn turning_auth_on_for_a_running_cache_locks_nobody_out_before_the_grace_p
     assert!(!d.contains_key("REDIS_PASSWORD"));
     assert_eq!(tls.ping(None), "PONG");
 
-    w.patch_spec(&name, json!({ "auth": { "enabled": true, "reloadGraceSeconds": 6 } })).await;
+    w.patch_spec(&name, json!({ "auth": { "enabled": true, "reloadGraceSeconds": 10 } })).await;
     let published = eventually("a password in the connection Secret", WAIT, || async {
         let s = w.secret(&format!("{name}-redis")).await?;
         data(&s).get("REDIS_PASSWORD").cloned()
