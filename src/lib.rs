@@ -5,6 +5,7 @@
 //! Secret); each kind of data stack is one module beside it (today [`redis`]) that implements
 //! [`stack::DataStack`].
 
+pub mod context;
 pub mod controller;
 pub mod crd;
 pub mod error;

@@ -1,7 +1,8 @@
 //! The `oms-data-operator` command: `run` the operator, print the `crd`s or the embedded `template`.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use oms_data_operator::controller::{self, Context, Settings};
+use oms_data_operator::context::{Context, Settings};
+use oms_data_operator::controller;
 use oms_data_operator::http::{self, Health};
 use oms_data_operator::leader::{Elector, LeaseConfig};
 use oms_data_operator::metrics::Metrics;
@@ -169,7 +170,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let client = kube::Client::try_from(kube_config).map_err(|e| format!("Kubernetes client: {e}"))?;
     let cluster_id = match args.cluster_id.clone() {
         Some(id) => id,
-        None => controller::default_cluster_id(&client).await.map_err(|e| format!("cluster identity: {e}"))?,
+        None => oms_data_operator::context::default_cluster_id(&client)
+            .await
+            .map_err(|e| format!("cluster identity: {e}"))?,
     };
 
     let timeouts = aws_config::timeout::TimeoutConfig::builder()

@@ -404,7 +404,7 @@ async fn an_operator_with_another_default_region_never_makes_a_second_stack() {
 /// without `appliedParameters` sent an UpdateStack for a stack that had just been created.
 #[tokio::test]
 async fn a_reconcile_of_a_stale_copy_writes_nothing() {
-    use oms_data_operator::controller::Context;
+    use oms_data_operator::context::Context;
     use oms_data_operator::metrics::Metrics;
     use oms_data_operator::stack::cfn::Aws;
     use std::sync::Arc;

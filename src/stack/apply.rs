@@ -14,7 +14,7 @@ use super::reconcile::{
     stalled, time_token, waiting,
 };
 use super::status::{AuthStatus, Health, StackStatus};
-use crate::controller::Context;
+use crate::context::Context;
 use crate::error::{AwsCategory, Error, Result};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;

@@ -16,7 +16,7 @@ use super::kind::{Credential, CredentialTarget, DataStack, Wanted};
 use super::publish;
 use super::reconcile::confirm_current;
 use super::status::{AuthStatus, Rotation, StackStatus};
-use crate::controller::Context;
+use crate::context::Context;
 use crate::error::{Error, Result, kube_call};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

@@ -13,7 +13,7 @@ use super::reconcile::{
     time_token, waiting,
 };
 use super::status::{Health, StackStatus};
-use crate::controller::Context;
+use crate::context::Context;
 use crate::error::Result;
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;

@@ -9,7 +9,7 @@ use super::ownership::Owner;
 use super::plan;
 use super::publish;
 use super::status::{self, Health, StackStatus};
-use crate::controller::Context;
+use crate::context::Context;
 use crate::error::{AwsCategory, Error, Result, kube_call};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
