@@ -87,10 +87,20 @@ impl Error {
     }
 }
 
-/// A write refused because its precondition (the resourceVersion it was computed from) no longer
-/// holds: the object changed meanwhile.
-pub fn is_conflict(e: &Error) -> bool {
-    matches!(e, Error::Kube { source: kube::Error::Api(s), .. } if s.code == 409)
+impl Error {
+    /// `obj` was read before a change the cluster already has: see [`Error::Stale`].
+    pub fn stale<K: kube::Resource<DynamicType = ()>>(obj: &K) -> Error {
+        Error::Stale(format!("{} {}", K::kind(&()), obj.meta().name.as_deref().unwrap_or_default()))
+    }
+}
+
+/// A write computed from `obj`, whose precondition (the resourceVersion it was computed from) no
+/// longer holds, is a stale copy rather than a failure.
+pub fn stale_on_conflict<T, K: kube::Resource<DynamicType = ()>>(written: Result<T>, obj: &K) -> Result<T> {
+    match written {
+        Err(Error::Kube { source: kube::Error::Api(s), .. }) if s.code == 409 => Err(Error::stale(obj)),
+        other => other,
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -2,7 +2,7 @@
 //! server-side apply under the operator's field manager, so an edited Secret is restored and a
 //! deleted one recreated on the next reconcile.
 
-use crate::error::{Error, Result, kube_call};
+use crate::error::{Result, kube_call, stale_on_conflict};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams};
@@ -124,10 +124,7 @@ where
         api.patch_status(&obj.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(body)),
     )
     .await;
-    match applied {
-        Err(e) if crate::error::is_conflict(&e) => Err(Error::Stale(format!("{} {}", K::kind(&()), obj.name_any()))),
-        other => other.map(|_| ()),
-    }
+    stale_on_conflict(applied, obj).map(|_| ())
 }
 
 #[cfg(test)]

@@ -143,7 +143,7 @@ pub(super) async fn confirm_current<K: DataStack>(api: &Api<K>, obj: &K, ctx: &C
     let current =
         kube_call("read before changing AWS", ctx.settings.kube_timeout, api.get_metadata(&obj.name_any())).await?;
     if current.metadata.resource_version != obj.resource_version() {
-        return Err(Error::Stale(format!("{} {}", K::kind(&()), obj.name_any())));
+        return Err(Error::stale(obj));
     }
     Ok(())
 }
@@ -215,10 +215,7 @@ async fn patch_finalizers<K: DataStack>(
         api.patch(&obj.name_any(), &PatchParams::default(), &Patch::Merge(patch)),
     )
     .await;
-    match patched {
-        Err(e) if crate::error::is_conflict(&e) => Err(Error::Stale(format!("{} {}", K::kind(&()), obj.name_any()))),
-        other => other,
-    }
+    crate::error::stale_on_conflict(patched, obj)
 }
 
 pub(super) fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {
