@@ -158,12 +158,7 @@ async fn demo(bed: &Bed) -> Result<(), String> {
 async fn secret_data(client: &kube::Client, name: &str) -> Result<std::collections::BTreeMap<String, String>, String> {
     let secrets: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
     let secret = secrets.get(name).await.map_err(|e| format!("the Secret {name}: {e}"))?;
-    Ok(secret
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect())
+    Ok(support::world::secret_data(&secret))
 }
 
 /// `kubectl apply -f <example>`, then `kubectl wait` for its Ready condition, both shown.

@@ -352,7 +352,7 @@ async fn password_now<K: DataStack>(
     next: &StackStatus,
 ) -> Result<Option<String>> {
     match &desired.credential {
-        Some(c) => credential::current::<K>(&secrets(obj, ctx), c, next, ctx.settings.kube_timeout).await,
+        Some(c) => credential::current(&secrets(obj, ctx), c, next, ctx.settings.kube_timeout).await,
         None => Ok(None),
     }
 }

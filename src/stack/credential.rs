@@ -17,7 +17,7 @@ use super::publish;
 use super::reconcile::confirm_current;
 use super::status::{AuthStatus, Rotation, StackStatus};
 use crate::context::Context;
-use crate::error::{Error, Result, kube_call};
+use crate::error::{Error, Result};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
@@ -183,11 +183,8 @@ pub fn secret_name(connection_secret: &str) -> String {
 }
 
 pub async fn read(secrets: &Api<Secret>, name: &str, deadline: Duration) -> Result<Tokens> {
-    let Some(s) = kube_call("get password Secret", deadline, secrets.get_opt(name)).await? else {
-        return Ok(Tokens::default());
-    };
-    let data = s.data.unwrap_or_default();
-    let get = |k: &str| data.get(k).map(|v| String::from_utf8_lossy(&v.0).into_owned()).filter(|v| !v.is_empty());
+    let data = publish::read_secret(secrets, name, "get password Secret", deadline).await?.unwrap_or_default();
+    let get = |k: &str| data.get(k).filter(|v| !v.is_empty()).cloned();
     Ok(Tokens { current: get(CURRENT), next: get(NEXT) })
 }
 
@@ -394,12 +391,8 @@ pub async fn settle<K: DataStack>(
 
 /// The password as the connection Secret carries it, if it does.
 async fn published_copy(secrets: &Api<Secret>, credential: &Credential, deadline: Duration) -> Result<Option<String>> {
-    let Some(s) = kube_call("get connection Secret", deadline, secrets.get_opt(&credential.connection_secret)).await?
-    else {
-        return Ok(None);
-    };
-    let data = s.data.unwrap_or_default();
-    Ok(data.get(credential.published_key).map(|v| String::from_utf8_lossy(&v.0).into_owned()).filter(|v| !v.is_empty()))
+    let data = publish::read_secret(secrets, &credential.connection_secret, "get connection Secret", deadline).await?;
+    Ok(data.and_then(|d| d.get(credential.published_key).filter(|v| !v.is_empty()).cloned()))
 }
 
 /// The password for a stack being created: the one in the operator's Secret (a create that is
@@ -421,7 +414,7 @@ pub async fn for_create<K: Resource<DynamicType = ()>>(
 }
 
 /// The password clients are to use now, for paths that publish without moving a rotation on.
-pub async fn current<K: ResourceExt>(
+pub async fn current(
     secrets: &Api<Secret>,
     credential: &Credential,
     status: &StackStatus,

@@ -68,17 +68,28 @@ pub async fn apply_secret(api: &Api<Secret>, secret: &Secret, deadline: Duration
     Ok(())
 }
 
+/// A Secret's data as text.
+pub fn secret_text(s: &Secret) -> BTreeMap<String, String> {
+    let data = s.data.iter().flatten();
+    data.map(|(k, v)| (k.clone(), String::from_utf8_lossy(&v.0).into_owned())).collect()
+}
+
+/// The data of Secret `name` as text; `None` when there is no such Secret.
+pub async fn read_secret(
+    api: &Api<Secret>,
+    name: &str,
+    action: &'static str,
+    deadline: Duration,
+) -> Result<Option<BTreeMap<String, String>>> {
+    Ok(kube_call(action, deadline, api.get_opt(name)).await?.as_ref().map(secret_text))
+}
+
 /// Takes the owner reference off a Secret this operator applied, keeping its data.
 pub async fn release_secret(api: &Api<Secret>, name: &str, deadline: Duration) -> Result<()> {
     let Some(current) = kube_call("get Secret", deadline, api.get_opt(name)).await? else {
         return Ok(());
     };
-    let data: BTreeMap<String, String> = current
-        .data
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect();
+    let data = secret_text(&current);
     let mut body = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Secret",

@@ -168,12 +168,7 @@ pub fn stack_tags(s: &aws_sdk_cloudformation::types::Stack) -> BTreeMap<String, 
 }
 
 pub fn secret_data(s: &Secret) -> BTreeMap<String, String> {
-    s.data
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, String::from_utf8_lossy(&v.0).into_owned()))
-        .collect()
+    oms_data_operator::stack::publish::secret_text(s)
 }
 
 pub fn seed(env: &str, vpc: &str) -> BTreeMap<String, String> {
