@@ -10,8 +10,8 @@ use super::ownership::Owner;
 use super::plan::{self, Inputs, Lost, Step};
 use super::publish;
 use super::reconcile::{
-    Outcome, after_failure, confirm_current, failure_text, finish, owner_of, poll_delay, publish_event, short_hash,
-    stalled, time_token, waiting,
+    Outcome, Refusal, after_failure, confirm_current, failure_text, finish, poll_delay, publish_event, reach,
+    short_hash, stalled, time_token, waiting,
 };
 use super::status::{AuthStatus, Health, StackStatus};
 use crate::context::Context;
@@ -58,24 +58,14 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
             return finish(api, obj, ctx, &prev, outcome).await;
         }
     }
-    // The account is part of the stack's identity too: the namespace's role must lead to it.
-    let role =
-        match accounts::role_for(&ctx.client, &obj.namespace().unwrap_or_default(), ctx.settings.kube_timeout).await? {
-            Ok(role) => role,
-            Err(message) => {
-                let mut outcome = stalled(ctx, next, "InvalidNamespaceRole", message);
-                outcome.requeue = Action::requeue(ctx.settings.max_poll_interval);
-                return finish(api, obj, ctx, &prev, outcome).await;
-            }
-        };
-    if let Some(message) = accounts::account_change(prev.stack_id.as_deref(), prev.role_arn.as_deref(), role.as_ref()) {
-        let mut outcome = stalled(ctx, next, "StackIdentityChanged", message);
-        outcome.requeue = Action::requeue(ctx.settings.resync);
-        return finish(api, obj, ctx, &prev, outcome).await;
-    }
-    let mut owner = owner_of(obj, &ctx.settings.cluster_id)?;
-    owner.account = role.as_ref().and_then(|r| r.account()).map(str::to_string);
-    let ops = ctx.aws.clients(Some(&region), role.as_ref()).await?;
+    let (owner, ops, role) = match reach(obj, ctx, &prev, Some(&region)).await? {
+        Ok(reached) => reached,
+        Err(Refusal { reason, message, retry }) => {
+            let mut outcome = stalled(ctx, next, reason, message);
+            outcome.requeue = Action::requeue(retry);
+            return finish(api, obj, ctx, &prev, outcome).await;
+        }
+    };
     let observed = ops.describe(&desired.stack_name).await?;
     next.stack_name = Some(desired.stack_name.clone());
     next.secret_name = Some(desired.secret_name.clone());

@@ -3,13 +3,12 @@
 //! in status before it is started, confirmed available and of this resource's group before the
 //! stack is deleted, and when it cannot be taken the stack stays.
 
-use super::accounts;
 use super::cfn::{ObservedStack, Ops, SnapshotStart};
 use super::kind::{BackupTarget, DataStack, DeletionPolicy};
 use super::plan::{self, Backup, DeleteStep, Phase};
 use super::publish;
 use super::reconcile::{
-    Outcome, after_failure, confirm_current, failure_text, finish, owner_of, poll_delay, publish_event, stalled,
+    Outcome, Refusal, after_failure, confirm_current, failure_text, finish, poll_delay, publish_event, reach, stalled,
     time_token, waiting,
 };
 use super::status::{Health, StackStatus};
@@ -39,23 +38,13 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
     let name = name.unwrap_or_else(|| stack.clone());
     let region = plan::recorded_region(&prev).or_else(|| obj.region());
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
-    let role =
-        match accounts::role_for(&ctx.client, &obj.namespace().unwrap_or_default(), ctx.settings.kube_timeout).await? {
-            Ok(role) => role,
-            Err(message) => {
-                finish(&api, obj, ctx, &prev, stalled(ctx, next, "InvalidNamespaceRole", message)).await?;
-                return Ok(Cleanup::Requeue(ctx.settings.max_poll_interval));
-            }
-        };
-    // Never looked for (or taken for gone) in another account than the one it was made in.
-    if let Some(message) = accounts::account_change(prev.stack_id.as_deref(), prev.role_arn.as_deref(), role.as_ref()) {
-        let outcome = stalled(ctx, next, "StackIdentityChanged", message);
-        finish(&api, obj, ctx, &prev, outcome).await?;
-        return Ok(Cleanup::Requeue(ctx.settings.resync));
-    }
-    let mut owner = owner_of(obj, &ctx.settings.cluster_id)?;
-    owner.account = role.as_ref().and_then(|r| r.account()).map(str::to_string);
-    let ops = ctx.aws.clients(region.as_deref(), role.as_ref()).await?;
+    let (owner, ops) = match reach(obj, ctx, &prev, region.as_deref()).await? {
+        Ok((owner, ops, _)) => (owner, ops),
+        Err(Refusal { reason, message, retry }) => {
+            finish(&api, obj, ctx, &prev, stalled(ctx, next, reason, message)).await?;
+            return Ok(Cleanup::Requeue(retry));
+        }
+    };
     let observed = ops.describe(&stack).await?;
     if let Some(o) = &observed {
         next.stack_id = Some(o.id.clone());

@@ -3,6 +3,7 @@
 //! write and, on a transition, one Event. This module owns what both paths share: the finalizer,
 //! status and Event writing, failure recording and poll timing.
 
+use super::accounts::{self, Role};
 use super::cfn::{ObservedStack, Ops};
 use super::kind::{DataStack, Published};
 use super::ownership::Owner;
@@ -218,7 +219,41 @@ async fn patch_finalizers<K: DataStack>(
     crate::error::stale_on_conflict(patched, obj)
 }
 
-pub(super) fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {
+/// Why a pass must not reach the stack's AWS account: stall with this reason and message, and
+/// look again after `retry`.
+pub(super) struct Refusal {
+    pub reason: &'static str,
+    pub message: String,
+    pub retry: Duration,
+}
+
+/// The clients for the stack's account (the namespace's role, if it names one) and its owner tags.
+/// The account is part of the stack's identity: a stack made in one account is never looked for,
+/// taken for gone, or made again in another.
+pub(super) async fn reach<K: DataStack>(
+    obj: &K,
+    ctx: &Context,
+    prev: &StackStatus,
+    region: Option<&str>,
+) -> Result<std::result::Result<(Owner, Ops, Option<Role>), Refusal>> {
+    let namespace = obj.namespace().unwrap_or_default();
+    let role = match accounts::role_for(&ctx.client, &namespace, ctx.settings.kube_timeout).await? {
+        Ok(role) => role,
+        Err(message) => {
+            let retry = ctx.settings.max_poll_interval;
+            return Ok(Err(Refusal { reason: "InvalidNamespaceRole", message, retry }));
+        }
+    };
+    if let Some(message) = accounts::account_change(prev.stack_id.as_deref(), prev.role_arn.as_deref(), role.as_ref()) {
+        return Ok(Err(Refusal { reason: "StackIdentityChanged", message, retry: ctx.settings.resync }));
+    }
+    let mut owner = owner_of(obj, &ctx.settings.cluster_id)?;
+    owner.account = role.as_ref().and_then(|r| r.account()).map(str::to_string);
+    let ops = ctx.aws.clients(region, role.as_ref()).await?;
+    Ok(Ok((owner, ops, role)))
+}
+
+fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {
     Ok(Owner {
         cluster_id: cluster_id.to_string(),
         kind: K::kind(&()).to_string(),
