@@ -235,3 +235,23 @@ async fn auth_outside_prod_is_refused_at_apply_time() {
     assert!(err.to_string().contains("only environment prod has"), "{err}");
     let _: Option<OmsRedis> = w.api.get_opt(&name).await.expect("get");
 }
+
+/// Under deletion policy Retain the cache outlives the resource, and so must its password: both
+/// Secrets stay, without owner references, so the garbage collector leaves them.
+#[tokio::test]
+async fn a_retained_cache_keeps_its_password() {
+    let w = World::new("authkeep").await;
+    let name = unique_name("oms-redis-authkeep");
+    w.create(&name, "prod", json!({ "deletionPolicy": "Retain" })).await;
+    w.ready(&name).await;
+    let auth_secret = format!("{name}-redis-auth");
+    let token = data(&secret(&w, &auth_secret).await)["token"].clone();
+    w.api.delete(&name, &Default::default()).await.expect("delete");
+    w.gone(&name).await;
+    for s in [auth_secret.clone(), format!("{name}-redis")] {
+        let kept = secret(&w, &s).await;
+        assert!(kept.metadata.owner_references.unwrap_or_default().is_empty(), "{s} is released");
+    }
+    assert_eq!(data(&secret(&w, &auth_secret).await)["token"], token);
+    assert!(stack(w.emu, &name).await.is_some(), "the stack is kept");
+}
