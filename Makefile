@@ -85,14 +85,14 @@ static-binary:
 	bin="$$(./hack/static-build.sh | tail -n 1)"; \
 	if readelf -d "$$bin" | grep -q NEEDED; then echo "$$bin needs shared libraries" >&2; exit 1; fi; \
 	"$$bin" --version; \
-	"$$bin" crd | diff -u crds/omsredis.yaml - >/dev/null || { echo "the static binary's CRDs differ from crds/" >&2; exit 1; }; \
+	"$$bin" crd | diff -u crds/oms-data-operator.yaml - >/dev/null || { echo "the static binary's CRDs differ from crds/" >&2; exit 1; }; \
 	"$$bin" template | diff -q templates/data/elasticache-redis.json - >/dev/null; \
 	echo "static binary: $$bin, $$(stat -c %s "$$bin") bytes"
 
 .PHONY: crds
 crds:
-	cargo run --quiet -- crd > crds/omsredis.yaml
-	cp crds/omsredis.yaml charts/oms-data-operator/crds/omsredis.yaml
+	cargo run --quiet -- crd > crds/oms-data-operator.yaml
+	cp crds/oms-data-operator.yaml charts/oms-data-operator/crds/oms-data-operator.yaml
 
 # The demo's tools, from Debian's packages when missing.
 .PHONY: demo-tools

@@ -6,7 +6,11 @@ use kube::CustomResourceExt;
 
 /// Every CRD the operator serves.
 pub fn all() -> Vec<CustomResourceDefinition> {
-    vec![with_status_default(crate::redis::OmsRedis::crd())]
+    vec![
+        with_status_default(crate::redis::OmsRedis::crd()),
+        with_status_default(crate::backup::OmsBackup::crd()),
+        with_status_default(crate::failover::OmsFailoverTest::crd()),
+    ]
 }
 
 /// Gives `status` a default of `{observedGeneration: 0}`. The apiserver applies it whenever it
@@ -46,7 +50,7 @@ mod tests {
     #[test]
     fn generated_crd_files_match_the_rust_types() {
         let rendered = render().expect("render");
-        for path in ["crds/omsredis.yaml", "charts/oms-data-operator/crds/omsredis.yaml"] {
+        for path in ["crds/oms-data-operator.yaml", "charts/oms-data-operator/crds/oms-data-operator.yaml"] {
             let on_disk = std::fs::read_to_string(crate::repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
             assert!(on_disk == rendered, "{path} drifted from the Rust types: run `make crds`");
         }
@@ -54,7 +58,10 @@ mod tests {
 
     #[test]
     fn the_crd_has_its_identity_columns_and_rules() {
-        let crd = &all()[0];
+        let crds = all();
+        let names: Vec<&str> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
+        assert_eq!(names, ["OmsRedis", "OmsBackup", "OmsFailoverTest"]);
+        let crd = &crds[0];
         assert_eq!(crd.spec.group, "data.oms-spider.io");
         assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["omsr".to_string()][..]));
         let version = &crd.spec.versions[0];

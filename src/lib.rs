@@ -5,14 +5,18 @@
 //! Secret); each kind of data stack is one module beside it (today [`redis`]) that implements
 //! [`stack::DataStack`].
 
+pub mod backup;
 pub mod context;
 pub mod controller;
 pub mod crd;
 pub mod error;
+pub mod failover;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod operation;
 pub mod redis;
+pub mod source;
 pub mod stack;
 
 /// A file of this repository, for tests. Cargo sets CARGO_MANIFEST_DIR when it runs tests, so a

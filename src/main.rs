@@ -248,11 +248,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     let namespaces: Vec<Option<String>> =
         if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
-    tracing::info!(namespaces = ?args.namespaces, "starting the OmsRedis controller");
-    futures::future::join_all(
-        namespaces.into_iter().map(|ns| controller::run::<OmsRedis>(ctx.clone(), ns, when_true(work_stop_rx.clone()))),
-    )
-    .await;
+    tracing::info!(namespaces = ?args.namespaces, "starting the OmsRedis, OmsBackup and OmsFailoverTest controllers");
+    let mut loops: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
+    for ns in namespaces {
+        let stop = || when_true(work_stop_rx.clone());
+        loops.push(Box::pin(controller::run::<OmsRedis>(ctx.clone(), ns.clone(), stop())));
+        loops.push(Box::pin(oms_data_operator::backup::run(ctx.clone(), ns.clone(), stop())));
+        loops.push(Box::pin(oms_data_operator::failover::run(ctx.clone(), ns, stop())));
+    }
+    futures::future::join_all(loops).await;
     metrics.set_leader(false);
 
     let graceful = *stop_rx.borrow();

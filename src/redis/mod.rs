@@ -3,20 +3,24 @@
 
 pub mod node_types;
 pub mod presets;
+pub mod probe;
 pub mod spec;
 pub mod template;
 pub mod windows;
 
 use crate::stack::{
-    Advisory, BackupTarget, Credential, CredentialTarget, DataStack, DeletionPolicy, Desired, Published, SpecError,
-    Wanted, status::StackStatus,
+    Advisory, BackupTarget, Credential, CredentialTarget, DataStack, DeletionPolicy, Desired, FailoverTarget, Probe,
+    Published, RestoreSource, SpecError, Wanted, elasticache::Snapshot, status::StackStatus,
 };
+
+/// Seconds between endpoint checks when the spec turns them on without an interval.
+pub const DEFAULT_HEALTH_CHECK_SECONDS: i32 = 60;
 
 /// How long a rotated password's predecessor keeps working after the new one is published.
 pub const DEFAULT_RELOAD_GRACE_SECONDS: i32 = 300;
 use kube::ResourceExt;
 use presets::{default_engine_version, preset};
-pub use spec::{Engine, EngineVersion, Environment, OmsRedis, OmsRedisSpec, OmsRedisStatus};
+pub use spec::{Engine, EngineVersion, Environment, OmsRedis, OmsRedisSpec, OmsRedisStatus, RestoreFrom};
 use std::collections::BTreeMap;
 use template::{output, param};
 
@@ -85,6 +89,7 @@ impl OmsRedis {
             (param::MEMORY_ALARM_THRESHOLD, alarms.memory_percent.map(|v| v.to_string())),
             (param::CACHE_HIT_RATE_ALARM_THRESHOLD, alarms.cache_hit_rate_percent.map(|v| v.to_string())),
             (param::EVICTIONS_ALARM_THRESHOLD, alarms.evictions_per_minute.map(|v| v.to_string())),
+            (param::SNAPSHOT_NAME, s.restore_from.as_ref().map(|r| r.snapshot_name.clone())),
         ];
         Ok(BTreeMap::from([
             (param::ENVIRONMENT.to_string(), s.environment.as_str().to_string()),
@@ -168,6 +173,38 @@ fn auth_advisory(r: &OmsRedis) -> Option<Advisory> {
     })
 }
 
+/// Why a snapshot cannot seed a cache of this engine and version. ElastiCache restores a snapshot
+/// into the same engine at the same or a newer version, and a Redis OSS one also into Valkey (the
+/// way it upgrades Redis OSS in place); never into an older version or from Valkey back to Redis OSS.
+fn restore_mismatch(engine: Engine, version: EngineVersion, snapshot: &Snapshot) -> Option<String> {
+    let name = &snapshot.name;
+    let taken_engine = snapshot.engine.as_deref().unwrap_or("redis");
+    let taken_version = snapshot.engine_version.as_deref().unwrap_or_default();
+    let engine_word = |e: &str| if e == "valkey" { "Valkey" } else { "Redis OSS" };
+    if taken_engine == Engine::Valkey.as_str() && engine == Engine::Redis {
+        return Some(format!(
+            "snapshot {name} was taken from Valkey {taken_version}, and a Valkey snapshot cannot be restored into \
+             Redis OSS: set engine: valkey"
+        ));
+    }
+    let major_minor = |v: &str| -> Option<(u32, u32)> {
+        let mut parts = v.split('.');
+        Some((parts.next()?.parse().ok()?, parts.next().unwrap_or("0").parse().ok()?))
+    };
+    let wanted = major_minor(version.as_str());
+    let taken = major_minor(taken_version);
+    match (taken, wanted) {
+        (Some(t), Some(w)) if w < t => Some(format!(
+            "snapshot {name} was taken from {} {taken_version}, and a snapshot cannot be restored into an older \
+             version than it was taken with: set engineVersion to {}.{} or newer",
+            engine_word(taken_engine),
+            t.0,
+            t.1
+        )),
+        _ => None,
+    }
+}
+
 /// Whether the stack runs with TLS: the template encrypts in transit exactly in prod.
 fn encrypted_in_transit(parameters: &BTreeMap<String, String>) -> bool {
     parameters.get(param::ENVIRONMENT).map(String::as_str) == Some(Environment::Prod.as_str())
@@ -191,6 +228,11 @@ impl DataStack for OmsRedis {
             // is not replaced by an empty cache without someone asking.
             recreate_when_lost: self.spec.environment == Environment::Dev,
             credential: Some(self.credential()),
+            restore: self
+                .spec
+                .restore_from
+                .as_ref()
+                .map(|r| RestoreSource::ElastiCacheSnapshot { snapshot_name: r.snapshot_name.clone() }),
         })
     }
 
@@ -257,6 +299,29 @@ impl DataStack for OmsRedis {
             replication_group_id: group,
             snapshot_prefix: "oms-redis-backup",
         })
+    }
+
+    fn restore_mismatch(&self, snapshot: &Snapshot) -> Option<String> {
+        restore_mismatch(
+            self.spec.engine,
+            self.spec.engine_version.unwrap_or(default_engine_version(self.spec.engine)),
+            snapshot,
+        )
+    }
+
+    fn health_check_interval(&self) -> Option<std::time::Duration> {
+        let check = self.spec.health_check.as_ref().filter(|h| h.enabled == Some(true))?;
+        let seconds = check.interval_seconds.unwrap_or(DEFAULT_HEALTH_CHECK_SECONDS).clamp(10, 3600);
+        Some(std::time::Duration::from_secs(u64::try_from(seconds).unwrap_or(60)))
+    }
+
+    fn probe<'a>(&'a self, secret: &'a BTreeMap<String, String>) -> futures::future::BoxFuture<'a, Option<Probe>> {
+        Box::pin(async move { Some(probe::check(secret).await) })
+    }
+
+    fn failover_target(&self) -> Option<FailoverTarget> {
+        let replication_group_id = self.status.as_ref()?.replication_group_id.clone()?;
+        Some(FailoverTarget::ElastiCacheReplicationGroup { replication_group_id })
     }
 
     fn credential_target(&self, outputs: &BTreeMap<String, String>) -> Option<CredentialTarget> {
@@ -510,6 +575,42 @@ mod tests {
         assert!(auth_advisory(&redis(prod)).is_none(), "not made yet: it gets AUTH");
         let dev = serde_json::json!({ "environment": "dev", "vpcStackName": "v" });
         assert!(auth_advisory(&with_status(dev, none)).is_none());
+    }
+
+    #[test]
+    fn a_restore_sends_the_snapshot_name_only_when_asked() {
+        let plain = redis(serde_json::json!({ "environment": "staging", "vpcStackName": "v" }));
+        assert!(!plain.parameters().expect("valid").contains_key(param::SNAPSHOT_NAME));
+        assert_eq!(plain.desired().expect("desired").restore, None);
+        let restored = redis(serde_json::json!({
+            "environment": "staging", "vpcStackName": "v", "restoreFrom": { "snapshotName": "oms-redis-backup-1" },
+        }));
+        assert_eq!(restored.parameters().expect("valid")[param::SNAPSHOT_NAME], "oms-redis-backup-1");
+        assert_eq!(
+            restored.desired().expect("desired").restore,
+            Some(RestoreSource::ElastiCacheSnapshot { snapshot_name: "oms-redis-backup-1".into() })
+        );
+    }
+
+    #[test]
+    fn snapshots_restore_into_the_same_or_a_newer_version_and_redis_into_valkey_never_back() {
+        let snap = |engine: &str, version: &str| Snapshot {
+            name: "s".into(),
+            status: "available".into(),
+            engine: Some(engine.into()),
+            engine_version: Some(version.into()),
+            ..Snapshot::default()
+        };
+        assert_eq!(restore_mismatch(Engine::Redis, EngineVersion::V7_1, &snap("redis", "7.1.0")), None);
+        assert_eq!(restore_mismatch(Engine::Redis, EngineVersion::V7_1, &snap("redis", "6.2.6")), None);
+        assert_eq!(restore_mismatch(Engine::Valkey, EngineVersion::V8_2, &snap("redis", "7.1")), None);
+        let older = restore_mismatch(Engine::Redis, EngineVersion::V6_2, &snap("redis", "7.1.0")).expect("refused");
+        assert!(older.contains("engineVersion to 7.1 or newer"), "{older}");
+        let back = restore_mismatch(Engine::Redis, EngineVersion::V7_1, &snap("valkey", "8.0")).expect("refused");
+        assert!(back.contains("set engine: valkey"), "{back}");
+        let valkey_older =
+            restore_mismatch(Engine::Valkey, EngineVersion::V7_2, &snap("valkey", "8.0")).expect("refused");
+        assert!(valkey_older.contains("8.0 or newer"), "{valkey_older}");
     }
 
     #[test]

@@ -79,6 +79,9 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 #[x_kube(validation = Rule::new(
     "has(oldSelf.auth) && has(oldSelf.auth.enabled) && oldSelf.auth.enabled ? !(has(self.auth) && has(self.auth.enabled) && !self.auth.enabled) : true"
 ).message("auth.enabled cannot be turned off: ElastiCache removes an AUTH token only when moving to RBAC. Keep it true or remove it"))]
+#[x_kube(validation = Rule::new(
+    "has(oldSelf.restoreFrom) ? (has(self.restoreFrom) && self.restoreFrom == oldSelf.restoreFrom) : !has(self.restoreFrom)"
+).message("restoreFrom can only be given when an OmsRedis is created, and never changed or removed: restoring replaces a cache's data, so it is never done to a running cache. To restore, create a new OmsRedis with spec.restoreFrom.snapshotName and point workloads at its Secret"))]
 #[serde(rename_all = "camelCase")]
 pub struct OmsRedisSpec {
     /// dev, staging or prod; selects the preset for every omitted sizing field. Immutable.
@@ -182,6 +185,19 @@ pub struct OmsRedisSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthSpec>,
 
+    /// Start the new cache from an ElastiCache snapshot instead of empty: the SNAPSHOT column of
+    /// `kubectl get omsbackups` (backups, and the snapshots deletion policy Snapshot took), or a
+    /// snapshot taken outside the operator. Only when the OmsRedis is created; immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore_from: Option<RestoreFrom>,
+
+    /// Checks that the published endpoint answers: TCP connect, TLS where the cache has it, then
+    /// AUTH (with the operator's password) and PING. Reported as the EndpointReachable condition;
+    /// it never holds Ready back. Off by default: turn it on when the operator's network reaches
+    /// the cache's VPC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check: Option<HealthCheckSpec>,
+
     /// What deleting this resource does to the stack: Delete (default), Retain or Snapshot.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -189,6 +205,30 @@ pub struct OmsRedisSpec {
     /// Take over an existing stack of this name that no operator owns. Off by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt_existing_stack: Option<bool>,
+}
+
+/// The snapshot a new cache starts from.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreFrom {
+    /// The ElastiCache snapshot's name, in the cache's region and account. It must be available
+    /// and of an engine and version this cache can run (a Redis OSS snapshot restores into Redis OSS
+    /// of the same or a newer version, or into Valkey; a Valkey one only into Valkey).
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[A-Za-z][A-Za-z0-9-]*$"))]
+    pub snapshot_name: String,
+}
+
+/// The endpoint check.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheckSpec {
+    /// Run the check. Default: false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    /// Seconds between checks. Default: 60.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 3600))]
+    pub interval_seconds: Option<i32>,
 }
 
 /// Redis AUTH. To rotate the password, annotate the resource with

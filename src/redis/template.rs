@@ -19,6 +19,8 @@ pub mod param {
     /// NoEcho; sent only with CreateStack, kept as it is by every update.
     pub const AUTH_TOKEN: &str = "AuthToken";
     pub const SNAPSHOT_WINDOW: &str = "SnapshotWindow";
+    /// The snapshot a new group starts from; set only at create (a change replaces the group).
+    pub const SNAPSHOT_NAME: &str = "SnapshotName";
     pub const ALARMS_IN_ALL_ENVIRONMENTS: &str = "AlarmsInAllEnvironments";
     pub const ALARM_TOPIC_ARN: &str = "AlarmTopicArn";
     pub const CPU_ALARM_THRESHOLD: &str = "CpuAlarmThreshold";
@@ -28,7 +30,7 @@ pub mod param {
 
     /// Every parameter: the seed's, in the order its commands pass them, then the ones added since
     /// (each with a default that keeps the seed's commands working).
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 18] = [
         ENVIRONMENT,
         VPC_STACK_NAME,
         NODE_TYPE,
@@ -46,6 +48,7 @@ pub mod param {
         CACHE_HIT_RATE_ALARM_THRESHOLD,
         EVICTIONS_ALARM_THRESHOLD,
         AUTH_TOKEN,
+        SNAPSHOT_NAME,
     ];
 }
 

@@ -5,7 +5,7 @@
 use super::accounts;
 use super::cfn::{ObservedStack, Ops, UpdateOutcome};
 use super::credential;
-use super::kind::{Credential, DataStack, Desired};
+use super::kind::{Credential, DataStack, Desired, RestoreSource};
 use super::ownership::Owner;
 use super::plan::{self, Inputs, Lost, Step};
 use super::publish;
@@ -13,6 +13,7 @@ use super::reconcile::{
     Outcome, Refusal, after_failure, confirm_current, failure_text, finish, poll_delay, publish_event, reach,
     short_hash, stalled, time_token, waiting,
 };
+use super::restore::Verdict;
 use super::status::{AuthStatus, Health, StackStatus};
 use crate::context::Context;
 use crate::error::{AwsCategory, Error, Result};
@@ -98,6 +99,19 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         lost: lost.as_ref(),
         retry_requested: requested.is_some(),
     });
+    if let (Step::Create { .. }, Some(source)) = (&step, &desired.restore) {
+        match super::restore::check(obj, &ops, source).await? {
+            Verdict::Go => {}
+            Verdict::Wait(message) => {
+                return finish(api, obj, ctx, &prev, waiting(ctx, next, "RestoreSnapshotPending", message)).await;
+            }
+            Verdict::Refuse(reason, message) => {
+                let mut outcome = stalled(ctx, next, reason, message);
+                outcome.requeue = Action::requeue(ctx.settings.max_poll_interval);
+                return finish(api, obj, ctx, &prev, outcome).await;
+            }
+        }
+    }
     if step.writes_to_aws() {
         confirm_current(api, obj, ctx).await?;
     }
@@ -108,6 +122,7 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         .await
         .map_err(|e| explained(obj, e))?;
     outcome.next.account = outcome.next.stack_id.as_deref().and_then(accounts::account_of_stack);
+    super::endpoint::check(obj, &mut outcome, ctx.settings.resync).await;
     finish(api, obj, ctx, &prev, outcome).await
 }
 
@@ -182,7 +197,15 @@ async fn act<K: DataStack>(
                     );
                     waiting(ctx, next, "StackRecreating", message)
                 }
-                (None, None) => waiting(ctx, next, "StackCreating", format!("creating stack {name}")),
+                (None, None) => {
+                    let from = match &desired.restore {
+                        Some(RestoreSource::ElastiCacheSnapshot { snapshot_name }) => {
+                            format!(" from snapshot {snapshot_name}")
+                        }
+                        None => String::new(),
+                    };
+                    waiting(ctx, next, "StackCreating", format!("creating stack {name}{from}"))
+                }
             }
         }
         Step::Wait => {

@@ -1,5 +1,5 @@
-//! The AWS edge: CloudFormation stack operations and the ElastiCache backups the Snapshot deletion
-//! policy takes. Every call has a deadline (the SDK's operation timeout and a tokio timeout around
+//! The AWS edge for CloudFormation: stack operations, the clients of every region and account, and
+//! how AWS failures become messages ([`super::elasticache`] is the ElastiCache side). Every call has a deadline (the SDK's operation timeout and a tokio timeout around
 //! it) and maps failures to a static [`AwsCategory`].
 
 use super::accounts::{AssumedRole, Role};
@@ -14,16 +14,22 @@ use std::time::Duration;
 /// Every AWS action the operator itself calls, as `service:Action` (CloudFormation makes the
 /// stack's resources with the caller's permissions too; docs/iam-policy.json grants both, and a
 /// test holds it to this list).
-pub const ACTIONS: [&str; 10] = [
+pub const ACTIONS: [&str; 15] = [
     "cloudformation:CreateStack",
     "cloudformation:UpdateStack",
     "cloudformation:DeleteStack",
     "cloudformation:DescribeStacks",
     "cloudformation:DescribeStackEvents",
     "elasticache:CreateSnapshot",
+    // Not called by itself: CreateSnapshot with tags needs it.
+    "elasticache:AddTagsToResource",
     "elasticache:DescribeSnapshots",
+    "elasticache:DeleteSnapshot",
+    "elasticache:ListTagsForResource",
     "elasticache:ModifyReplicationGroup",
     "elasticache:DescribeReplicationGroups",
+    "elasticache:TestFailover",
+    "elasticache:DescribeEvents",
     "sts:AssumeRole",
 ];
 
@@ -38,26 +44,6 @@ pub struct ObservedStack {
     pub parameters: BTreeMap<String, String>,
     /// When a deleted stack was deleted (CloudFormation answers for a deleted stack by its id).
     pub deletion_time: Option<String>,
-}
-
-/// A snapshot as ElastiCache reports it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Snapshot {
-    /// `creating`, `available`, `failed`, …
-    pub status: String,
-    pub replication_group_id: Option<String>,
-}
-
-/// What CreateSnapshot did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SnapshotStart {
-    Started,
-    /// The replication group does not exist: there is no data left to back up.
-    GroupGone(String),
-    /// The group cannot be snapshotted right now (it is modifying, snapshotting, …).
-    Busy(String),
-    /// AWS refuses it for a reason that will not pass by itself (quota, permissions, …).
-    Refused(String),
 }
 
 /// What UpdateStack did.
@@ -156,8 +142,8 @@ impl Aws {
 pub struct Ops {
     pub region: String,
     cloudformation: Place,
-    elasticache: Place,
-    clients: RegionClients,
+    pub(super) elasticache: Place,
+    pub(super) clients: RegionClients,
     deadline: Duration,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
@@ -261,7 +247,7 @@ fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
 }
 
 impl Ops {
-    async fn call<T, E, R>(
+    pub(super) async fn call<T, E, R>(
         &self,
         action: &'static str,
         fut: impl std::future::Future<Output = std::result::Result<T, SdkError<E, R>>>,
@@ -269,14 +255,7 @@ impl Ops {
     where
         E: ProvideErrorMetadata,
     {
-        let service = if matches!(
-            action,
-            "CreateSnapshot" | "DescribeSnapshots" | "ModifyReplicationGroup" | "DescribeReplicationGroups"
-        ) {
-            "elasticache"
-        } else {
-            "cloudformation"
-        };
+        let service = if super::elasticache::ACTIONS.contains(&action) { "elasticache" } else { "cloudformation" };
         let result = tokio::time::timeout(self.deadline, fut).await;
         let outcome = match &result {
             Err(_) => "timeout",
@@ -431,113 +410,6 @@ impl Ops {
             })
             .collect();
         Ok(first_failure(&events))
-    }
-
-    /// Starts an ElastiCache snapshot. A snapshot of that name that already exists is an error:
-    /// names are unique per resource and attempt, so it is not this attempt's.
-    pub async fn create_snapshot(&self, replication_group: &str, name: &str) -> Result<SnapshotStart> {
-        let action = "CreateSnapshot";
-        let req = self
-            .clients
-            .elasticache
-            .create_snapshot()
-            .replication_group_id(replication_group)
-            .snapshot_name(name)
-            .send();
-        match self.call(action, req).await? {
-            Ok(_) => Ok(SnapshotStart::Started),
-            Err(e) => {
-                let message = e.message().unwrap_or_default().to_string();
-                match e.code() {
-                    Some("ReplicationGroupNotFoundFault") => Ok(SnapshotStart::GroupGone(message)),
-                    Some("InvalidReplicationGroupState" | "InvalidCacheClusterState") => {
-                        Ok(SnapshotStart::Busy(message))
-                    }
-                    _ => match aws_error(action, &self.elasticache, e) {
-                        err @ Error::Aws { category: AwsCategory::Transient | AwsCategory::Throttled, .. } => Err(err),
-                        Error::Aws { message, .. } => Ok(SnapshotStart::Refused(message)),
-                        other => Err(other),
-                    },
-                }
-            }
-        }
-    }
-
-    /// The snapshot of that name, `None` when there is none.
-    pub async fn snapshot(&self, name: &str) -> Result<Option<Snapshot>> {
-        let action = "DescribeSnapshots";
-        match self.call(action, self.clients.elasticache.describe_snapshots().snapshot_name(name).send()).await? {
-            Ok(out) => Ok(out.snapshots().first().map(|s| Snapshot {
-                status: s.snapshot_status().unwrap_or_default().to_string(),
-                replication_group_id: s.replication_group_id().map(str::to_string),
-            })),
-            Err(e) if e.code() == Some("SnapshotNotFoundFault") => Ok(None),
-            Err(e) => Err(aws_error(action, &self.elasticache, e)),
-        }
-    }
-}
-
-/// The strategies of ModifyReplicationGroup's AuthTokenUpdateStrategy the operator uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenStrategy {
-    /// Add the new token; the previous one keeps working.
-    Rotate,
-    /// Make the last rotated token the only one.
-    Set,
-}
-
-/// What a token change did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenChange {
-    Started,
-    /// The group is busy (modifying, snapshotting…): ask again later.
-    Busy(String),
-}
-
-impl Ops {
-    /// Changes a replication group's AUTH token in place, applied at once. The token is sent only
-    /// here and is never part of an error or log line.
-    pub async fn change_auth_token(
-        &self,
-        replication_group: &str,
-        token: &str,
-        strategy: TokenStrategy,
-    ) -> Result<TokenChange> {
-        use aws_sdk_elasticache::types::AuthTokenUpdateStrategyType as S;
-        let action = "ModifyReplicationGroup";
-        let req = self
-            .clients
-            .elasticache
-            .modify_replication_group()
-            .replication_group_id(replication_group)
-            .auth_token(token)
-            .auth_token_update_strategy(match strategy {
-                TokenStrategy::Rotate => S::Rotate,
-                TokenStrategy::Set => S::Set,
-            })
-            .apply_immediately(true)
-            .send();
-        match self.call(action, req).await? {
-            Ok(_) => Ok(TokenChange::Started),
-            Err(e) if matches!(e.code(), Some("InvalidReplicationGroupState" | "InvalidCacheClusterState")) => {
-                Ok(TokenChange::Busy(e.message().unwrap_or_default().to_string()))
-            }
-            Err(e) => Err(aws_error(action, &self.elasticache, e)),
-        }
-    }
-
-    /// The replication group as its AUTH token changes need it; `None` when it does not exist.
-    pub async fn group(&self, replication_group: &str) -> Result<Option<super::credential::Group>> {
-        let action = "DescribeReplicationGroups";
-        let req = self.clients.elasticache.describe_replication_groups().replication_group_id(replication_group).send();
-        match self.call(action, req).await? {
-            Ok(out) => Ok(out.replication_groups().first().map(|g| super::credential::Group {
-                available: g.status() == Some("available"),
-                token_modified: g.auth_token_last_modified_date().map(|d| d.to_string()),
-            })),
-            Err(e) if e.code() == Some("ReplicationGroupNotFoundFault") => Ok(None),
-            Err(e) => Err(aws_error(action, &self.elasticache, e)),
-        }
     }
 }
 

@@ -11,7 +11,8 @@
 //! connection Secret's copy; with both gone, the same path rotates to a new password (ROTATE keeps
 //! the unknown old one working until SET).
 
-use super::cfn::{Ops, TokenChange, TokenStrategy};
+use super::cfn::Ops;
+use super::elasticache::{GroupChange, TokenStrategy};
 use super::kind::{Credential, CredentialTarget, DataStack, Wanted};
 use super::publish;
 use super::reconcile::confirm_current;
@@ -280,7 +281,7 @@ pub async fn settle<K: DataStack>(
     // ElastiCache's view, read only when something is under way or asked for.
     let under_way = auth.rotation.is_some() || requested.is_some() || !auth.enabled || tokens.current.is_none();
     let group_view = match wanted && under_way {
-        true => ops.group(group).await?,
+        true => ops.group(group).await?.map(|g| Group { available: g.available(), token_modified: g.token_modified }),
         false => None,
     };
     let now = k8s_openapi::jiff::Timestamp::now();
@@ -334,8 +335,8 @@ pub async fn settle<K: DataStack>(
                 _ => (TokenStrategy::Set, &removing),
             };
             let message = match ops.change_auth_token(group, &next, strategy).await? {
-                TokenChange::Busy(aws) => format!("waiting for {group} to accept the AUTH token change: {aws}"),
-                TokenChange::Started => doing.clone(),
+                GroupChange::Refused(aws) => format!("waiting for {group} to accept the AUTH token change: {aws}"),
+                GroupChange::Started => doing.clone(),
             };
             settled.working = Some(("AuthTokenRotating", message, poll));
         }

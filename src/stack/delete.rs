@@ -3,7 +3,8 @@
 //! in status before it is started, confirmed available and of this resource's group before the
 //! stack is deleted, and when it cannot be taken the stack stays.
 
-use super::cfn::{ObservedStack, Ops, SnapshotStart};
+use super::cfn::{ObservedStack, Ops};
+use super::elasticache::SnapshotStart;
 use super::kind::{BackupTarget, DataStack, DeletionPolicy};
 use super::plan::{self, Backup, DeleteStep, Phase};
 use super::publish;
@@ -126,7 +127,7 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
             else {
                 return Err(crate::error::Error::Internal("a backup without a target".into()));
             };
-            let snapshot = snapshot_name(snapshot_prefix, &obj.name_any(), &owner.uid);
+            let snapshot = super::elasticache::unique_snapshot_name(snapshot_prefix, &obj.name_any(), &owner.uid);
             let message = format!("taking snapshot {snapshot} of {replication_group_id} before deleting stack {name}");
             next.snapshot_name = Some(snapshot);
             waiting(ctx, next, "SnapshotInProgress", message)
@@ -137,7 +138,7 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
             else {
                 return Err(crate::error::Error::Internal("a backup without a target or a name".into()));
             };
-            match ops.create_snapshot(group, &snapshot).await? {
+            match ops.create_snapshot(group, &snapshot, &owner.tags(&Default::default())).await? {
                 SnapshotStart::Started => {
                     let note =
                         format!("snapshot {snapshot} of {group} started; stack {name} is deleted once it is available");
@@ -262,6 +263,21 @@ async fn delete_stack<K: DataStack>(
         let note = format!("snapshot {snapshot} of {group} is available; deleting stack {name}");
         publish_event(ctx, obj, EventType::Normal, "SnapshotCompleted", "CreateSnapshot", note).await;
     }
+    // The snapshot outlives this resource: list it as an OmsBackup before the stack goes, so it can
+    // be found and restored with kubectl alone.
+    if let (
+        Backup::Done,
+        Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id, .. }),
+        Some(snapshot),
+    ) = (backup, target, next.snapshot_name.as_deref())
+    {
+        let kind = crate::source::SourceKind::of(K::kind(&()).as_ref())
+            .ok_or_else(|| crate::error::Error::Internal("a data kind without backups".into()))?;
+        let source = crate::source::SourceRef { kind, name: obj.name_any() };
+        let namespace = obj.namespace().unwrap_or_default();
+        crate::backup::list_final_snapshot(ctx, &namespace, source, snapshot, replication_group_id, &ops.region)
+            .await?;
+    }
     let failed = obs.status == "DELETE_FAILED";
     if failed {
         next.last_failure = Some(failure_text(ops, obs).await?);
@@ -275,30 +291,4 @@ async fn delete_stack<K: DataStack>(
         let message = format!("deleting stack {name}{}", after_failure(&next));
         waiting(ctx, next, "StackDeleting", message)
     })
-}
-
-/// A snapshot name unique per resource and attempt: the prefix, the UTC date and time, the
-/// resource's name and the start of its uid (so namesakes in other namespaces never collide).
-fn snapshot_name(prefix: &str, resource: &str, uid: &str) -> String {
-    let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y%m%d-%H%M%S").to_string();
-    let resource: String = resource.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).take(40).collect();
-    let uid: String = uid.chars().filter(char::is_ascii_alphanumeric).take(8).collect();
-    format!("{prefix}-{now}-{}-{uid}", resource.trim_matches('-'))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn snapshot_names_are_unique_per_resource_and_attempt_and_keep_the_seeds_prefix() {
-        let a = snapshot_name("oms-redis-backup", "cache", "1a2b3c4d-0000-1111");
-        let b = snapshot_name("oms-redis-backup", "cache", "9f8e7d6c-0000-1111");
-        assert!(a.starts_with("oms-redis-backup-20"), "{a}");
-        assert!(a.ends_with("-cache-1a2b3c4d"), "{a}");
-        assert_ne!(a, b, "namesakes in two namespaces differ");
-        let odd = snapshot_name("oms-redis-backup", "my.cache", "x");
-        assert!(odd.contains("-my-cache-"), "{odd}");
-        assert!(snapshot_name("p", &"a".repeat(253), "u").len() < 80);
-    }
 }

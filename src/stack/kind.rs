@@ -41,6 +41,15 @@ pub struct Desired {
     pub recreate_when_lost: bool,
     /// The password the stack is protected by, when the kind has one.
     pub credential: Option<Credential>,
+    /// The backup a new stack starts from, checked before the stack is created.
+    pub restore: Option<RestoreSource>,
+}
+
+/// A backup a new stack is seeded from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreSource {
+    /// An ElastiCache snapshot, by name, in the stack's region and account.
+    ElastiCacheSnapshot { snapshot_name: String },
 }
 
 /// Whether a resource wants its stack protected by a password.
@@ -100,6 +109,22 @@ pub enum BackupTarget {
     ElastiCacheReplicationGroup { replication_group_id: String, snapshot_prefix: &'static str },
 }
 
+/// What a check of the published endpoint found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe {
+    pub reachable: bool,
+    pub latency: std::time::Duration,
+    /// What answered, or why nothing did (never a secret).
+    pub message: String,
+}
+
+/// Where a test failover runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailoverTarget {
+    /// An ElastiCache replication group (TestFailover on each of its node groups).
+    ElastiCacheReplicationGroup { replication_group_id: String },
+}
+
 /// A kind of data stack.
 pub trait DataStack:
     kube::Resource<DynamicType = (), Scope = NamespaceResourceScope>
@@ -126,6 +151,22 @@ pub trait DataStack:
         password: Option<&str>,
     ) -> Result<Published, SpecError>;
 
+    /// How often the published endpoint is checked; `None` when the spec does not ask for it.
+    fn health_check_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// Checks the published endpoint with the connection Secret's values.
+    fn probe<'a>(&'a self, _secret: &'a BTreeMap<String, String>) -> futures::future::BoxFuture<'a, Option<Probe>> {
+        Box::pin(async { None })
+    }
+
+    /// Where a test failover runs, from the last published status; `None` when the kind has no
+    /// failover or the stack is not made yet.
+    fn failover_target(&self) -> Option<FailoverTarget> {
+        None
+    }
+
     /// Where the stack's password is changed in place, from its outputs.
     fn credential_target(&self, _outputs: &BTreeMap<String, String>) -> Option<CredentialTarget> {
         None
@@ -134,6 +175,12 @@ pub trait DataStack:
     /// What to back up under deletion policy Snapshot, from the stack's outputs (else the last
     /// published status); `None` when the kind cannot tell, and then nothing is deleted.
     fn backup_target(&self, outputs: &BTreeMap<String, String>) -> Option<BackupTarget>;
+
+    /// Why a backup cannot seed this spec's stack (another engine, an older version…), in words
+    /// that say what to change; `None` when it can.
+    fn restore_mismatch(&self, _snapshot: &super::elasticache::Snapshot) -> Option<String> {
+        None
+    }
 
     /// Conditions beside Ready/Reconciling/Stalled that tell the user something about the spec
     /// without changing its health (an engine leaving support, say), as (type, reason, message).

@@ -11,14 +11,17 @@ mod apply;
 pub mod cfn;
 pub mod credential;
 mod delete;
+pub mod elasticache;
+mod endpoint;
 pub mod kind;
 pub mod ownership;
 pub mod plan;
 pub mod publish;
 pub mod reconcile;
+mod restore;
 pub mod status;
 
 pub use kind::{
-    Advisory, BackupTarget, Credential, CredentialTarget, DataStack, DeletionPolicy, Desired, Published, SpecError,
-    Wanted,
+    Advisory, BackupTarget, Credential, CredentialTarget, DataStack, DeletionPolicy, Desired, FailoverTarget, Probe,
+    Published, RestoreSource, SpecError, Wanted,
 };

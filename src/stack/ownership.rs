@@ -12,6 +12,8 @@ pub const NAME: &str = "oms-data-operator/name";
 pub const UID: &str = "oms-data-operator/uid";
 /// The AWS account, when the stack was reached through a role the namespace names.
 pub const ACCOUNT: &str = "oms-data-operator/account";
+/// On a snapshot: the backup resource it was taken for (absent for deletion policy Snapshot).
+pub const BACKUP: &str = "oms-data-operator/backup";
 /// Set when a resource with deletion policy Retain was deleted: nobody owns the stack now.
 pub const ORPHANED: &str = "oms-data-operator/orphaned";
 
@@ -50,6 +52,13 @@ impl Owner {
         tags.insert(ORPHANED.into(), "true".into());
         tags
     }
+}
+
+/// Whether a snapshot's tags say this operator (in this cluster) took it of the resource `kind`
+/// `namespace/name`. Only such a snapshot may be claimed by a backup resource, which can delete it.
+pub fn snapshot_of(tags: &BTreeMap<String, String>, cluster_id: &str, kind: &str, namespace: &str, name: &str) -> bool {
+    let is = |k: &str, v: &str| tags.get(k).is_some_and(|t| t == v);
+    is(CLUSTER, cluster_id) && is(KIND, kind) && is(NAMESPACE, namespace) && is(NAME, name)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

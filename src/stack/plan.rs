@@ -355,6 +355,7 @@ mod tests {
             adopt_existing: false,
             recreate_when_lost: false,
             credential: None,
+            restore: None,
         }
     }
 

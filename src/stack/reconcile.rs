@@ -23,11 +23,21 @@ use std::time::Duration;
 
 pub const FINALIZER: &str = "data.oms-spider.io/stack";
 
+/// What the helpers shared with the day-2 resources (finalizers, Events, fresh reads) need of a kind.
+pub trait Object:
+    kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize
+{
+}
+impl<K> Object for K where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + serde::Serialize
+{
+}
+
 /// The condition type shown while the pause annotation is set.
 pub const PAUSED_CONDITION: &str = "Paused";
 
 /// The fields of [`StackStatus`] in status JSON; every other status field belongs to the kind.
-pub const LIFECYCLE_FIELDS: [&str; 16] = [
+pub const LIFECYCLE_FIELDS: [&str; 17] = [
     "observedGeneration",
     "conditions",
     "stackName",
@@ -44,6 +54,7 @@ pub const LIFECYCLE_FIELDS: [&str; 16] = [
     "account",
     "roleArn",
     "auth",
+    "endpointCheck",
 ];
 
 /// Reconciles one resource. Errors are also reported as a Warning Event whose reason is the
@@ -140,7 +151,7 @@ async fn reconcile_inner<K: DataStack>(obj: Arc<K>, ctx: &Context) -> Result<Act
 /// Confirms that the copy being reconciled is the cluster's current one, before a step that changes
 /// AWS: the watch cache can lag behind the operator's own last status write, and a decision made
 /// from an older status (no applied parameters, no snapshot name) would repeat or undo work.
-pub(super) async fn confirm_current<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<()> {
+pub(crate) async fn confirm_current<K: Object>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<()> {
     let current =
         kube_call("read before changing AWS", ctx.settings.kube_timeout, api.get_metadata(&obj.name_any())).await?;
     if current.metadata.resource_version != obj.resource_version() {
@@ -187,20 +198,34 @@ async fn pause<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<Act
 /// Finalizers are written with the resourceVersion they were computed from as a precondition, so a
 /// concurrent change (or a stale copy) fails the write instead of being overwritten.
 async fn add_finalizer<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<K> {
+    add_named_finalizer(api, obj, FINALIZER, ctx).await
+}
+
+/// Adds `finalizer`, returning the object as written.
+pub(crate) async fn add_named_finalizer<K: Object>(api: &Api<K>, obj: &K, finalizer: &str, ctx: &Context) -> Result<K> {
     let mut finalizers = obj.finalizers().to_vec();
-    finalizers.push(FINALIZER.to_string());
+    finalizers.push(finalizer.to_string());
     patch_finalizers(api, obj, finalizers, "add finalizer", ctx).await
 }
 
 async fn remove_finalizer<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) -> Result<()> {
-    if !obj.finalizers().iter().any(|f| f == FINALIZER) {
+    remove_named_finalizer(api, obj, FINALIZER, ctx).await
+}
+
+pub(crate) async fn remove_named_finalizer<K: Object>(
+    api: &Api<K>,
+    obj: &K,
+    finalizer: &str,
+    ctx: &Context,
+) -> Result<()> {
+    if !obj.finalizers().iter().any(|f| f == finalizer) {
         return Ok(());
     }
-    let finalizers = obj.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    let finalizers = obj.finalizers().iter().filter(|f| *f != finalizer).cloned().collect();
     patch_finalizers(api, obj, finalizers, "remove finalizer", ctx).await.map(|_| ())
 }
 
-async fn patch_finalizers<K: DataStack>(
+async fn patch_finalizers<K: Object>(
     api: &Api<K>,
     obj: &K,
     finalizers: Vec<String>,
@@ -253,7 +278,21 @@ pub(super) async fn reach<K: DataStack>(
     Ok(Ok((owner, ops, role)))
 }
 
-fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {
+/// The clients a day-2 resource of `namespace` uses for its data resource's `region`: the
+/// namespace's role when it names one. `Err` carries why the role is unusable, for the user.
+pub(crate) async fn reach_namespace(
+    ctx: &Context,
+    namespace: &str,
+    region: Option<&str>,
+) -> Result<std::result::Result<Ops, String>> {
+    let role = match accounts::role_for(&ctx.client, namespace, ctx.settings.kube_timeout).await? {
+        Ok(role) => role,
+        Err(message) => return Ok(Err(message)),
+    };
+    Ok(Ok(ctx.aws.clients(region, role.as_ref()).await?))
+}
+
+pub(crate) fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {
     Ok(Owner {
         cluster_id: cluster_id.to_string(),
         kind: K::kind(&()).to_string(),
@@ -382,6 +421,9 @@ async fn write_status<K: DataStack>(
     next.observed_generation = generation;
     next.conditions = status::conditions(&prev.conditions, &health, generation, &now);
     next.conditions.extend(status::advisory_conditions(&prev.conditions, &obj.advisories(), generation, &now));
+    if let Some(check) = &next.endpoint_check {
+        next.conditions.push(status::endpoint_condition(&prev.conditions, check, generation));
+    }
 
     if let Some(p) = &published {
         let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &obj.namespace().unwrap_or_default());
@@ -405,7 +447,7 @@ async fn write_status<K: DataStack>(
 }
 
 /// Publishes an Event; a failure to do so is logged, never fatal.
-pub async fn publish_event<K: DataStack>(
+pub async fn publish_event<K: Object>(
     ctx: &Context,
     obj: &K,
     type_: EventType,
@@ -461,6 +503,12 @@ mod tests {
             account: Some(String::new()),
             role_arn: Some(String::new()),
             auth: Some(Default::default()),
+            endpoint_check: Some(status::EndpointCheck {
+                reachable: true,
+                last_check_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),
+                latency_milliseconds: 1,
+                message: String::new(),
+            }),
         };
         let value = serde_json::to_value(full).expect("json");
         let mut keys: Vec<&str> = value.as_object().expect("object").keys().map(String::as_str).collect();

@@ -63,6 +63,42 @@ pub struct StackStatus {
     /// The stack's password (never the password itself): where it is kept and any rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthStatus>,
+    /// The last check of the published endpoint, when the spec asks for checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint_check: Option<EndpointCheck>,
+}
+
+/// The condition type of the endpoint check. It never changes Ready: the operator's network often
+/// cannot reach a cache's VPC, and the cache is no less ready for that.
+pub const ENDPOINT_REACHABLE: &str = "EndpointReachable";
+
+/// The last check of the published endpoint.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct EndpointCheck {
+    pub reachable: bool,
+    pub last_check_time: Time,
+    pub latency_milliseconds: i64,
+    /// What answered, or why nothing did.
+    pub message: String,
+}
+
+/// The EndpointReachable condition of a check, keeping its lastTransitionTime while it holds.
+pub fn endpoint_condition(previous: &[Condition], check: &EndpointCheck, generation: Option<i64>) -> Condition {
+    let status = if check.reachable { "True" } else { "False" };
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == ENDPOINT_REACHABLE && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| check.last_check_time.clone());
+    Condition {
+        type_: ENDPOINT_REACHABLE.into(),
+        status: status.into(),
+        reason: if check.reachable { "EndpointAnswered".into() } else { "EndpointUnreachable".into() },
+        message: format!("{} in {} ms", check.message, check.latency_milliseconds),
+        observed_generation: generation,
+        last_transition_time: since,
+    }
 }
 
 /// Where a stack's password stands. The password itself is only ever in the Secrets.

@@ -35,6 +35,17 @@ set blockOwnerDeletion on the Secret's owner reference, which the operator does 
 - apiGroups: ["data.oms-spider.io"]
   resources: ["omsredises/status"]
   verbs: ["get", "patch"]
+# Day-2 resources. Backups are also created by the operator: a snapshot taken by deletion policy
+# Snapshot is listed as an OmsBackup.
+- apiGroups: ["data.oms-spider.io"]
+  resources: ["omsbackups"]
+  verbs: ["get", "list", "watch", "patch", "create"]
+- apiGroups: ["data.oms-spider.io"]
+  resources: ["omsfailovertests"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["data.oms-spider.io"]
+  resources: ["omsbackups/status", "omsfailovertests/status"]
+  verbs: ["get", "patch"]
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch", "create", "patch"]
