@@ -1,5 +1,5 @@
-//! The controller loop for one kind of data stack: its watches, and the reconcile it runs with the
-//! shared [`Context`].
+//! The controller loops: one per kind of data stack (its watches, and the reconcile it runs with the
+//! shared [`Context`]), and [`run_all`], everything the operator runs for a namespace.
 
 use crate::context::Context;
 use crate::stack::DataStack;
@@ -31,4 +31,20 @@ pub async fn run<K: DataStack>(
         .run(reconcile::<K>, error_policy::<K>, ctx.clone())
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// Every controller the operator runs, for one namespace (`None`: all), until `stop` turns true:
+/// OmsRedis, and the day-2 resources OmsBackup and OmsFailoverTest.
+pub async fn run_all(ctx: Arc<Context>, namespace: Option<String>, stop: tokio::sync::watch::Receiver<bool>) {
+    let when_stopped = || {
+        let mut rx = stop.clone();
+        async move {
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    };
+    futures::join!(
+        run::<crate::redis::OmsRedis>(ctx.clone(), namespace.clone(), when_stopped()),
+        crate::backup::run(ctx.clone(), namespace.clone(), when_stopped()),
+        crate::failover::run(ctx, namespace, when_stopped()),
+    );
 }

@@ -6,7 +6,6 @@ use oms_data_operator::controller;
 use oms_data_operator::http::{self, Health};
 use oms_data_operator::leader::{Elector, LeaseConfig};
 use oms_data_operator::metrics::Metrics;
-use oms_data_operator::redis::OmsRedis;
 use oms_data_operator::stack::cfn::Aws;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -249,14 +248,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let namespaces: Vec<Option<String>> =
         if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
     tracing::info!(namespaces = ?args.namespaces, "starting the OmsRedis, OmsBackup and OmsFailoverTest controllers");
-    let mut loops: Vec<futures::future::BoxFuture<'static, ()>> = Vec::new();
-    for ns in namespaces {
-        let stop = || when_true(work_stop_rx.clone());
-        loops.push(Box::pin(controller::run::<OmsRedis>(ctx.clone(), ns.clone(), stop())));
-        loops.push(Box::pin(oms_data_operator::backup::run(ctx.clone(), ns.clone(), stop())));
-        loops.push(Box::pin(oms_data_operator::failover::run(ctx.clone(), ns, stop())));
-    }
-    futures::future::join_all(loops).await;
+    futures::future::join_all(
+        namespaces.into_iter().map(|ns| controller::run_all(ctx.clone(), ns, work_stop_rx.clone())),
+    )
+    .await;
     metrics.set_leader(false);
 
     let graceful = *stop_rx.borrow();

@@ -1006,3 +1006,288 @@ async fn assumable_roles_refuse_unlisted_roles_and_wrong_external_ids_as_sts_doe
     assert!(emu.calls_in_account("333333333333").get("cloudformation:DescribeStacks").is_some_and(|n| *n >= 2));
     emu.forget_roles(&[&with_id, &plain]);
 }
+
+// ---------------------------------------------------------------- snapshots, restores and events
+
+use aws_sdk_elasticache::primitives::DateTime;
+use aws_sdk_elasticache::types::{Event, SourceType, Tag};
+
+/// The snapshot `name` as DescribeSnapshots reports it.
+async fn snapshot(ec: &aws_sdk_elasticache::Client, name: &str) -> aws_sdk_elasticache::types::Snapshot {
+    ec.describe_snapshots()
+        .snapshot_name(name)
+        .send()
+        .await
+        .expect("describe the snapshot")
+        .snapshots()
+        .first()
+        .cloned()
+        .expect("the snapshot")
+}
+
+async fn wait_snapshot_available(ec: &aws_sdk_elasticache::Client, name: &str) -> aws_sdk_elasticache::types::Snapshot {
+    eventually(&format!("snapshot {name} to be available"), Duration::from_secs(30), || async {
+        let s = snapshot(ec, name).await;
+        (s.snapshot_status() == Some("available")).then_some(s)
+    })
+    .await
+}
+
+/// Creates the Redis stack `stack` from `params` with the template `body`, waits until it settles
+/// (complete or rolled back) and returns its final status and the CREATE_FAILED reason of the
+/// replication group, if any.
+async fn create_and_settle(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    body: &str,
+    params: &[(&'static str, String)],
+) -> (StackStatus, Option<String>) {
+    cfn.create_stack()
+        .stack_name(stack)
+        .template_body(body)
+        .set_parameters(Some(sdk_params(params)))
+        .send()
+        .await
+        .expect("the create starts");
+    let done = eventually(&format!("{stack} to settle"), Duration::from_secs(60), || async {
+        let s = status(cfn, stack).await;
+        matches!(s, StackStatus::CreateComplete | StackStatus::RollbackComplete).then_some(s)
+    })
+    .await;
+    let reason = events(cfn, stack)
+        .await
+        .iter()
+        .find(|e| {
+            e.resource_status() == Some(&ResourceStatus::CreateFailed)
+                && e.logical_resource_id() == Some("RedisReplicationGroup")
+        })
+        .and_then(|e| e.resource_status_reason().map(str::to_string));
+    (done, reason)
+}
+
+#[tokio::test]
+async fn a_stack_restored_from_a_snapshot_gets_the_keys_its_source_redis_held() {
+    let emu = emulator::shared();
+    let (cfn, ec) = (emu.cloudformation(), emu.elasticache());
+    let (source, params) = deployed(emu, "dev").await;
+    let source_redis = TlsRedis::start().expect("start the source's redis-server");
+    emu.bind_redis(&source, &source_redis);
+    assert_eq!(source_redis.admin(&["SET", "greeting", "hello from the source"]), "OK");
+    assert_eq!(source_redis.admin(&["SET", "session", "expires", "PX", "600000"]), "OK");
+    assert_eq!(source_redis.admin(&["RPUSH", "queue", "a", "b", "c"]), "3");
+
+    // CreateSnapshot with tags: the data as of now, tags on the snapshot's ARN.
+    let name = format!("{source}-restore-me");
+    ec.create_snapshot()
+        .replication_group_id(&source)
+        .snapshot_name(&name)
+        .tags(Tag::builder().key("oms/purpose").value("restore-test").build())
+        .send()
+        .await
+        .expect("create the snapshot");
+    assert_eq!(source_redis.admin(&["SET", "greeting", "written after the snapshot"]), "OK");
+    let snap = wait_snapshot_available(&ec, &name).await;
+    let g = group(&ec, &source).await;
+    assert_eq!(snap.engine(), Some("redis"));
+    assert_eq!(snap.engine_version(), Some("7.1"));
+    assert_eq!(snap.cache_node_type(), g.cache_node_type());
+    assert_eq!(snap.replication_group_id(), Some(source.as_str()));
+    assert_eq!(snap.snapshot_source(), Some("manual"));
+    let arn = format!("arn:aws:elasticache:{}:{}:snapshot:{name}", emulator::REGION, emulator::DEFAULT_ACCOUNT);
+    assert_eq!(snap.arn(), Some(arn.as_str()));
+    let node = snap.node_snapshots().first().expect("a node snapshot").clone();
+    assert!(node.snapshot_create_time().is_some(), "{node:?}");
+    assert_eq!(node.cache_size(), Some("1 MB"), "the captured keys, rounded up to a megabyte");
+    let tags = ec.list_tags_for_resource().resource_name(&arn).send().await.expect("list the snapshot's tags");
+    let tags: Vec<(&str, &str)> =
+        tags.tag_list().iter().map(|t| (t.key().unwrap_or(""), t.value().unwrap_or(""))).collect();
+    assert_eq!(tags, vec![("oms/purpose", "restore-test")]);
+
+    // A new stack restores it into a second redis-server; the snapshot is `restoring` meanwhile.
+    let restored = unique_name("oms-redis-restored");
+    let target_redis = TlsRedis::start().expect("start the restored group's redis-server");
+    emu.bind_redis(&restored, &target_redis);
+    emu.configure(serde_json::json!({ "stack_delays": { restored.clone(): 4.0 } }));
+    let mut restore_params = params.clone();
+    restore_params.push((param::SNAPSHOT_NAME, name.clone()));
+    create_redis(&cfn, &restored, &restore_params).await;
+    assert_eq!(snapshot(&ec, &name).await.snapshot_status(), Some("restoring"));
+    assert_eq!(target_redis.admin(&["EXISTS", "greeting"]), "0", "nothing before the create completes");
+    wait_for(&cfn, &restored, StackStatus::CreateComplete).await;
+    assert_eq!(snapshot(&ec, &name).await.snapshot_status(), Some("available"));
+    assert_eq!(target_redis.admin(&["GET", "greeting"]), "hello from the source");
+    assert_eq!(target_redis.admin(&["LRANGE", "queue", "0", "-1"]), "a\nb\nc");
+    let ttl: i64 = target_redis.admin(&["PTTL", "session"]).parse().expect("a PTTL");
+    assert!(0 < ttl && ttl <= 600_000, "the key keeps its expiry: {ttl}");
+    assert_eq!(target_redis.ping(None), "PONG", "a group without a token takes clients without AUTH");
+
+    // A deleted snapshot has no tags to list.
+    ec.delete_snapshot().snapshot_name(&name).send().await.expect("delete the snapshot");
+    let gone = ec.list_tags_for_resource().resource_name(&arn).send().await.expect_err("the snapshot is gone");
+    assert_eq!(gone.code(), Some("SnapshotNotFoundFault"), "{gone:?}");
+    emu.configure(serde_json::json!({ "stack_delays": { restored: null } }));
+}
+
+#[tokio::test]
+async fn restores_from_missing_busy_or_incompatible_snapshots_fail_and_roll_back() {
+    let emu = emulator::shared();
+    let (cfn, ec) = (emu.cloudformation(), emu.elasticache());
+    let (source, params) = deployed(emu, "dev").await;
+    let redis_71 = format!("{source}-redis71");
+    ec.create_snapshot().replication_group_id(&source).snapshot_name(&redis_71).send().await.expect("snapshot");
+    wait_snapshot_available(&ec, &redis_71).await;
+    let restore = |snapshot: &str, overrides: &[(&'static str, &str)]| {
+        let mut p: Vec<(&'static str, String)> =
+            params.iter().filter(|(k, _)| !overrides.iter().any(|(o, _)| o == k)).cloned().collect();
+        p.extend(overrides.iter().map(|(k, v)| (*k, v.to_string())));
+        p.push((param::SNAPSHOT_NAME, snapshot.to_string()));
+        p
+    };
+
+    // Redis OSS into Valkey is the documented cross-engine direction: allowed.
+    let valkey = unique_name("oms-redis-valkey");
+    let (st, why) = create_and_settle(
+        &cfn,
+        &valkey,
+        TEMPLATE_BODY,
+        &restore(&redis_71, &[(param::ENGINE, "valkey"), (param::ENGINE_VERSION, "8.0")]),
+    )
+    .await;
+    assert_eq!(st, StackStatus::CreateComplete, "{why:?}");
+    let valkey_80 = format!("{valkey}-valkey80");
+    ec.create_snapshot().replication_group_id(&valkey).snapshot_name(&valkey_80).send().await.expect("snapshot");
+    assert_eq!(wait_snapshot_available(&ec, &valkey_80).await.engine(), Some("valkey"));
+
+    // Refused: a missing snapshot, a lower engine version, Valkey into Redis OSS.
+    let missing = format!("{source}-no-such-snapshot");
+    let refused = |snapshot: String, overrides: Vec<(&'static str, &'static str)>, says: String| {
+        let (cfn, ec, params) = (&cfn, &ec, restore(&snapshot, &overrides));
+        async move {
+            let stack = unique_name("oms-redis-badrestore");
+            let (st, why) = create_and_settle(cfn, &stack, TEMPLATE_BODY, &params).await;
+            assert_eq!(st, StackStatus::RollbackComplete, "{snapshot} {overrides:?}");
+            let why = why.unwrap_or_default();
+            assert!(why.starts_with("Resource handler returned message: \"") && why.contains(&says), "{why}");
+            let e =
+                ec.describe_replication_groups().replication_group_id(&stack).send().await.expect_err("rolled back");
+            assert_eq!(e.code(), Some("ReplicationGroupNotFoundFault"));
+        }
+    };
+    refused(missing.clone(), vec![], format!("Snapshot {missing} not found. (Service: ElastiCache, Status Code: 404"))
+        .await;
+    refused(
+        redis_71.clone(),
+        vec![(param::ENGINE_VERSION, "6.2")],
+        "Cannot restore a snapshot of redis 7.1 into a replication group of redis 6.2".to_string(),
+    )
+    .await;
+    refused(
+        valkey_80.clone(),
+        vec![(param::ENGINE_VERSION, "7.1")],
+        "Cannot restore a snapshot of engine valkey into a replication group of engine redis.".to_string(),
+    )
+    .await;
+
+    // While a restore is under way the snapshot is `restoring`, not `available`: refused too.
+    let slow = unique_name("oms-redis-slow-restore");
+    emu.configure(serde_json::json!({ "stack_delays": { slow.clone(): 6.0 } }));
+    create_redis(&cfn, &slow, &restore(&redis_71, &[])).await;
+    refused(
+        redis_71.clone(),
+        vec![],
+        format!("Snapshot {redis_71} is not in available state. Current state: restoring (Service: ElastiCache"),
+    )
+    .await;
+    wait_for(&cfn, &slow, StackStatus::CreateComplete).await;
+    assert_eq!(snapshot(&ec, &redis_71).await.snapshot_status(), Some("available"));
+    emu.configure(serde_json::json!({ "stack_delays": { slow: null } }));
+}
+
+/// DescribeEvents of one source since `since`, newest first as ElastiCache returns them.
+async fn events_since(
+    ec: &aws_sdk_elasticache::Client,
+    source: Option<&str>,
+    kind: SourceType,
+    since: DateTime,
+) -> Vec<Event> {
+    ec.describe_events()
+        .set_source_identifier(source.map(str::to_string))
+        .source_type(kind)
+        .start_time(since)
+        .send()
+        .await
+        .expect("describe events")
+        .events()
+        .to_vec()
+}
+
+fn messages(events: &[Event]) -> Vec<&str> {
+    events.iter().map(|e| e.message().unwrap_or_default()).collect()
+}
+
+#[tokio::test]
+async fn test_failover_and_snapshots_are_told_by_describe_events_since_a_time() {
+    let emu = emulator::shared();
+    let ec = emu.elasticache();
+    let (stack, _) = deployed(emu, "staging").await;
+    let since = DateTime::from(std::time::SystemTime::now() - Duration::from_secs(1));
+    let rg = SourceType::ReplicationGroup;
+    assert!(events_since(&ec, Some(&stack), rg.clone(), since).await.is_empty(), "no failover asked yet");
+
+    let primary = |g: &aws_sdk_elasticache::types::ReplicationGroup| {
+        g.node_groups()[0]
+            .node_group_members()
+            .iter()
+            .find(|m| m.current_role() == Some("primary"))
+            .and_then(|m| m.cache_cluster_id())
+            .map(str::to_string)
+            .expect("a primary")
+    };
+    let was = primary(&group(&ec, &stack).await);
+    ec.test_failover().replication_group_id(&stack).node_group_id("0001").send().await.expect("test failover");
+    // At once, the request is on record: what a crashed caller checks before asking again.
+    let asked = events_since(&ec, Some(&stack), rg.clone(), since).await;
+    assert_eq!(messages(&asked), vec!["Test Failover API called for node group 0001"]);
+    assert_eq!(asked[0].source_type(), Some(&SourceType::ReplicationGroup));
+    assert_eq!(asked[0].source_identifier(), Some(stack.as_str()));
+    assert!(asked[0].date().is_some());
+
+    wait_available(&ec, &stack).await;
+    let now = primary(&group(&ec, &stack).await);
+    assert_ne!(now, was, "the primary role moved");
+    let completed = format!("Failover from primary node {was} to replica node {now} completed");
+    let on_group = events_since(&ec, Some(&stack), rg.clone(), since).await;
+    assert_eq!(messages(&on_group), vec![completed.as_str(), "Test Failover API called for node group 0001"]);
+    let on_new_primary = events_since(&ec, Some(&now), SourceType::CacheCluster, since).await;
+    assert_eq!(messages(&on_new_primary), vec![completed.as_str()]);
+    let on_old_primary = events_since(&ec, Some(&was), SourceType::CacheCluster, since).await;
+    assert_eq!(
+        messages(&on_old_primary),
+        vec!["Finished recovery for cache nodes 0001", "Recovering cache nodes 0001"],
+        "newest first"
+    );
+    // A window that ends before the call holds nothing; MaxRecords must be 20-100.
+    let before = ec
+        .describe_events()
+        .source_identifier(&stack)
+        .source_type(rg.clone())
+        .start_time(DateTime::from(std::time::SystemTime::now() - Duration::from_secs(3600)))
+        .end_time(since)
+        .send()
+        .await
+        .expect("describe events");
+    assert!(before.events().is_empty(), "{before:?}");
+    let bad = ec.describe_events().max_records(10).send().await.expect_err("MaxRecords below 20");
+    assert_eq!(bad.code(), Some("InvalidParameterValue"));
+
+    // A snapshot that completes is an event of the cluster it was taken from.
+    let name = format!("{stack}-evented");
+    ec.create_snapshot().replication_group_id(&stack).snapshot_name(&name).send().await.expect("snapshot");
+    let snap = wait_snapshot_available(&ec, &name).await;
+    let cluster = snap.node_snapshots()[0].cache_cluster_id().expect("the snapshotting cluster").to_string();
+    let told = events_since(&ec, Some(&cluster), SourceType::CacheCluster, since).await;
+    assert_eq!(
+        told.first().and_then(|e| e.message()),
+        Some(format!("Snapshot succeeded for snapshot with ID '{name}' of cache cluster with ID '{cluster}'").as_str())
+    );
+}

@@ -33,9 +33,11 @@ pub(super) async fn check<K: DataStack>(obj: &K, ops: &Ops, source: &RestoreSour
     };
     match snapshot.status.as_str() {
         "available" => {}
-        "creating" => {
+        // Still being taken, or seeding another cache: it will be available again by itself.
+        "creating" | "restoring" | "copying" => {
             return Ok(Verdict::Wait(format!(
-                "snapshot {name} is still being taken; the stack is created from it once it is available"
+                "snapshot {name} is {}; the stack is created from it once it is available",
+                snapshot.status
             )));
         }
         other => {

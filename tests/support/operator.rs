@@ -9,7 +9,6 @@ use kube::api::{Api, Patch, PatchParams};
 use oms_data_operator::context::{Context, Settings};
 use oms_data_operator::controller;
 use oms_data_operator::metrics::Metrics;
-use oms_data_operator::redis::OmsRedis;
 use oms_data_operator::stack::cfn::Aws;
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,9 +81,12 @@ impl Operator {
         let ctx = Arc::new(Context::new(client, aws, metrics.clone(), settings));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let ns = namespace.to_string();
-        let task = tokio::spawn(controller::run::<OmsRedis>(ctx, Some(ns), async move {
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             let _ = rx.await;
-        }));
+            let _ = stop_tx.send(true);
+        });
+        let task = tokio::spawn(controller::run_all(ctx, Some(ns), stop_rx));
         Operator { shutdown: Some(tx), task: Some(task), metrics }
     }
 

@@ -176,7 +176,7 @@ class OmsApp:
             if access_key:
                 state.CALLS_BY_ACCOUNT.setdefault(sts.account_of(access_key), state.Counter())[key] += 1
             names = []
-            for pname in ("StackName", "ReplicationGroupId"):
+            for pname in ("StackName", "ReplicationGroupId", "SourceIdentifier"):
                 v = params.get(pname)
                 if v:
                     m = _ARN_NAME.match(v)

@@ -386,6 +386,7 @@ class StackState:
                 r.status = "available"
             elif status == "CREATE_FAILED":
                 r.status = "create-failed"
+            r.on_stack_status(status)
 
     # ------------------------------------------------------------ moto helpers
     def moto_delete(self, logical: str) -> None:

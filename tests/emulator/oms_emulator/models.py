@@ -3,7 +3,9 @@ SubnetGroup, ParameterGroup; CloudWatch Alarm), intrinsic-function fixes
 (Fn::Cidr, Fn::Equals on numbers), and ElastiCache API additions
 (TestFailover, DescribeCacheParameterGroups, DescribeCacheParameters, delayed
 snapshots, DescribeSnapshots for deleted groups, AUTH tokens with
-ModifyReplicationGroup's ROTATE / SET, kept in step on a bound redis-server).
+ModifyReplicationGroup's ROTATE / SET, kept in step on a bound redis-server;
+DescribeEvents; restores from snapshots, whose keys a bound redis-server
+gives and takes).
 
 Import this module before the server handles its first request: moto caches
 CloudFormationModel.__subclasses__() on first use.
@@ -11,11 +13,14 @@ CloudFormationModel.__subclasses__() on first use.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import logging
+import math
 import random
 import re
 import string
 import uuid
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from moto.cloudformation import parsing
@@ -50,16 +55,37 @@ def _lower_name(stack_name: str, logical_id: str) -> str:
 
 
 class ElastiCacheFault(ServiceException):
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, status: int = 400):
         self.code = code
+        self.code_status = status
         super().__init__(message)
 
 
 def handler_message(e: ElastiCacheFault) -> str:
     """How CloudFormation reports a resource handler's ElastiCache error."""
+    status = getattr(e, "code_status", 400)
     return (
-        f'Resource handler returned message: "{e.message} (Service: ElastiCache, Status Code: 400, '
+        f'Resource handler returned message: "{e.message} (Service: ElastiCache, Status Code: {status}, '
         f'Request ID: {uuid.uuid4()})" (RequestToken: {uuid.uuid4()}, HandlerErrorCode: InvalidRequest)'
+    )
+
+
+# ---------------------------------------------------------------- events (DescribeEvents)
+_event_seq = itertools.count()
+
+
+def emit_event(account_id: str, region: str, source_id: str, source_type: str, message: str, t: float | None = None) -> None:
+    """Records an ElastiCache event of an account and region for DescribeEvents."""
+    state.EVENTS.append(
+        {
+            "account": account_id,
+            "region": region,
+            "SourceIdentifier": source_id,
+            "SourceType": source_type,
+            "Message": message,
+            "Date": state.now() if t is None else t,
+            "seq": next(_event_seq),
+        }
     )
 
 
@@ -78,6 +104,33 @@ def check_auth_token(token: str, tls: bool) -> None:
         raise ElastiCacheFault("InvalidParameterCombination", NO_TLS_FOR_TOKEN)
     if not _AUTH_TOKEN.fullmatch(token):
         raise ElastiCacheFault("InvalidParameterValue", BAD_TOKEN)
+
+
+# ---------------------------------------------------------------- restore rules
+def _version(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", v)[:3])
+
+
+def check_restorable(snap_engine: str, snap_version: str, engine: str, version: str) -> None:
+    """Whether a snapshot of snap_engine/snap_version can seed a group of engine/version.
+    Redis OSS into Valkey is the documented cross-engine direction (Valkey is a drop-in
+    replacement for Redis OSS 7); Valkey into Redis OSS and a lower engine version would be
+    downgrades, which ElastiCache does not allow."""
+    snap_engine, engine = snap_engine.lower(), engine.lower()
+    if snap_engine == engine:
+        if snap_version and version and _version(version) < _version(snap_version):
+            raise ElastiCacheFault(
+                "InvalidParameterCombination",
+                f"Cannot restore a snapshot of {snap_engine} {snap_version} into a replication group of "
+                f"{engine} {version}: the engine version cannot be lower than the snapshot's.",
+            )
+        return
+    if snap_engine == "redis" and engine == "valkey":
+        return
+    raise ElastiCacheFault(
+        "InvalidParameterCombination",
+        f"Cannot restore a snapshot of engine {snap_engine} into a replication group of engine {engine}.",
+    )
 
 
 # ---------------------------------------------------------------- replication group
@@ -118,6 +171,8 @@ class OmsReplicationGroup(CloudFormationModel):
         self.primary_index = 0
         self.failover_until = 0.0
         self.oms_stack_id = None
+        # The snapshot this group is being restored from (status `restoring` until the create ends).
+        self.restore_snapshot: Any = None
         self.apply_props(props, creating=True)
 
     # ------------------------------------------------------------ properties
@@ -234,6 +289,44 @@ class OmsReplicationGroup(CloudFormationModel):
         """Puts the tokens on the bound redis-server, if any; a failure is logged, not raised."""
         try:
             redis_acl.apply(self)
+        except redis_acl.RedisError as e:
+            log.warning("%s", e)
+
+    # ------------------------------------------------------------ restore from a snapshot
+    def check_restore(self, backend: Any, name: str | None) -> None:
+        """CreateReplicationGroup's SnapshotName: the snapshot must exist in this account and
+        region, be `available`, and be of an engine and version this group can take. Marks it
+        `restoring` while the group is created."""
+        if not name:
+            return
+        snap = backend.snapshots.get(name)
+        if snap is None:
+            raise ElastiCacheFault("SnapshotNotFoundFault", f"Snapshot {name} not found.", 404)
+        if snap.snapshot_status != "available":
+            raise ElastiCacheFault(
+                "InvalidSnapshotState",
+                f"Snapshot {name} is not in available state. Current state: {snap.snapshot_status}",
+            )
+        check_restorable(snap.engine or "redis", str(snap.engine_version or ""), self.engine, self.engine_version)
+        self.restore_snapshot = snap
+        snap.snapshot_status = "restoring"
+
+    def on_stack_status(self, status: str) -> None:
+        """The group's resource reached `status` in its stack: a restore ends with the create (its
+        snapshot is `available` again), and a complete one loads the snapshot's keys into the
+        bound redis-server."""
+        snap = self.restore_snapshot
+        if snap is None or status not in ("CREATE_COMPLETE", "CREATE_FAILED", "DELETE_IN_PROGRESS", "DELETE_COMPLETE"):
+            return
+        self.restore_snapshot = None
+        if snap.snapshot_status == "restoring":
+            snap.snapshot_status = "available"
+        data = getattr(snap, "oms_data", None)
+        if status != "CREATE_COMPLETE" or not data:
+            return
+        try:
+            n = redis_acl.restore_all(self.replication_group_id, data)
+            log.info("restored %d keys of snapshot %s into %s", n, snap.snapshot_name, self.replication_group_id)
         except redis_acl.RedisError as e:
             log.warning("%s", e)
 
@@ -363,6 +456,7 @@ class OmsReplicationGroup(CloudFormationModel):
             raise ElastiCacheFault("ReplicationGroupAlreadyExists", f"Replication group {rg_id} already exists.")
         try:
             rg = cls(account_id, region_name, rg_id, props)
+            rg.check_restore(backend, props.get("SnapshotName"))
         except ElastiCacheFault as e:
             # ElastiCache refuses the group: CloudFormation fails the resource (cfn.create_stack
             # turns oms_create_error into CREATE_FAILED and a rollback).
@@ -718,14 +812,28 @@ def _test_failover(self: ElastiCacheResponse) -> ActionResult:
             "InvalidReplicationGroupState",
             f"Replication group {rg_id} must have automatic failover enabled and at least one replica to test failover.",
         )
+    old_primary = rg.primary_cluster_id
     rg.primary_index = (rg.primary_index + 1) % rg.num_cache_clusters
+    new_primary = rg.primary_cluster_id
     rg.status = "modifying"
     delay = float(state.CONFIG.get("failover_delay_seconds", 1.0))
+    # The events API_TestFailover lists, in their order.
+    emit_event(rg.account_id, rg.region_name, rg_id, "replication-group", f"Test Failover API called for node group {ng_id}")
 
-    def done(_due: float, rg: Any = rg) -> None:
-        if rg.status == "modifying" and rg.failover_until:
+    def done(due: float, rg: Any = rg) -> None:
+        if not rg.failover_until:
+            return
+        completed = f"Failover from primary node {old_primary} to replica node {new_primary} completed"
+        for source, kind, message in (
+            (new_primary, "cache-cluster", completed),
+            (rg.replication_group_id, "replication-group", completed),
+            (old_primary, "cache-cluster", "Recovering cache nodes 0001"),
+            (old_primary, "cache-cluster", "Finished recovery for cache nodes 0001"),
+        ):
+            emit_event(rg.account_id, rg.region_name, source, kind, message, due)
+        rg.failover_until = 0.0
+        if rg.status == "modifying":
             rg.status = "available"
-            rg.failover_until = 0.0
 
     rg.failover_until = state.now() + delay
     state.schedule(rg.failover_until, done)
@@ -801,7 +909,15 @@ def _create_snapshot(self: Any, snapshot_name: str, replication_group_id: str | 
                 "InvalidReplicationGroupState",
                 f"Replication group {replication_group_id} is not in available state.",
             )
+    data = None
+    if replication_group_id:
+        # The data as of now, from the redis-server bound to the group (if any).
+        try:
+            data = redis_acl.dump_all(replication_group_id)
+        except redis_acl.RedisError as e:
+            log.warning("snapshot %s is taken without data: %s", snapshot_name, e)
     snap = _orig_create_snapshot(self, snapshot_name, replication_group_id, cache_cluster_id, kms_key_id, tags)
+    snap.oms_data = data
     if replication_group_id and isinstance(self.replication_groups.get(replication_group_id), OmsReplicationGroup):
         rg = self.replication_groups[replication_group_id]
         snap.num_node_groups = 1
@@ -812,7 +928,7 @@ def _create_snapshot(self: Any, snapshot_name: str, replication_group_id: str | 
                 "CacheClusterId": rg.primary_cluster_id if rg.num_cache_clusters == 1 else rg.member_ids()[(rg.primary_index + 1) % rg.num_cache_clusters],
                 "NodeGroupId": "0001",
                 "CacheNodeId": "0001",
-                "CacheSize": "6 MB",
+                "CacheSize": _cache_size(data),
                 "CacheNodeCreateTime": rg.replication_group_create_time,
                 "SnapshotCreateTime": utcnow(),
             }
@@ -823,9 +939,19 @@ def _create_snapshot(self: Any, snapshot_name: str, replication_group_id: str | 
         rg.status = "snapshotting"
     delay = float(state.CONFIG.get("snapshot_delay_seconds", 1.0))
 
-    def done(_due: float, snap: Any = snap, rg: Any = rg) -> None:
+    def done(due: float, snap: Any = snap, rg: Any = rg, backend: Any = self) -> None:
         if snap.snapshot_status == "creating":
             snap.snapshot_status = "available"
+            nodes = getattr(snap, "node_snapshots", None) or []
+            cluster = (nodes[0]["CacheClusterId"] if nodes else None) or snap.cache_cluster_id or snap.replication_group_id
+            emit_event(
+                backend.account_id,
+                backend.region_name,
+                cluster,
+                "cache-cluster",
+                f"Snapshot succeeded for snapshot with ID '{snap.snapshot_name}' of cache cluster with ID '{cluster}'",
+                due,
+            )
         if isinstance(rg, OmsReplicationGroup) and rg.status == "snapshotting":
             rg.status = "available"
 
@@ -844,8 +970,122 @@ def _delete_snapshot(self: Any, snapshot_name: str) -> Any:
             f"Snapshot {snapshot_name} is not in available state. Current state: {snap.snapshot_status}",
         )
     self.snapshots.pop(snapshot_name)
+    self.tagging_service.delete_all_tags_for_resource(snap.arn)
     snap.snapshot_status = "deleting"
     return snap
+
+
+def _cache_size(data: list[tuple[bytes, int | None, bytes]] | None) -> str:
+    """NodeSnapshots[].CacheSize: the captured keys and DUMP payloads in whole megabytes
+    (rounded up); "6 MB" when no redis-server gave data."""
+    if data is None:
+        return "6 MB"
+    total = sum(len(k) + len(v) for k, _, v in data)
+    return f"{math.ceil(total / 2**20)} MB"
+
+
+_SNAPSHOT_ARN = re.compile(r"^arn:[^:]+:elasticache:[^:]*:[^:]*:snapshot:(.+)$")
+_orig_list_tags = ec_models.ElastiCacheBackend.list_tags_for_resource
+
+
+def _list_tags_for_resource(self: Any, arn: str) -> Any:
+    """A snapshot's tags; SnapshotNotFoundFault once it is gone (moto would list stale tags)."""
+    m = _SNAPSHOT_ARN.match(arn or "")
+    if m and m.group(1) not in self.snapshots:
+        raise SnapshotNotFound(m.group(1))
+    return _orig_list_tags(self, arn)
+
+
+# ---------------------------------------------------------------- DescribeEvents
+SOURCE_TYPES = {
+    "cache-cluster",
+    "cache-parameter-group",
+    "cache-security-group",
+    "cache-subnet-group",
+    "replication-group",
+    "serverless-cache",
+    "serverless-cache-snapshot",
+    "user",
+    "user-group",
+}
+
+
+def _epoch(v: Any, name: str) -> float:
+    if isinstance(v, datetime):
+        d = v
+    else:
+        try:
+            d = datetime.fromisoformat(str(v).strip())
+        except ValueError:
+            try:
+                return float(v)
+            except ValueError:
+                raise ElastiCacheFault("InvalidParameterValue", f"Invalid value for {name}: {v}") from None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=timezone.utc)
+    return d.timestamp()
+
+
+def _event_date(t: float) -> datetime:
+    d = datetime.fromtimestamp(t, timezone.utc).replace(tzinfo=None)
+    return d.replace(microsecond=(d.microsecond // 1000) * 1000)  # AWS reports milliseconds
+
+
+def _describe_events(self: ElastiCacheResponse) -> ActionResult:
+    """Events of the caller's account and region, newest first, in [start, end]: StartTime
+    (default: end minus Duration minutes, default 60) to EndTime (default: now), never older
+    than 14 days; MaxRecords 20-100 (default 100) a page, Marker for the next one."""
+    state.advance()
+    source_id = self._get_param("SourceIdentifier")
+    source_type = self._get_param("SourceType")
+    if source_type is not None and source_type not in SOURCE_TYPES:
+        raise ElastiCacheFault("InvalidParameterValue", f"Invalid SourceType: {source_type}")
+    duration = self._get_param("Duration")
+    max_records = self._get_param("MaxRecords")
+    try:
+        duration = None if duration in (None, "") else int(duration)
+        max_records = 100 if max_records in (None, "") else int(max_records)
+    except ValueError:
+        raise ElastiCacheFault("InvalidParameterValue", "Duration and MaxRecords must be integers.") from None
+    if not 20 <= max_records <= 100:
+        raise ElastiCacheFault("InvalidParameterValue", "MaxRecords must be between 20 and 100.")
+    now = state.now()
+    start_p, end_p = self._get_param("StartTime"), self._get_param("EndTime")
+    end = _epoch(end_p, "EndTime") if end_p not in (None, "") else None
+    if start_p not in (None, ""):
+        start = _epoch(start_p, "StartTime")
+        if end is None:
+            end = start + duration * 60 if duration is not None else now
+    else:
+        if end is None:
+            end = now
+        start = end - (duration if duration is not None else 60) * 60
+    start = max(start, now - timedelta(days=14).total_seconds())
+    found = [
+        e
+        for e in state.EVENTS
+        if e["account"] == self.current_account
+        and e["region"] == self.region
+        and (source_id is None or e["SourceIdentifier"] == source_id)
+        and (source_type is None or e["SourceType"] == source_type)
+        and start <= e["Date"] <= end
+    ]
+    found.sort(key=lambda e: (e["Date"], e["seq"]), reverse=True)
+    marker = self._get_param("Marker")
+    try:
+        offset = int(marker) if marker else 0
+    except ValueError:
+        raise ElastiCacheFault("InvalidParameterValue", f"Invalid Marker: {marker}") from None
+    page = found[offset : offset + max_records]
+    out: dict[str, Any] = {
+        "Events": [
+            {"SourceIdentifier": e["SourceIdentifier"], "SourceType": e["SourceType"], "Message": e["Message"], "Date": _event_date(e["Date"])}
+            for e in page
+        ]
+    }
+    if offset + max_records < len(found):
+        out["Marker"] = str(offset + max_records)
+    return ActionResult(out)
 
 
 def _describe_snapshots(self: Any, replication_group_id: str | None = None, cache_cluster_id: str | None = None, snapshot_name: str | None = None, snapshot_source: str | None = None, marker: str | None = None, max_records: int | None = None, show_node_group_config: bool | None = None) -> list[Any]:
@@ -898,6 +1138,8 @@ def install_elasticache_patches() -> None:
     ec_models.ElastiCacheBackend.delete_snapshot = _delete_snapshot
     ec_models.ElastiCacheBackend.describe_snapshots = _describe_snapshots
     ec_models.ElastiCacheBackend.delete_replication_group = _delete_replication_group
+    ec_models.ElastiCacheBackend.list_tags_for_resource = _list_tags_for_resource
+    ElastiCacheResponse.describe_events = _describe_events
 
 
 def install() -> None:

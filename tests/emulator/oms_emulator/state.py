@@ -42,6 +42,10 @@ CALLS_BY_ACCOUNT: dict[str, Counter] = {}  # account id the request acts in -> C
 # stack_id -> StackState (defined in cfn.py)
 STACKS: dict[str, Any] = {}
 
+# ElastiCache events (DescribeEvents), oldest first: {"account", "region", "SourceIdentifier",
+# "SourceType", "Message", "Date" (epoch seconds)}
+EVENTS: list[dict[str, Any]] = []
+
 _seq = itertools.count()
 _pending: list[tuple[float, int, Callable[[float], None]]] = []
 
@@ -81,4 +85,5 @@ def reset_all() -> None:
     CALLS_BY_KEY.clear()
     CALLS_BY_ACCOUNT.clear()
     STACKS.clear()
+    EVENTS.clear()
     _pending.clear()
