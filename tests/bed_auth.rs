@@ -48,6 +48,7 @@ fn logged_operator(w: &World, prefix: &str) -> (OperatorProcess, std::path::Path
             ],
             log: Some(log.clone()),
             pod_name: None,
+            env: &[],
         },
     );
     (op, log)

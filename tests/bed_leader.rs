@@ -35,6 +35,7 @@ fn replica(cp: &ControlPlane, emu: &Emulator, ns: &str, lease: &str, who: &str, 
             ],
             log: Some(cp.dir.path().join(format!("{who}.log"))),
             pod_name: Some(who),
+            env: &[],
         },
     )
 }

@@ -367,6 +367,7 @@ async fn an_operator_killed_mid_create_and_restarted_makes_exactly_one_stack() {
                     .to_vec(),
                 log: None,
                 pod_name: None,
+                env: &[],
             },
         )
     };

@@ -104,6 +104,7 @@ async fn namespaced_rbac_suffices_to_reconcile_and_refuses_everything_else() {
             ],
             log: Some(log),
             pod_name: Some("rbac-operator-0"),
+            env: &[],
         },
     );
     let name = unique_name("oms-redis-rbac");

@@ -31,7 +31,14 @@ fn operator(cp: &ControlPlane, emu: &Emulator, ns: &str) -> OperatorProcess {
     let log = std::env::temp_dir().join(format!("oms-bench-operator-{}.log", std::process::id()));
     OperatorProcess::spawn(
         emu,
-        ProcessOptions { kubeconfig: &cp.kubeconfig, access_key: "bench", args, log: Some(log), pod_name: None },
+        ProcessOptions {
+            kubeconfig: &cp.kubeconfig,
+            access_key: "bench",
+            args,
+            log: Some(log),
+            pod_name: None,
+            env: &[],
+        },
     )
 }
 

@@ -107,6 +107,7 @@ async fn demo(bed: &Bed) -> Result<(), String> {
                 .to_vec(),
             log: None,
             pod_name: None,
+            env: &[],
         },
     );
     println!("    /healthz, /readyz and /metrics on 127.0.0.1:{}", operator.http_port);

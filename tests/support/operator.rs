@@ -126,6 +126,8 @@ pub struct ProcessOptions<'a> {
     /// `None` lets the process write to the terminal.
     pub log: Option<std::path::PathBuf>,
     pub pod_name: Option<&'a str>,
+    /// More environment, e.g. SSL_CERT_FILE for a test CA.
+    pub env: &'a [(&'a str, &'a str)],
 }
 
 impl OperatorProcess {
@@ -145,6 +147,7 @@ impl OperatorProcess {
             .env("AWS_SECRET_ACCESS_KEY", "bed")
             .env_remove("AWS_PROFILE")
             .stdin(std::process::Stdio::null());
+        cmd.envs(opts.env.iter().copied());
         if let Some(name) = opts.pod_name {
             cmd.env("POD_NAME", name);
         }

@@ -15,6 +15,8 @@ use std::time::Duration;
 pub struct TlsRedis {
     pub host: String,
     pub port: u16,
+    /// Whether it speaks TLS (`start`) or plain TCP (`start_plain`, as dev and staging caches do).
+    pub tls: bool,
     /// The CA that signed the server's certificate: what clients verify the server with.
     pub ca_file: PathBuf,
     /// An ACL user with every permission, for whoever manages the `default` user (the emulator).
@@ -29,6 +31,15 @@ impl TlsRedis {
     /// Makes the CA and the server certificate, then starts redis-server on a free port. Start it
     /// from the test's own thread (the server dies with the thread that started it).
     pub fn start() -> Result<TlsRedis> {
+        Self::start_with(true)
+    }
+
+    /// A redis-server without TLS, with the same admin user.
+    pub fn start_plain() -> Result<TlsRedis> {
+        Self::start_with(false)
+    }
+
+    fn start_with(tls: bool) -> Result<TlsRedis> {
         let dir = bed_tempdir("oms-tls-redis")?;
         let d = dir.path();
         make_certs(d)?;
@@ -40,12 +51,13 @@ impl TlsRedis {
         let path = |f: &str| d.join(f).to_string_lossy().to_string();
         let (proc, port) = retry_lost_ports("the TLS redis-server", false, || {
             let port = free_port()?;
+            let (plain_port, tls_port) = if tls { (0, port) } else { (port, 0) };
             let args: Vec<String> = vec![
                 path("redis.conf"),
                 "--port".into(),
-                "0".into(),
+                plain_port.to_string(),
                 "--tls-port".into(),
-                port.to_string(),
+                tls_port.to_string(),
                 "--tls-cert-file".into(),
                 path("server.crt"),
                 "--tls-key-file".into(),
@@ -66,6 +78,7 @@ impl TlsRedis {
         Ok(TlsRedis {
             host: "127.0.0.1".to_string(),
             port,
+            tls,
             ca_file: d.join("ca.crt"),
             admin_user,
             admin_password,
@@ -89,10 +102,11 @@ impl TlsRedis {
     }
 
     fn cli(&self, auth: &[&str], command: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .arg("--tls")
-            .arg("--cacert")
-            .arg(&self.ca_file)
+        let mut cli = Command::new("redis-cli");
+        if self.tls {
+            cli.arg("--tls").arg("--cacert").arg(&self.ca_file);
+        }
+        let out = cli
             .args(["-h", &self.host, "-p", &self.port.to_string()])
             .args(auth)
             .arg("--no-auth-warning")
@@ -107,7 +121,7 @@ impl TlsRedis {
         json!({
             "host": self.host,
             "port": self.port,
-            "tls": true,
+            "tls": self.tls,
             "ca_file": self.ca_file.to_string_lossy(),
             "admin_user": self.admin_user,
             "admin_password": self.admin_password,
