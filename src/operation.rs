@@ -53,8 +53,8 @@ pub async fn run<K: Operation>(
         .await;
 }
 
-fn error_policy<K>(_obj: Arc<K>, _err: &Error, ctx: Arc<Context>) -> Action {
-    Action::requeue(ctx.settings.poll_interval)
+fn error_policy<K>(_obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
+    Action::requeue(crate::stack::reconcile::retry_after(err, &ctx.settings))
 }
 
 async fn reconcile<K: Operation>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {
@@ -113,6 +113,44 @@ pub async fn write<K: Operation, S: OperationStatus>(
         publish_event(ctx, obj, type_, health.reason(), K::ACTION, health.message().to_string()).await;
     }
     Ok(requeue)
+}
+
+/// A resource that is over (its phase final) records a new generation (a changed deletion policy,
+/// say) without doing anything else, so kstatus readers see it current.
+pub async fn observe_generation<K: Operation, S: OperationStatus>(
+    api: &Api<K>,
+    obj: &K,
+    ctx: &Context,
+    prev: &S,
+    observed: Option<i64>,
+) -> Result<Action> {
+    let generation = obj.meta().generation;
+    if observed == generation {
+        return Ok(Action::await_change());
+    }
+    let mut status = prev.clone();
+    let conditions = prev
+        .conditions()
+        .iter()
+        .cloned()
+        .map(|mut c| {
+            c.observed_generation = generation;
+            c
+        })
+        .collect();
+    status.set_conditions(conditions, generation);
+    let value = serde_json::to_value(&status).map_err(|e| Error::Internal(e.to_string()))?;
+    apply_status(api, obj, value, ctx.settings.kube_timeout).await?;
+    Ok(Action::await_change())
+}
+
+/// While something runs at AWS: the poll interval at first, then a fifth of the time waited, capped.
+pub fn backoff(since: Option<&Time>, ctx: &Context) -> Action {
+    let s = &ctx.settings;
+    let waited = since
+        .and_then(|t| k8s_openapi::jiff::Timestamp::now().duration_since(t.0).try_into().ok())
+        .unwrap_or(std::time::Duration::ZERO);
+    Action::requeue((waited / 5).clamp(s.poll_interval, s.max_poll_interval.max(s.poll_interval)))
 }
 
 pub fn now() -> Time {

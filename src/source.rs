@@ -63,8 +63,19 @@ pub struct Source {
     pub region: Option<String>,
     pub backup: Option<BackupTarget>,
     pub failover: Option<FailoverTarget>,
-    /// The tags a snapshot of it carries, so the snapshot can be told to be its.
+    /// The tags a snapshot of it carries.
     pub owner_tags: BTreeMap<String, String>,
+    /// Its stack's id and the role it is reached through, as recorded: a day-2 resource acts in the
+    /// stack's account only.
+    pub stack_id: Option<String>,
+    pub role_arn: Option<String>,
+}
+
+impl Source {
+    /// The recorded stack identity, for [`crate::stack::reconcile::reach_namespace`].
+    pub fn identity(&self) -> Option<(Option<&str>, Option<&str>)> {
+        Some((self.stack_id.as_deref(), self.role_arn.as_deref()))
+    }
 }
 
 /// The data resource `source` names in `namespace`; `None` when there is none.
@@ -91,5 +102,7 @@ async fn load<K: DataStack>(ctx: &Context, namespace: &str, name: &str) -> Resul
         backup: obj.backup_target(&BTreeMap::new()),
         failover: obj.failover_target(),
         owner_tags: owner.tags(&BTreeMap::new()),
+        stack_id: status.stack_id.clone(),
+        role_arn: status.role_arn.clone(),
     }))
 }

@@ -75,6 +75,10 @@ async fn snapshot_exists(w: &World, name: &str) -> bool {
     }
 }
 
+async fn a_snapshot(w: &World, backup: &str) -> String {
+    backups(w).get(backup).await.expect("backup").status.and_then(|s| s.snapshot_name).expect("a snapshot name")
+}
+
 async fn snapshots_of(w: &World, group: &str) -> Vec<String> {
     let out =
         w.emu.elasticache().describe_snapshots().replication_group_id(group).send().await.expect("describe snapshots");
@@ -129,6 +133,29 @@ async fn a_backup_takes_one_snapshot_shows_it_in_status_and_columns_and_its_poli
     }
     assert!(table.contains("Completed") && table.contains(&snapshot) && table.contains(&cache), "{table}");
 
+    // The policy can change after the fact, and the change is observed (kstatus and Argo CD see it current).
+    let patched = backups(&w)
+        .patch("nightly", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "deletionPolicy": "Retain" } })))
+        .await
+        .expect("patch the policy");
+    let generation = patched.metadata.generation;
+    backups(&w)
+        .patch("nightly", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "deletionPolicy": "Delete" } })))
+        .await
+        .expect("patch the policy");
+    backups(&w)
+        .patch("nightly", &PatchParams::default(), &Patch::Merge(json!({ "spec": { "deletionPolicy": "Retain" } })))
+        .await
+        .expect("patch the policy back");
+    eventually("the new generation to be observed", WAIT, || async {
+        let b = backups(&w).get("nightly").await.ok()?;
+        let current = b.metadata.generation;
+        let s = b.status.as_ref()?;
+        let ready = backup_condition(&b, "Ready")?;
+        (current > generation && s.observed_generation == current && ready.observed_generation == current).then_some(())
+    })
+    .await;
+
     // Policy Delete takes the snapshot with it; Retain (the default) keeps it.
     create_backup(&w, "disposable", &cache, json!({ "deletionPolicy": "Delete" })).await;
     let disposable = backup_phase(&w, "disposable", "Completed").await;
@@ -154,6 +181,7 @@ async fn a_backup_takes_one_snapshot_shows_it_in_status_and_columns_and_its_poli
 /// The tags the operator gives a snapshot of `cache` taken for backup `backup`.
 async fn operator_tags(w: &World, cache: &str, backup: &str) -> Vec<aws_sdk_elasticache::types::Tag> {
     let uid = w.get(cache).await.metadata.uid.expect("uid");
+    let backup_uid = backups(w).get(backup).await.expect("the backup").metadata.uid.expect("uid");
     [
         ("oms-data-operator/cluster-id", "oms-bed-cluster"),
         ("oms-data-operator/kind", "OmsRedis"),
@@ -161,6 +189,7 @@ async fn operator_tags(w: &World, cache: &str, backup: &str) -> Vec<aws_sdk_elas
         ("oms-data-operator/name", cache),
         ("oms-data-operator/uid", uid.as_str()),
         ("oms-data-operator/backup", backup),
+        ("oms-data-operator/backup-uid", backup_uid.as_str()),
     ]
     .iter()
     .map(|(k, v)| aws_sdk_elasticache::types::Tag::builder().key(*k).value(*v).build())
@@ -238,6 +267,23 @@ async fn a_crash_around_create_snapshot_never_takes_a_second_snapshot_nor_claims
     let mut want = vec![after, before, foreign.clone()];
     want.sort();
     assert_eq!(all, want, "one snapshot per backup, none twice");
+
+    // Another backup naming a snapshot of the same source (a copied name) does not take it over.
+    create_backup(
+        &w,
+        "copycat",
+        &cache,
+        json!({ "snapshotName": a_snapshot(&w, "after-call").await, "deletionPolicy": "Delete" }),
+    )
+    .await;
+    let c = backup_phase(&w, "copycat", "Failed").await;
+    assert!(c.status.and_then(|s| s.failure).unwrap_or_default().contains("was not taken by this operator"));
+    backups(&w).delete("copycat", &DeleteParams::default()).await.expect("delete");
+    eventually("the copycat backup to go", WAIT, || async {
+        matches!(backups(&w).get_opt("copycat").await, Ok(None)).then_some(())
+    })
+    .await;
+    assert!(snapshot_exists(&w, &a_snapshot(&w, "after-call").await).await, "the other backup's snapshot survived");
 
     // A backup that never owned its snapshot does not delete it, whatever its policy.
     backups(&w).delete("foreign", &DeleteParams::default()).await.expect("delete");
@@ -336,6 +382,15 @@ async fn restores_from_missing_or_incompatible_snapshots_stall_before_any_stack_
     let message = &condition(&o, "Stalled").expect("Stalled").message;
     assert!(message.contains("oms-redis-backup-never-taken") && message.contains("does not exist"), "{message}");
     assert!(message.contains("kubectl get omsbackups"), "says where to look: {message}");
+
+    // Restoring into an adopted stack would replace its replication group: refused at apply time.
+    let both = w.manifest(
+        &unique_name("oms-redis-both"),
+        "dev",
+        json!({ "adoptExistingStack": true, "restoreFrom": { "snapshotName": "oms-redis-backup-x" } }),
+    );
+    let refused = w.api.create(&PostParams::default(), &both).await.expect_err("refused at apply time");
+    assert!(refused.to_string().contains("restoreFrom and adoptExistingStack cannot go together"), "{refused}");
 
     // A Redis OSS 7.1 snapshot cannot seed a 6.2 cache.
     let source = unique_name("oms-redis-71");

@@ -12,8 +12,9 @@ use crate::error::{Error, Result, kube_call};
 use crate::operation::{self, Operation, OperationStatus, Report, now};
 use crate::source::{self, SourceRef};
 use crate::stack::BackupTarget;
+use crate::stack::cfn::Ops;
 use crate::stack::elasticache::{Snapshot, SnapshotDeletion, SnapshotStart, unique_snapshot_name};
-use crate::stack::ownership::{self, BACKUP};
+use crate::stack::ownership::{self, BACKUP, BACKUP_UID};
 use crate::stack::publish::apply_status;
 use crate::stack::reconcile::{
     add_named_finalizer, confirm_current, publish_event, reach_namespace, remove_named_finalizer,
@@ -31,6 +32,7 @@ use std::sync::Arc;
 pub const FINALIZER: &str = "data.oms-spider.io/snapshot";
 /// On an OmsBackup the operator made itself: what took the snapshot (`deletion-policy`).
 pub const TAKEN_BY_LABEL: &str = "data.oms-spider.io/taken-by";
+const DELETION_POLICY: &str = "deletion-policy";
 
 impl Operation for OmsBackup {
     const ACTION: &'static str = "Backup";
@@ -84,9 +86,15 @@ async fn pass(obj: &OmsBackup, ctx: &Context) -> Result<Action> {
         &owned
     };
     if matches!(prev.phase, Some(BackupPhase::Completed | BackupPhase::Failed)) {
-        return Ok(Action::await_change());
+        return operation::observe_generation(&api, obj, ctx, &prev, prev.observed_generation).await;
     }
+    let listing = obj.labels().get(TAKEN_BY_LABEL).is_some_and(|v| v == DELETION_POLICY);
     let step = match &prev.snapshot_name {
+        // Its snapshot, group and region are written by the deletion path that made it.
+        None if listing => {
+            let message = "waiting for the deletion path that listed this snapshot to record it".to_string();
+            pending(ctx, prev.clone(), "SnapshotNotRecorded", message)
+        }
         None => name_it(obj, ctx, &ns, &prev).await?,
         Some(name) => follow(&api, obj, ctx, &ns, &prev, name).await?,
     };
@@ -106,12 +114,16 @@ async fn name_it(obj: &OmsBackup, ctx: &Context, ns: &str, prev: &OmsBackupStatu
         let message = format!("waiting for {source} to be Ready: it has no replication group to snapshot yet");
         return Ok(pending(ctx, next, "SourceNotReady", message));
     };
+    let region = found.region.clone().or_else(|| ctx.aws.region_for(None));
+    if let Err(message) = reach_namespace(ctx, ns, region.as_deref(), found.identity()).await? {
+        return Ok(pending(ctx, next, "StackIdentityChanged", message));
+    }
     let uid = obj.uid().ok_or_else(|| Error::Internal("a resource without a uid".into()))?;
     let name =
         obj.spec.snapshot_name.clone().unwrap_or_else(|| unique_snapshot_name(snapshot_prefix, &obj.name_any(), &uid));
     next.snapshot_name = Some(name.clone());
     next.replication_group_id = Some(replication_group_id.clone());
-    next.region = found.region.clone().or_else(|| ctx.aws.region_for(None));
+    next.region = region;
     let message = format!("taking snapshot {name} of {replication_group_id}");
     Ok(Report { status: next, health: working("SnapshotStarting", message), requeue: soon(ctx), news: None })
 }
@@ -127,11 +139,12 @@ async fn follow(
 ) -> Result<Step> {
     let mut next = prev.clone();
     let group = prev.replication_group_id.clone().unwrap_or_default();
-    let ops = match reach_namespace(ctx, ns, prev.region.as_deref()).await? {
+    let ops = match reach_namespace(ctx, ns, prev.region.as_deref(), None).await? {
         Ok(ops) => ops,
         Err(message) => return Ok(pending(ctx, next, "InvalidNamespaceRole", message)),
     };
     let source = &obj.spec.source;
+    let uid = obj.uid().ok_or_else(|| Error::Internal("a resource without a uid".into()))?;
     let snapshot = ops.snapshot(name).await?;
     let Some(snapshot) = snapshot else {
         if prev.started_at.is_some() {
@@ -146,6 +159,7 @@ async fn follow(
         confirm_current(api, obj, ctx).await?;
         let mut tags = found.owner_tags.clone();
         tags.insert(BACKUP.into(), obj.name_any());
+        tags.insert(BACKUP_UID.into(), uid);
         return Ok(match ops.create_snapshot(&group, name, &tags).await? {
             SnapshotStart::Started => {
                 next.phase = Some(BackupPhase::Running);
@@ -166,30 +180,38 @@ async fn follow(
                 );
                 pending(ctx, next, "SourceBusy", message)
             }
+            // Looked at again next pass, where its tags tell whether this backup started it.
+            SnapshotStart::NameTaken(_) => {
+                pending(ctx, next, "SnapshotStarting", format!("taking snapshot {name} of {group}"))
+            }
             SnapshotStart::GroupGone(aws) => failed(next, format!("replication group {group} no longer exists: {aws}")),
             SnapshotStart::Refused(aws) => failed(next, format!("AWS refused snapshot {name} of {group}: {aws}")),
         });
     };
     if prev.started_at.is_none() {
         // Found under the recorded name without a record of starting it: a crash after CreateSnapshot,
-        // or someone else's snapshot. Only the source's own tags tell.
-        let tags = match &snapshot.arn {
-            Some(arn) => ops.tags(arn).await?,
-            None => BTreeMap::new(),
-        };
-        let ours = ownership::snapshot_of(&tags, &ctx.settings.cluster_id, source.kind.as_str(), ns, &source.name);
-        if !ours {
+        // or another's snapshot (a name in use, a copied name). Only this backup's own tag tells.
+        if !taken_for(&ops, &snapshot, ctx, &uid).await? {
             return Ok(failed(
                 next,
                 format!(
-                    "a snapshot named {name} already exists and was not taken by this operator of {source}; it is \
-                     left alone. Choose another spec.snapshotName (or omit it) in a new OmsBackup"
+                    "a snapshot named {name} already exists and was not taken by this operator for this OmsBackup; \
+                     it is left alone. Choose another spec.snapshotName (or omit it) in a new OmsBackup"
                 ),
             ));
         }
         next.started_at = Some(now());
     }
     Ok(track(ctx, next, &snapshot))
+}
+
+/// Whether the snapshot's tags say the operator took it for the backup of uid `uid`.
+async fn taken_for(ops: &Ops, snapshot: &Snapshot, ctx: &Context, uid: &str) -> Result<bool> {
+    let tags = match &snapshot.arn {
+        Some(arn) => ops.tags(arn).await?,
+        None => BTreeMap::new(),
+    };
+    Ok(ownership::snapshot_taken_for(&tags, &ctx.settings.cluster_id, uid))
 }
 
 /// A started snapshot's progress.
@@ -200,7 +222,8 @@ fn track(ctx: &Context, mut next: OmsBackupStatus, snapshot: &Snapshot) -> Step 
     next.node_type = snapshot.node_type.clone().or(next.node_type);
     next.size = snapshot.size.clone().or(next.size);
     match snapshot.status.as_str() {
-        "available" => {
+        // Being restored from or copied, a snapshot is complete.
+        "available" | "restoring" | "copying" => {
             next.phase = Some(BackupPhase::Completed);
             next.completed_at = Some(now());
             next.failure = None;
@@ -220,7 +243,8 @@ fn track(ctx: &Context, mut next: OmsBackupStatus, snapshot: &Snapshot) -> Step 
         "creating" | "" => {
             next.phase = Some(BackupPhase::Running);
             let message = format!("taking snapshot {name}");
-            Report { status: next, health: working("SnapshotRunning", message), requeue: soon(ctx), news: None }
+            let requeue = operation::backoff(next.started_at.as_ref(), ctx);
+            Report { status: next, health: working("SnapshotRunning", message), requeue, news: None }
         }
         other => failed(next, format!("snapshot {name} is {other}")),
     }
@@ -235,28 +259,42 @@ async fn delete(
     ns: &str,
     prev: &OmsBackupStatus,
 ) -> Result<Action> {
-    let ours = prev.snapshot_name.clone().filter(|_| prev.started_at.is_some());
-    if let (SnapshotDeletionPolicy::Delete, Some(name)) = (obj.spec.deletion_policy, ours) {
-        let ops = match reach_namespace(ctx, ns, prev.region.as_deref()).await? {
+    let policy = obj.spec.deletion_policy;
+    if let (SnapshotDeletionPolicy::Delete, Some(name)) = (policy, prev.snapshot_name.clone()) {
+        let ops = match reach_namespace(ctx, ns, prev.region.as_deref(), None).await? {
             Ok(ops) => ops,
             Err(message) => {
                 publish_event(ctx, obj, EventType::Warning, "InvalidNamespaceRole", "Delete", message).await;
                 return Ok(Action::requeue(ctx.settings.max_poll_interval));
             }
         };
-        confirm_current(api, obj, ctx).await?;
-        match ops.delete_snapshot(&name).await? {
-            SnapshotDeletion::Deleted | SnapshotDeletion::Missing => {
-                let note = format!("snapshot {name} is deleted (deletionPolicy Delete)");
-                publish_event(ctx, obj, EventType::Normal, "SnapshotDeleted", "Delete", note).await;
+        // Started by this backup as recorded, or (after a crash, before the record) tagged for it.
+        let ours = match (&prev.started_at, ops.snapshot(&name).await?) {
+            (_, None) => false,
+            (Some(_), Some(_)) => true,
+            (None, Some(snapshot)) => {
+                let uid = obj.uid().ok_or_else(|| Error::Internal("a resource without a uid".into()))?;
+                taken_for(&ops, &snapshot, ctx, &uid).await?
             }
-            SnapshotDeletion::Busy(aws) => {
-                tracing::info!(snapshot = name, "waiting to delete a snapshot that is still being taken: {aws}");
-                return Ok(Action::requeue(ctx.settings.poll_interval));
+        };
+        if ours {
+            confirm_current(api, obj, ctx).await?;
+            match ops.delete_snapshot(&name).await? {
+                SnapshotDeletion::Deleted | SnapshotDeletion::Missing => {
+                    let note = format!("snapshot {name} is deleted (deletionPolicy Delete)");
+                    publish_event(ctx, obj, EventType::Normal, "SnapshotDeleted", "Delete", note).await;
+                }
+                SnapshotDeletion::Busy(aws) => {
+                    tracing::info!(snapshot = name, "waiting to delete a snapshot that is still being taken: {aws}");
+                    return Ok(Action::requeue(ctx.settings.poll_interval));
+                }
             }
+        } else if prev.started_at.is_none() && prev.phase == Some(BackupPhase::Failed) {
+            let note = format!("snapshot {name} was not taken by this backup, so it is left alone");
+            publish_event(ctx, obj, EventType::Normal, "SnapshotKept", "Delete", note).await;
         }
-    } else if let Some(name) = &prev.snapshot_name {
-        let note = format!("snapshot {name} is kept (deletionPolicy Retain, or not this backup's to delete)");
+    } else if let (Some(name), Some(_)) = (&prev.snapshot_name, &prev.started_at) {
+        let note = format!("snapshot {name} is kept (deletionPolicy Retain)");
         publish_event(ctx, obj, EventType::Normal, "SnapshotKept", "Delete", note).await;
     }
     remove_named_finalizer(api, obj, FINALIZER, ctx).await?;
@@ -303,7 +341,7 @@ pub async fn list_final_snapshot(
         metadata: ObjectMeta {
             name: Some(snapshot.to_lowercase()),
             namespace: Some(namespace.to_string()),
-            labels: Some(BTreeMap::from([(TAKEN_BY_LABEL.to_string(), "deletion-policy".to_string())])),
+            labels: Some(BTreeMap::from([(TAKEN_BY_LABEL.to_string(), DELETION_POLICY.to_string())])),
             ..ObjectMeta::default()
         },
         spec: super::OmsBackupSpec {
@@ -316,12 +354,13 @@ pub async fn list_final_snapshot(
     let created =
         kube_call("list the final snapshot", ctx.settings.kube_timeout, api.create(&PostParams::default(), &backup))
             .await;
-    let created = match created {
-        Ok(b) => b,
-        Err(Error::Kube { source: kube::Error::Api(s), .. }) if s.code == 409 => return Ok(()),
+    match created {
+        Ok(_) => {}
+        Err(Error::Kube { source: kube::Error::Api(s), .. }) if s.code == 409 => {}
         Err(e) => return Err(e),
-    };
-    // Recorded now: once the source is gone, the backup could not learn its group or region.
+    }
+    // Recorded now: once the source is gone, the backup could not learn its group or region. A write
+    // that races the backup's own controller (its finalizer) is tried again on the newer copy.
     let status = OmsBackupStatus {
         snapshot_name: Some(snapshot.to_string()),
         replication_group_id: Some(replication_group_id.to_string()),
@@ -331,5 +370,16 @@ pub async fn list_final_snapshot(
         ..OmsBackupStatus::default()
     };
     let value = serde_json::to_value(&status).map_err(|e| Error::Internal(e.to_string()))?;
-    apply_status(&api, &created, value, ctx.settings.kube_timeout).await
+    let name = backup.name_any();
+    for _ in 0..3 {
+        let current = kube_call("read the final snapshot's listing", ctx.settings.kube_timeout, api.get(&name)).await?;
+        if current.status.as_ref().is_some_and(|s| s.started_at.is_some()) {
+            return Ok(());
+        }
+        match apply_status(&api, &current, value.clone(), ctx.settings.kube_timeout).await {
+            Err(Error::Stale(_)) => continue,
+            other => return other,
+        }
+    }
+    Err(Error::Internal(format!("could not record snapshot {snapshot} in OmsBackup {name}: it kept changing")))
 }

@@ -27,6 +27,8 @@ use std::time::Duration;
 
 /// How long a started test may take before it is reported as failed.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 60);
+/// How long after the request TestFailover may still be sent (past failures were passing ones).
+const GIVE_UP_STARTING: Duration = Duration::from_secs(10 * 60);
 
 impl Operation for OmsFailoverTest {
     const ACTION: &'static str = "FailoverTest";
@@ -85,12 +87,13 @@ async fn prepare(obj: &OmsFailoverTest, ctx: &Context, ns: &str, prev: &OmsFailo
     let Some(found) = source::resolve(ctx, ns, source).await? else {
         return Ok(pending(ctx, next, "SourceNotFound", format!("waiting for {source} to exist in namespace {ns}")));
     };
-    let Some(FailoverTarget::ElastiCacheReplicationGroup { replication_group_id: group }) = found.failover else {
+    let Some(FailoverTarget::ElastiCacheReplicationGroup { replication_group_id: group }) = found.failover.clone()
+    else {
         let message = format!("waiting for {source} to be Ready: it has no replication group yet");
         return Ok(pending(ctx, next, "SourceNotReady", message));
     };
     let region = found.region.clone().or_else(|| ctx.aws.region_for(None));
-    let ops = match reach_namespace(ctx, ns, region.as_deref()).await? {
+    let ops = match reach_namespace(ctx, ns, region.as_deref(), found.identity()).await? {
         Ok(ops) => ops,
         Err(message) => return Ok(pending(ctx, next, "InvalidNamespaceRole", message)),
     };
@@ -157,21 +160,50 @@ async fn start(
 ) -> Result<Step> {
     let mut next = prev.clone();
     let group = prev.replication_group_id.clone().unwrap_or_default();
-    let ops = match reach_namespace(ctx, ns, prev.region.as_deref()).await? {
+    let ops = match reach_namespace(ctx, ns, prev.region.as_deref(), None).await? {
         Ok(ops) => ops,
         Err(message) => return Ok(pending(ctx, next, "InvalidNamespaceRole", message)),
     };
     let requested = prev.requested_at.as_ref().map(|t| t.0).unwrap_or_else(k8s_openapi::jiff::Timestamp::now);
+    // Asked before, and the answer lost (a crash, a refused status write)? ElastiCache's events say
+    // so; so does a group that is no longer as it was recorded (events can lag behind).
     let already = already_sent(&ops, &group, requested, &prev.node_groups).await?;
-    let pending_groups: Vec<&NodeGroupFailover> =
+    let live = ops.group(&group).await?;
+    let moved_on = live.as_ref().is_some_and(|g| {
+        !g.available()
+            || prev
+                .node_groups
+                .iter()
+                .any(|n| g.node_groups.iter().any(|l| l.id == n.node_group_id && l.primary != n.primary_before))
+    });
+    let to_send: Vec<&NodeGroupFailover> =
         prev.node_groups.iter().filter(|n| !already.contains(&n.node_group_id)).collect();
-    if !pending_groups.is_empty() {
+    if !moved_on && !to_send.is_empty() {
+        let waited = k8s_openapi::jiff::Timestamp::now().duration_since(requested).as_secs();
+        if waited > i64::try_from(GIVE_UP_STARTING.as_secs()).unwrap_or(i64::MAX) {
+            // A test is run when it is asked for, or not at all.
+            let message = format!(
+                "ElastiCache could not be asked within {} minutes of the request; nothing was sent. Create another \
+                 OmsFailoverTest to test again",
+                GIVE_UP_STARTING.as_secs() / 60
+            );
+            return Ok(ended(next, FailoverPhase::Failed, "FailoverNotStarted", message));
+        }
         confirm_current(api, obj, ctx).await?;
-    }
-    for n in pending_groups {
-        if let GroupChange::Refused(aws) = ops.test_failover(&group, &n.node_group_id).await? {
-            let message = format!("refused by ElastiCache: {aws}. Nothing was changed");
-            return Ok(ended(next, FailoverPhase::Refused, "FailoverRefused", message));
+        let mut sent: Vec<&str> = Vec::new();
+        for n in to_send {
+            if let GroupChange::Refused(aws) = ops.test_failover(&group, &n.node_group_id).await? {
+                let message = match sent.is_empty() {
+                    true => format!("refused by ElastiCache: {aws}. Nothing was changed"),
+                    false => format!(
+                        "node group {} was refused by ElastiCache ({aws}) after node group {} was asked to fail over",
+                        n.node_group_id,
+                        sent.join(", ")
+                    ),
+                };
+                return Ok(ended(next, FailoverPhase::Refused, "FailoverRefused", message));
+            }
+            sent.push(&n.node_group_id);
         }
     }
     next.started_at = Some(now());
@@ -192,8 +224,9 @@ async fn already_sent(
     since: k8s_openapi::jiff::Timestamp,
     node_groups: &[NodeGroupFailover],
 ) -> Result<Vec<String>> {
-    // A little before the recorded time: clocks differ, and an event on the boundary counts.
-    let since = std::time::SystemTime::from(since) - Duration::from_secs(60);
+    // A little before the recorded time: clocks differ, and an event on the boundary counts. (A
+    // failover just before the request would have left the group busy, and the request refused.)
+    let since = std::time::SystemTime::from(since) - Duration::from_secs(5);
     let events = ops.group_events_since(group, since).await?;
     Ok(node_groups
         .iter()
@@ -212,7 +245,7 @@ fn is_test_failover_of(message: &str, node_group: &str) -> bool {
 async fn follow(ctx: &Context, ns: &str, prev: &OmsFailoverTestStatus) -> Result<Step> {
     let mut next = prev.clone();
     let group = prev.replication_group_id.clone().unwrap_or_default();
-    let ops = match reach_namespace(ctx, ns, prev.region.as_deref()).await? {
+    let ops = match reach_namespace(ctx, ns, prev.region.as_deref(), None).await? {
         Ok(ops) => ops,
         Err(message) => return Ok(pending(ctx, next, "InvalidNamespaceRole", message)),
     };

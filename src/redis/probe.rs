@@ -11,13 +11,17 @@ use tokio::net::TcpStream;
 
 use super::secret_key;
 
-/// How long each step may take.
+/// How long each step may take, and the whole check.
 const STEP_DEADLINE: Duration = Duration::from_secs(5);
+const WHOLE_DEADLINE: Duration = Duration::from_secs(15);
 
 /// Checks the endpoint in `secret` (the connection Secret's data).
 pub async fn check(secret: &BTreeMap<String, String>) -> Probe {
     let started = Instant::now();
-    let outcome = run(secret).await;
+    let outcome = match tokio::time::timeout(WHOLE_DEADLINE, run(secret)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(format!("the check took longer than {} s", WHOLE_DEADLINE.as_secs())),
+    };
     let latency = started.elapsed();
     match outcome {
         Ok(what) => Probe { reachable: true, latency, message: what },
@@ -71,8 +75,11 @@ async fn converse<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, password: Op
     if let Some(p) = password {
         let reply = command(&mut stream, &["AUTH", p]).await?;
         if !reply.starts_with("+OK") {
-            // Redis's own words (WRONGPASS …) say what is wrong; they never contain the password.
-            return Err(format!("AUTH was refused: {}", reply.trim()));
+            // Only the error's code (WRONGPASS, NOAUTH, ERR…): the rest of a reply can quote the
+            // command's arguments, the password among them.
+            let code: String =
+                reply.trim_start_matches(['-', '+']).chars().take_while(|c| c.is_ascii_uppercase()).collect();
+            return Err(format!("AUTH was refused ({})", if code.is_empty() { "an unexpected reply" } else { &code }));
         }
     }
     let reply = command(&mut stream, &["PING"]).await?;
@@ -111,6 +118,27 @@ async fn step<T>(what: &str, fut: impl std::future::Future<Output = T>) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that quotes the arguments of what it refused (as Redis does for an unknown command).
+    #[tokio::test]
+    async fn a_refused_auth_is_reported_by_its_code_never_with_the_reply_text() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut buf = [0u8; 256];
+            let _ = s.read(&mut buf).await;
+            let _ = s.write_all(b"-ERR unknown command 'AUTH', with args beginning with: 'S3cretPassw0rd'\r\n").await;
+        });
+        let secret = BTreeMap::from([
+            (secret_key::HOST.to_string(), "127.0.0.1".to_string()),
+            (secret_key::PORT.to_string(), port.to_string()),
+            (secret_key::PASSWORD.to_string(), "S3cretPassw0rd".to_string()),
+        ]);
+        let probe = check(&secret).await;
+        assert!(!probe.reachable);
+        assert_eq!(probe.message, "AUTH was refused (ERR)");
+    }
 
     #[tokio::test]
     async fn a_closed_port_is_reported_unreachable_with_the_address() {

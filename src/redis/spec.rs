@@ -82,6 +82,9 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 #[x_kube(validation = Rule::new(
     "has(oldSelf.restoreFrom) ? (has(self.restoreFrom) && self.restoreFrom == oldSelf.restoreFrom) : !has(self.restoreFrom)"
 ).message("restoreFrom can only be given when an OmsRedis is created, and never changed or removed: restoring replaces a cache's data, so it is never done to a running cache. To restore, create a new OmsRedis with spec.restoreFrom.snapshotName and point workloads at its Secret"))]
+#[x_kube(validation = Rule::new(
+    "!(has(self.restoreFrom) && has(self.adoptExistingStack) && self.adoptExistingStack)"
+).message("restoreFrom and adoptExistingStack cannot go together: an adopted stack already holds its data, and restoring into it would replace its replication group. Remove one of them"))]
 #[serde(rename_all = "camelCase")]
 pub struct OmsRedisSpec {
     /// dev, staging or prod; selects the preset for every omitted sizing field. Immutable.

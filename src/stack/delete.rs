@@ -155,6 +155,12 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
                     publish_event(ctx, obj, EventType::Warning, "SnapshotSkipped", "CreateSnapshot", note).await;
                     delete_stack(obj, ctx, &ops, obs, &name, &owner.uid, &Backup::NotNeeded, None, next).await?
                 }
+                SnapshotStart::NameTaken(_) => {
+                    // Its own snapshot, started by a call whose answer was lost, or not listed yet: the
+                    // next pass finds it by name and checks it is of this stack's group.
+                    let message = format!("taking snapshot {snapshot} of {group} before deleting stack {name}");
+                    waiting(ctx, next, "SnapshotInProgress", message)
+                }
                 SnapshotStart::Busy(aws) => {
                     let message = format!(
                         "replication group {group} cannot be snapshotted yet ({aws}); snapshot {snapshot} is taken \
@@ -233,7 +239,8 @@ async fn backup_state(
             s.replication_group_id.as_deref().unwrap_or("no replication group")
         )),
         Some(s) => match s.status.as_str() {
-            "available" => Backup::Done,
+            // Complete, and being copied or restored from: the data is kept either way.
+            "available" | "copying" | "restoring" => Backup::Done,
             "creating" | "" => Backup::InProgress,
             other => Backup::Failed(format!("snapshot {name} is {other}")),
         },

@@ -48,7 +48,10 @@ pub enum SnapshotStart {
     GroupGone(String),
     /// The group cannot be snapshotted right now (it is modifying, snapshotting, …).
     Busy(String),
-    /// AWS refuses it for a reason that will not pass by itself (quota, permissions, a taken name…).
+    /// A snapshot of that name exists: possibly this caller's own, started by a call whose answer
+    /// was lost, or not yet listed by DescribeSnapshots. Look at it again.
+    NameTaken(String),
+    /// AWS refuses it for a reason that will not pass by itself (quota, permissions…).
     Refused(String),
 }
 
@@ -136,6 +139,7 @@ impl Ops {
                 let message = e.message().unwrap_or_default().to_string();
                 match e.code() {
                     Some("ReplicationGroupNotFoundFault") => Ok(SnapshotStart::GroupGone(message)),
+                    Some("SnapshotAlreadyExistsFault") => Ok(SnapshotStart::NameTaken(message)),
                     Some("InvalidReplicationGroupState" | "InvalidCacheClusterState") => {
                         Ok(SnapshotStart::Busy(message))
                     }
@@ -237,23 +241,16 @@ impl Ops {
             .replication_group_id(replication_group)
             .node_group_id(node_group)
             .send();
+        // Every answer but a passing failure is final: a test failover is retried only by a person
+        // (the API is limited per rolling 24 hours, and a late retry would fail over at a time nobody
+        // chose).
         match self.call(action, req).await? {
             Ok(_) => Ok(GroupChange::Started),
-            Err(e)
-                if matches!(
-                    e.code(),
-                    Some(
-                        "InvalidReplicationGroupState"
-                            | "InvalidCacheClusterState"
-                            | "TestFailoverNotAvailableFault"
-                            | "APICallRateForCustomerExceededFault"
-                            | "NodeGroupNotFoundFault"
-                    )
-                ) =>
-            {
-                Ok(GroupChange::Refused(e.message().unwrap_or_default().to_string()))
-            }
-            Err(e) => Err(aws_error(action, &self.elasticache, e)),
+            Err(e) => match aws_error(action, &self.elasticache, e) {
+                err @ Error::Aws { category: AwsCategory::Transient | AwsCategory::Throttled, .. } => Err(err),
+                Error::Aws { message, .. } => Ok(GroupChange::Refused(message)),
+                other => Err(other),
+            },
         }
     }
 

@@ -12,8 +12,10 @@ pub const NAME: &str = "oms-data-operator/name";
 pub const UID: &str = "oms-data-operator/uid";
 /// The AWS account, when the stack was reached through a role the namespace names.
 pub const ACCOUNT: &str = "oms-data-operator/account";
-/// On a snapshot: the backup resource it was taken for (absent for deletion policy Snapshot).
+/// On a snapshot: the backup resource it was taken for, by name and uid (absent for deletion policy
+/// Snapshot).
 pub const BACKUP: &str = "oms-data-operator/backup";
+pub const BACKUP_UID: &str = "oms-data-operator/backup-uid";
 /// Set when a resource with deletion policy Retain was deleted: nobody owns the stack now.
 pub const ORPHANED: &str = "oms-data-operator/orphaned";
 
@@ -54,11 +56,10 @@ impl Owner {
     }
 }
 
-/// Whether a snapshot's tags say this operator (in this cluster) took it of the resource `kind`
-/// `namespace/name`. Only such a snapshot may be claimed by a backup resource, which can delete it.
-pub fn snapshot_of(tags: &BTreeMap<String, String>, cluster_id: &str, kind: &str, namespace: &str, name: &str) -> bool {
-    let is = |k: &str, v: &str| tags.get(k).is_some_and(|t| t == v);
-    is(CLUSTER, cluster_id) && is(KIND, kind) && is(NAMESPACE, namespace) && is(NAME, name)
+/// Whether a snapshot's tags say this operator (in this cluster) took it for the backup resource
+/// of uid `backup_uid`. Only such a snapshot is that backup's to follow, and to delete.
+pub fn snapshot_taken_for(tags: &BTreeMap<String, String>, cluster_id: &str, backup_uid: &str) -> bool {
+    tags.get(CLUSTER).is_some_and(|c| c == cluster_id) && tags.get(BACKUP_UID).is_some_and(|u| u == backup_uid)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

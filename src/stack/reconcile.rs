@@ -114,15 +114,7 @@ async fn record_error<K: DataStack>(obj: &K, ctx: &Context, e: &Error) {
 
 /// Requeues after an error: refusals and throttling wait longer than passing failures.
 pub fn error_policy<K: DataStack>(_obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
-    let s = &ctx.settings;
-    match err {
-        // Refusals repeat until someone acts (or a dependency appears): ask again slowly.
-        Error::Aws { category: AwsCategory::Validation | AwsCategory::AccessDenied, .. } => {
-            Action::requeue(s.max_poll_interval.max(s.poll_interval))
-        }
-        Error::Aws { category: AwsCategory::Throttled, .. } => Action::requeue(s.poll_interval * 3),
-        _ => Action::requeue(s.poll_interval),
-    }
+    Action::requeue(retry_after(err, &ctx.settings))
 }
 
 async fn reconcile_inner<K: DataStack>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
@@ -279,17 +271,37 @@ pub(super) async fn reach<K: DataStack>(
 }
 
 /// The clients a day-2 resource of `namespace` uses for its data resource's `region`: the
-/// namespace's role when it names one. `Err` carries why the role is unusable, for the user.
+/// namespace's role when it names one. With `stack`, the data resource's recorded stack id and role:
+/// a role of another account than the stack's is refused, as the data resource itself refuses it.
+/// `Err` carries why, for the user.
 pub(crate) async fn reach_namespace(
     ctx: &Context,
     namespace: &str,
     region: Option<&str>,
+    stack: Option<(Option<&str>, Option<&str>)>,
 ) -> Result<std::result::Result<Ops, String>> {
     let role = match accounts::role_for(&ctx.client, namespace, ctx.settings.kube_timeout).await? {
         Ok(role) => role,
         Err(message) => return Ok(Err(message)),
     };
+    if let Some((stack_id, recorded_role)) = stack
+        && let Some(message) = accounts::account_change(stack_id, recorded_role, role.as_ref())
+    {
+        return Ok(Err(message));
+    }
     Ok(Ok(ctx.aws.clients(region, role.as_ref()).await?))
+}
+
+/// How long to wait after a failed pass: refusals and throttling wait longer than passing failures.
+pub(crate) fn retry_after(err: &Error, s: &crate::context::Settings) -> Duration {
+    match err {
+        // Refusals repeat until someone acts (or a dependency appears): ask again slowly.
+        Error::Aws { category: AwsCategory::Validation | AwsCategory::AccessDenied, .. } => {
+            s.max_poll_interval.max(s.poll_interval)
+        }
+        Error::Aws { category: AwsCategory::Throttled, .. } => s.poll_interval * 3,
+        _ => s.poll_interval,
+    }
 }
 
 pub(crate) fn owner_of<K: DataStack>(obj: &K, cluster_id: &str) -> Result<Owner> {

@@ -21,7 +21,7 @@ pub(super) async fn check<K: DataStack>(obj: &K, ops: &Ops, source: &RestoreSour
     let RestoreSource::ElastiCacheSnapshot { snapshot_name: name } = source;
     let region = &ops.region;
     let recreate = "restoreFrom cannot be changed, so delete this resource and create it again with another \
-                    snapshot (nothing was created for it yet)";
+                    snapshot";
     let Some(snapshot) = ops.snapshot(name).await? else {
         return Ok(Verdict::Refuse(
             "RestoreSnapshotNotFound",
@@ -48,7 +48,7 @@ pub(super) async fn check<K: DataStack>(obj: &K, ops: &Ops, source: &RestoreSour
         }
     }
     Ok(match obj.restore_mismatch(&snapshot) {
-        Some(why) => Verdict::Refuse("RestoreSnapshotIncompatible", format!("{why}. Nothing was created")),
+        Some(why) => Verdict::Refuse("RestoreSnapshotIncompatible", format!("{why}. No stack is created from it")),
         None => Verdict::Go,
     })
 }
