@@ -534,6 +534,39 @@ async fn a_failover_test_on_staging_moves_the_primary_while_a_client_on_the_prim
 }
 
 #[tokio::test]
+async fn a_failover_test_whose_request_went_out_before_a_crash_is_not_sent_again() {
+    let redis = TlsRedis::start_plain().expect("redis");
+    let mut w = World::new("day2-failover-crash").await;
+    let cache = bound_cache(&w, "oms-redis-fc", "staging", &redis, json!({})).await;
+    w.operator.take().expect("operator").stop().await;
+    let ec = w.emu.elasticache();
+    let group = ec.describe_replication_groups().replication_group_id(&cache).send().await.expect("describe");
+    let primary = group.replication_groups()[0].node_groups()[0]
+        .node_group_members()
+        .iter()
+        .find(|m| m.current_role() == Some("primary"))
+        .and_then(|m| m.cache_cluster_id())
+        .expect("a primary")
+        .to_string();
+    // The operator recorded the request, sent TestFailover, and crashed before recording the start.
+    create_failover_test(&w, "drill", &cache).await;
+    let requested = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = json!({ "status": {
+        "phase": "Running", "replicationGroupId": cache, "region": REGION, "requestedAt": requested,
+        "nodeGroups": [{ "nodeGroupId": "0001", "primaryBefore": primary }],
+    }});
+    failover_tests(&w).patch_status("drill", &PatchParams::default(), &Patch::Merge(status)).await.expect("record");
+    ec.test_failover().replication_group_id(&cache).node_group_id("0001").send().await.expect("the crashed call");
+
+    w.operator = Some(Operator::start(w.cp, w.emu, &w.ns).await);
+    let t = failover_phase(&w, "drill", "Succeeded").await;
+    assert_eq!(w.count(&cache, "elasticache:TestFailover"), 1, "the group failed over once");
+    let ng = &t.status.expect("status").node_groups[0];
+    assert_eq!(ng.primary_before.as_deref(), Some(primary.as_str()));
+    assert!(ng.primary_after.is_some() && ng.primary_after != ng.primary_before, "{ng:?}");
+}
+
+#[tokio::test]
 async fn a_failover_test_on_dev_is_refused_and_changes_nothing() {
     let w = World::new("day2-failover-dev").await;
     let cache = unique_name("oms-redis-fd");

@@ -132,6 +132,19 @@ async fn namespaced_rbac_suffices_to_reconcile_and_refuses_everything_else() {
         "Events were published with the chart's RBAC; operator log:\n{}",
         op.log_tail()
     );
+    // A backup under the same RBAC: watched, finalized, its status written, its Events published.
+    let backups: Api<oms_data_operator::backup::OmsBackup> = Api::namespaced(admin.clone(), &watched);
+    let backup = serde_json::from_value(json!({
+        "apiVersion": "data.oms-spider.io/v1alpha1", "kind": "OmsBackup",
+        "metadata": { "name": "under-rbac" }, "spec": { "source": { "name": name } },
+    }))
+    .expect("manifest");
+    backups.create(&PostParams::default(), &backup).await.expect("create the backup");
+    eventually("the backup to complete under the chart's RBAC", Duration::from_secs(90), || async {
+        let b = backups.get("under-rbac").await.ok()?;
+        b.status?.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+    })
+    .await;
     // The apiserver's refusals read "... is forbidden: User ... cannot ..." (reason Forbidden).
     assert!(!op.log_tail().to_lowercase().contains("forbidden"), "no permission errors: {}", op.log_tail());
 
