@@ -366,7 +366,7 @@ async fn a_restore_from_a_backup_brings_its_data_into_a_new_ready_cache_and_rest
             .expect_err("refused at apply time");
         let text = refused.to_string();
         assert!(
-            text.contains("restoreFrom can only be given when an OmsRedis is created")
+            text.contains("restoreFrom can only be given before the cache's stack is created")
                 && text.contains("create a new OmsRedis"),
             "{text}"
         );
@@ -382,6 +382,7 @@ async fn restores_from_missing_or_incompatible_snapshots_stall_before_any_stack_
     let message = &condition(&o, "Stalled").expect("Stalled").message;
     assert!(message.contains("oms-redis-backup-never-taken") && message.contains("does not exist"), "{message}");
     assert!(message.contains("kubectl get omsbackups"), "says where to look: {message}");
+    assert!(message.contains("fix spec.restoreFrom.snapshotName"), "says what to change: {message}");
 
     // Restoring into an adopted stack would replace its replication group: refused at apply time.
     let both = w.manifest(
@@ -408,11 +409,11 @@ async fn restores_from_missing_or_incompatible_snapshots_stall_before_any_stack_
         assert!(stack(w.emu, name).await.is_none(), "no stack for {name}");
         assert_eq!(w.count(name, "cloudformation:CreateStack"), 0, "no CreateStack for {name}");
     }
-    // Nothing was made, so deleting them is immediate.
-    for name in [&missing, &older] {
-        w.api.delete(name, &DeleteParams::default()).await.expect("delete");
-        w.gone(name).await;
-    }
+    // Nothing was made: a typo is fixed in place, and deleting is immediate.
+    w.patch_spec(&missing, json!({ "restoreFrom": { "snapshotName": snapshot } })).await;
+    w.ready(&missing).await;
+    w.api.delete(&older, &DeleteParams::default()).await.expect("delete");
+    w.gone(&older).await;
 }
 
 #[tokio::test]

@@ -233,6 +233,7 @@ impl DataStack for OmsRedis {
                 .restore_from
                 .as_ref()
                 .map(|r| RestoreSource::ElastiCacheSnapshot { snapshot_name: r.snapshot_name.clone() }),
+            create_only: &[param::SNAPSHOT_NAME],
         })
     }
 

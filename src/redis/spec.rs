@@ -24,6 +24,10 @@ pub const STACK_NAME_MAX: usize = 40;
 /// An SNS topic ARN (`arn:aws:sns:<region>:<account>:<topic>`, as CloudWatch's PutMetricAlarm
 /// documents alarm actions); the template's AlarmTopicArn takes the same or nothing.
 pub const SNS_TOPIC_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$";
+/// restoreFrom is settled once the stack exists (its id is in status): before that a typo can be
+/// fixed in place; after it, adding, changing or removing it would replace the cache's data.
+const RESTORE_ONLY_BEFORE_CREATION_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.stackId) || (has(self.spec.restoreFrom) ? (has(oldSelf.spec.restoreFrom) && self.spec.restoreFrom == oldSelf.spec.restoreFrom) : !has(oldSelf.spec.restoreFrom))";
+const RESTORE_ONLY_BEFORE_CREATION_MESSAGE: &str = "restoreFrom can only be given before the cache's stack is created, and never changed or removed after: restoring replaces a cache's data, so it is never done to a running cache. To restore, create a new OmsRedis with spec.restoreFrom.snapshotName and point workloads at its Secret";
 const DNS_SUBDOMAIN_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 
@@ -46,6 +50,7 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
     printcolumn(name = "Status", type_ = "string", json_path = ".status.stackStatus"),
     printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    validation = Rule::new(RESTORE_ONLY_BEFORE_CREATION_RULE).message(RESTORE_ONLY_BEFORE_CREATION_MESSAGE).field_path(".spec.restoreFrom"),
     validation = Rule::new(format!(
         "has(self.spec.stackName) || (size(self.metadata.name) <= {STACK_NAME_MAX} && self.metadata.name.matches(r'{STACK_NAME_PATTERN}'))"
     )).message(
@@ -79,9 +84,6 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 #[x_kube(validation = Rule::new(
     "has(oldSelf.auth) && has(oldSelf.auth.enabled) && oldSelf.auth.enabled ? !(has(self.auth) && has(self.auth.enabled) && !self.auth.enabled) : true"
 ).message("auth.enabled cannot be turned off: ElastiCache removes an AUTH token only when moving to RBAC. Keep it true or remove it"))]
-#[x_kube(validation = Rule::new(
-    "has(oldSelf.restoreFrom) ? (has(self.restoreFrom) && self.restoreFrom == oldSelf.restoreFrom) : !has(self.restoreFrom)"
-).message("restoreFrom can only be given when an OmsRedis is created, and never changed or removed: restoring replaces a cache's data, so it is never done to a running cache. To restore, create a new OmsRedis with spec.restoreFrom.snapshotName and point workloads at its Secret"))]
 #[x_kube(validation = Rule::new(
     "!(has(self.restoreFrom) && has(self.adoptExistingStack) && self.adoptExistingStack)"
 ).message("restoreFrom and adoptExistingStack cannot go together: an adopted stack already holds its data, and restoring into it would replace its replication group. Remove one of them"))]

@@ -229,15 +229,19 @@ async fn act<K: DataStack>(
             if let Some(r) = requested {
                 token.push_str(&format!("-r{}", short_hash(r)));
             }
-            // A stack's password is changed only in place (see credential): updates keep it as it is.
+            // A stack's password is changed only in place (see credential), and what only a create may
+            // set is never changed: updates keep both as the stack has them.
             let keep: Vec<&str> = desired
                 .credential
                 .as_ref()
                 .map(|c| c.parameter)
-                .filter(|p| observed.is_some_and(|o| o.parameters.contains_key(*p)))
                 .into_iter()
+                .chain(desired.create_only.iter().copied())
+                .filter(|p| observed.is_some_and(|o| o.parameters.contains_key(*p)))
                 .collect();
-            let outcome = ops.update(name, K::template_body(), &desired.parameters, &keep, &tags, &token).await?;
+            let mut parameters = desired.parameters.clone();
+            parameters.retain(|k, _| !desired.create_only.contains(&k.as_str()));
+            let outcome = ops.update(name, K::template_body(), &parameters, &keep, &tags, &token).await?;
             next.applied_parameters = Some(desired.parameters.clone());
             next.last_failure = None;
             match (outcome, observed) {

@@ -43,6 +43,10 @@ pub struct Desired {
     pub credential: Option<Credential>,
     /// The backup a new stack starts from, checked before the stack is created.
     pub restore: Option<RestoreSource>,
+    /// Parameters sent with CreateStack only: every update keeps the stack's own value (or leaves
+    /// the parameter out when the stack has none), because a change would replace what holds the
+    /// data (a restore's snapshot name, say).
+    pub create_only: &'static [&'static str],
 }
 
 /// A backup a new stack is seeded from.

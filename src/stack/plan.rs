@@ -356,6 +356,7 @@ mod tests {
             recreate_when_lost: false,
             credential: None,
             restore: None,
+            create_only: &[],
         }
     }
 

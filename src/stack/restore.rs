@@ -20,8 +20,7 @@ pub(super) enum Verdict {
 pub(super) async fn check<K: DataStack>(obj: &K, ops: &Ops, source: &RestoreSource) -> Result<Verdict> {
     let RestoreSource::ElastiCacheSnapshot { snapshot_name: name } = source;
     let region = &ops.region;
-    let recreate = "restoreFrom cannot be changed, so delete this resource and create it again with another \
-                    snapshot";
+    let recreate = "fix spec.restoreFrom.snapshotName: it can be changed until the stack is created";
     let Some(snapshot) = ops.snapshot(name).await? else {
         return Ok(Verdict::Refuse(
             "RestoreSnapshotNotFound",
