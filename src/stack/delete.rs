@@ -259,17 +259,6 @@ async fn delete_stack<K: DataStack>(
     target: Option<&BackupTarget>,
     mut next: StackStatus,
 ) -> Result<Outcome> {
-    if *backup == Backup::Done && obs.status != "DELETE_FAILED" {
-        let snapshot = next.snapshot_name.clone().unwrap_or_default();
-        let group = match target {
-            Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id, .. }) => {
-                replication_group_id.as_str()
-            }
-            None => "",
-        };
-        let note = format!("snapshot {snapshot} of {group} is available; deleting stack {name}");
-        publish_event(ctx, obj, EventType::Normal, "SnapshotCompleted", "CreateSnapshot", note).await;
-    }
     // The snapshot outlives this resource: list it as an OmsBackup before the stack goes, so it can
     // be found and restored with kubectl alone.
     if let (
@@ -284,6 +273,20 @@ async fn delete_stack<K: DataStack>(
         let namespace = obj.namespace().unwrap_or_default();
         crate::backup::list_final_snapshot(ctx, &namespace, source, snapshot, replication_group_id, &ops.region)
             .await?;
+    }
+    if *backup == Backup::Done && obs.status != "DELETE_FAILED" {
+        let snapshot = next.snapshot_name.clone().unwrap_or_default();
+        let group = match target {
+            Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id, .. }) => {
+                replication_group_id.as_str()
+            }
+            None => "",
+        };
+        let note = format!(
+            "snapshot {snapshot} of {group} is available (listed as OmsBackup {}); deleting stack {name}",
+            snapshot.to_lowercase()
+        );
+        publish_event(ctx, obj, EventType::Normal, "SnapshotCompleted", "CreateSnapshot", note).await;
     }
     let failed = obs.status == "DELETE_FAILED";
     if failed {
