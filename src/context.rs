@@ -44,13 +44,15 @@ pub struct Context {
     pub recorder: Recorder,
     pub metrics: Arc<Metrics>,
     pub settings: Settings,
+    /// Endpoint checks under way (see [`crate::stack::endpoint`]).
+    pub probes: crate::stack::endpoint::Probes,
 }
 
 impl Context {
     pub fn new(client: Client, aws: Aws, metrics: Arc<Metrics>, settings: Settings) -> Context {
         let reporter = Reporter { controller: "oms-data-operator".into(), instance: std::env::var("POD_NAME").ok() };
         let recorder = Recorder::new(client.clone(), reporter);
-        Context { client, aws, recorder, metrics, settings }
+        Context { client, aws, recorder, metrics, settings, probes: Default::default() }
     }
 }
 

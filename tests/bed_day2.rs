@@ -608,7 +608,34 @@ async fn the_endpoint_check_reports_reachable_and_unreachable_endpoints_without_
     assert_eq!(ready.status, "True", "an unreachable endpoint never holds Ready back");
     let c = condition(&o, "EndpointReachable").expect("condition");
     assert!(c.message.contains(&format!("127.0.0.1:{closed_port}")), "{}", c.message);
+    assert!(w.event_note("EndpointUnreachable").await.contains(&format!("127.0.0.1:{closed_port}")));
     w.emu.configure(json!({ "redis_bindings": { unreachable.clone(): null } }));
+
+    // An endpoint that accepts and never answers: the check takes seconds, and the reconcile does not
+    // wait for it (Ready is written before any check result is).
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let silent_port = silent.local_addr().expect("addr").port();
+    let _accepting = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let slow = unique_name("oms-redis-hs");
+    w.emu.configure(json!({ "redis_bindings": { slow.clone(): {
+        "host": "127.0.0.1", "port": silent_port, "tls": false, "admin_user": "x", "admin_password": "y",
+    }}}));
+    w.create(&slow, "dev", json!({ "healthCheck": { "enabled": true, "intervalSeconds": 10 } })).await;
+    let first_ready = w.ready(&slow).await;
+    assert!(
+        first_ready.status.as_ref().and_then(|s| s.stack.endpoint_check.as_ref()).is_none(),
+        "Ready did not wait for the check: {:?}",
+        first_ready.status.as_ref().map(|s| &s.stack.endpoint_check)
+    );
+    let o = w.condition_reason(&slow, "EndpointReachable", "False", "EndpointUnreachable").await;
+    let c = condition(&o, "EndpointReachable").expect("condition");
+    assert!(c.message.contains("took longer than"), "{}", c.message);
+    w.emu.configure(json!({ "redis_bindings": { slow.clone(): null } }));
 
     // Without the field there is no check and no condition.
     let plain = unique_name("oms-redis-hn");

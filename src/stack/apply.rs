@@ -122,7 +122,7 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         .await
         .map_err(|e| explained(obj, e))?;
     outcome.next.account = outcome.next.stack_id.as_deref().and_then(accounts::account_of_stack);
-    super::endpoint::check(obj, &mut outcome, ctx.settings.resync).await;
+    super::endpoint::check(obj, &mut outcome, &ctx.probes, ctx.settings.resync);
     finish(api, obj, ctx, &prev, outcome).await
 }
 

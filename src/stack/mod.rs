@@ -12,7 +12,7 @@ pub mod cfn;
 pub mod credential;
 mod delete;
 pub mod elasticache;
-mod endpoint;
+pub mod endpoint;
 pub mod kind;
 pub mod ownership;
 pub mod plan;

@@ -410,6 +410,15 @@ pub(super) async fn finish<K: DataStack>(
         let type_ = if health.is_warning() { EventType::Warning } else { EventType::Normal };
         publish_event(ctx, obj, type_, health.reason(), "Reconcile", health.message().to_string()).await;
     }
+    let reachable = |s: &StackStatus| s.endpoint_check.as_ref().map(|c| c.reachable);
+    if let (Some(check), true) = (&next.endpoint_check, reachable(prev) != reachable(&next)) {
+        let (type_, reason) = if check.reachable {
+            (EventType::Normal, "EndpointAnswered")
+        } else {
+            (EventType::Warning, "EndpointUnreachable")
+        };
+        publish_event(ctx, obj, type_, reason, "EndpointCheck", check.message.clone()).await;
+    }
     for advisory in obj.advisories() {
         if !prev.conditions.iter().any(|c| c.type_ == advisory.type_ && c.status == "True") {
             publish_event(ctx, obj, EventType::Warning, advisory.reason, "Reconcile", advisory.message).await;
