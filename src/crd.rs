@@ -56,6 +56,20 @@ mod tests {
         }
     }
 
+    /// The day-2 examples the README points at are valid manifests of their kinds.
+    #[test]
+    fn the_day2_examples_parse_as_their_kinds() {
+        let read = |f: &str| std::fs::read_to_string(crate::repo_file(&format!("examples/day2/{f}"))).expect("example");
+        let backup: crate::backup::OmsBackup = serde_saphyr::from_str(&read("backup.yaml")).expect("an OmsBackup");
+        assert_eq!(backup.spec.source.name, "oms-redis-prod");
+        let restore: crate::redis::OmsRedis = serde_saphyr::from_str(&read("restore.yaml")).expect("an OmsRedis");
+        let desired = crate::stack::DataStack::desired(&restore).expect("valid");
+        assert!(desired.restore.is_some());
+        let test: crate::failover::OmsFailoverTest =
+            serde_saphyr::from_str(&read("failover-test.yaml")).expect("an OmsFailoverTest");
+        assert_eq!(test.spec.source.name, "oms-redis-staging");
+    }
+
     #[test]
     fn the_crd_has_its_identity_columns_and_rules() {
         let crds = all();
