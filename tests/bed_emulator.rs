@@ -1291,3 +1291,356 @@ async fn test_failover_and_snapshots_are_told_by_describe_events_since_a_time() 
         Some(format!("Snapshot succeeded for snapshot with ID '{name}' of cache cluster with ID '{cluster}'").as_str())
     );
 }
+
+// ---------------------------------------------------------------- change sets, drift, rollback
+use aws_sdk_cloudformation::types::{
+    ChangeSetStatus, ChangeSource, DifferenceType, EvaluationType, ExecutionStatus, Replacement, RequiresRecreation,
+    ResourceChange, StackDriftDetectionStatus, StackDriftStatus, StackResourceDriftStatus,
+};
+
+const REPLACING: &str = "Requested update requires the creation of a new physical resource; hence creating one.";
+
+/// Creates change set `name` of `stack` with `params` and waits until it is no longer pending.
+async fn settled_change_set(
+    cfn: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    name: &str,
+    params: &[(&'static str, String)],
+) -> aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput {
+    let created = cfn
+        .create_change_set()
+        .stack_name(stack)
+        .change_set_name(name)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(params)))
+        .send()
+        .await
+        .expect("create the change set");
+    assert!(created.id().is_some_and(|id| id.contains(":changeSet/")), "{created:?}");
+    let first = cfn.describe_change_set().stack_name(stack).change_set_name(name).send().await.expect("describe");
+    assert_eq!(first.status(), Some(&ChangeSetStatus::CreatePending), "a change set starts pending");
+    assert_eq!(first.execution_status(), Some(&ExecutionStatus::Unavailable));
+    eventually(&format!("change set {name}"), Duration::from_secs(30), || async {
+        let d = cfn.describe_change_set().stack_name(stack).change_set_name(name).send().await.ok()?;
+        matches!(d.status(), Some(ChangeSetStatus::CreateComplete | ChangeSetStatus::Failed)).then_some(d)
+    })
+    .await
+}
+
+fn resource_changes(
+    d: &aws_sdk_cloudformation::operation::describe_change_set::DescribeChangeSetOutput,
+) -> BTreeMap<String, ResourceChange> {
+    d.changes()
+        .iter()
+        .filter_map(|c| c.resource_change())
+        .map(|rc| (rc.logical_resource_id().unwrap_or_default().to_string(), rc.clone()))
+        .collect()
+}
+
+#[tokio::test]
+async fn change_sets_report_a_real_diff_and_execute_on_the_stack_timeline_with_replacement() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let (stack, params) = deployed(emu, "staging").await;
+
+    // Nothing differs: FAILED with AWS's reason, never executable.
+    let same = settled_change_set(&cfn, &stack, "same", &params).await;
+    assert_eq!(same.status(), Some(&ChangeSetStatus::Failed));
+    assert_eq!(
+        same.status_reason(),
+        Some("The submitted information didn't contain changes. Submit different information to create a change set.")
+    );
+    assert_eq!(same.execution_status(), Some(&ExecutionStatus::Unavailable));
+
+    // A new node type: an in-place modify of the group, caused by the parameter.
+    let node =
+        settled_change_set(&cfn, &stack, "node", &with(params.clone(), param::NODE_TYPE, "cache.t4g.medium")).await;
+    assert_eq!(node.execution_status(), Some(&ExecutionStatus::Available));
+    let changes = resource_changes(&node);
+    assert_eq!(changes.keys().collect::<Vec<_>>(), ["RedisReplicationGroup"], "{changes:?}");
+    let rg = &changes["RedisReplicationGroup"];
+    assert_eq!(rg.replacement(), Some(&Replacement::False));
+    assert_eq!(rg.physical_resource_id(), Some(stack.as_str()));
+    let d = &rg.details()[0];
+    let target = d.target().expect("a target");
+    assert_eq!(target.name(), Some("CacheNodeType"));
+    assert_eq!(target.requires_recreation(), Some(&RequiresRecreation::Never));
+    assert_eq!(d.change_source(), Some(&ChangeSource::ParameterReference));
+    assert_eq!(d.causing_entity(), Some(param::NODE_TYPE));
+    assert_eq!(d.evaluation(), Some(&EvaluationType::Static));
+
+    // Another engine version moves the parameter group to another family: "Update requires:
+    // Replacement" for the group, and the replication group follows its new name.
+    let old_pg = physical_id(&cfn, &stack, "RedisParameterGroup").await;
+    let ver = settled_change_set(&cfn, &stack, "ver", &with(params.clone(), param::ENGINE_VERSION, "6.2")).await;
+    let changes = resource_changes(&ver);
+    let pg = &changes["RedisParameterGroup"];
+    assert_eq!(pg.replacement(), Some(&Replacement::True), "{pg:?}");
+    let family = pg.details().iter().find_map(|d| d.target()).expect("a target");
+    assert_eq!(family.name(), Some("CacheParameterGroupFamily"));
+    assert_eq!(family.requires_recreation(), Some(&RequiresRecreation::Always));
+    let rg = &changes["RedisReplicationGroup"];
+    assert_eq!(rg.replacement(), Some(&Replacement::False));
+    assert!(
+        rg.details().iter().any(|d| d.change_source() == Some(&ChangeSource::ResourceReference)
+            && d.causing_entity() == Some("RedisParameterGroup")
+            && d.evaluation() == Some(&EvaluationType::Dynamic)),
+        "{rg:?}"
+    );
+
+    // Executing one: the stack updates on the timeline, the others are deleted.
+    cfn.execute_change_set().stack_name(&stack).change_set_name("ver").send().await.expect("execute");
+    assert_eq!(status(&cfn, &stack).await, StackStatus::UpdateInProgress);
+    let running = cfn.describe_change_set().stack_name(&stack).change_set_name("ver").send().await.expect("describe");
+    assert_eq!(running.execution_status(), Some(&ExecutionStatus::ExecuteInProgress));
+    wait_for(&cfn, &stack, StackStatus::UpdateComplete).await;
+    let done = cfn.describe_change_set().stack_name(&stack).change_set_name("ver").send().await.expect("describe");
+    assert_eq!(done.execution_status(), Some(&ExecutionStatus::ExecuteComplete));
+    let listed = cfn.list_change_sets().stack_name(&stack).send().await.expect("list");
+    let names: Vec<_> = listed.summaries().iter().filter_map(|s| s.change_set_name()).collect();
+    assert_eq!(names, ["ver"], "executing a change set deletes the stack's other change sets");
+    let gone = cfn.describe_change_set().stack_name(&stack).change_set_name("node").send().await.expect_err("deleted");
+    assert_eq!(gone.code(), Some("ChangeSetNotFound"));
+
+    // The replacement: a new physical parameter group, the old one deleted in the cleanup phase.
+    let new_pg = physical_id(&cfn, &stack, "RedisParameterGroup").await;
+    assert_ne!(new_pg, old_pg);
+    let mut evs = events(&cfn, &stack).await;
+    evs.reverse();
+    let pg_events: Vec<(String, String, String)> = evs
+        .iter()
+        .filter(|e| e.logical_resource_id() == Some("RedisParameterGroup"))
+        .skip_while(|e| e.resource_status() != Some(&ResourceStatus::UpdateInProgress))
+        .map(|e| {
+            (
+                e.resource_status().map(|s| s.as_str().to_string()).unwrap_or_default(),
+                e.physical_resource_id().unwrap_or_default().to_string(),
+                e.resource_status_reason().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pg_events,
+        [
+            ("UPDATE_IN_PROGRESS".into(), old_pg.clone(), REPLACING.into()),
+            ("UPDATE_IN_PROGRESS".into(), new_pg.clone(), "Resource creation Initiated".into()),
+            ("UPDATE_COMPLETE".into(), new_pg.clone(), String::new()),
+            ("DELETE_IN_PROGRESS".into(), old_pg.clone(), String::new()),
+            ("DELETE_COMPLETE".into(), old_pg.clone(), String::new()),
+        ],
+        "{pg_events:?}"
+    );
+    let cleanup = evs.iter().position(|e| {
+        e.logical_resource_id() == Some(stack.as_str())
+            && e.resource_status().map(|s| s.as_str()) == Some("UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+    });
+    let old_deleted = evs.iter().position(|e| {
+        e.logical_resource_id() == Some("RedisParameterGroup")
+            && e.resource_status() == Some(&ResourceStatus::DeleteComplete)
+    });
+    assert!(cleanup.is_some() && cleanup < old_deleted, "the old group goes in the cleanup phase");
+    let rg = emu.elasticache().describe_replication_groups().replication_group_id(&stack).send().await.expect("rg");
+    assert_eq!(rg.replication_groups()[0].status(), Some("available"));
+}
+
+#[tokio::test]
+async fn replacing_the_custom_named_replication_group_fails_the_update_and_rolls_back() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let (stack, params) = deployed(emu, "staging").await;
+    // staging -> prod turns encryption on: TransitEncryptionEnabled and AtRestEncryptionEnabled
+    // are "Update requires: Replacement", and the group is named after the stack.
+    let prod = with(params.clone(), param::ENVIRONMENT, "prod");
+    let cs = settled_change_set(&cfn, &stack, "to-prod", &prod).await;
+    let changes = resource_changes(&cs);
+    let rg = &changes["RedisReplicationGroup"];
+    assert_eq!(rg.replacement(), Some(&Replacement::True), "{rg:?}");
+    let transit = rg
+        .details()
+        .iter()
+        .find(|d| d.target().and_then(|t| t.name()) == Some("TransitEncryptionEnabled"))
+        .expect("TransitEncryptionEnabled changes");
+    assert_eq!(transit.target().and_then(|t| t.requires_recreation()), Some(&RequiresRecreation::Always));
+    assert_eq!(transit.causing_entity(), Some(param::ENVIRONMENT));
+    assert!(changes.get("RedisCPUAlarm").is_some_and(|c| c.action().map(|a| a.as_str()) == Some("Add")), "{changes:?}");
+
+    cfn.execute_change_set().stack_name(&stack).change_set_name("to-prod").send().await.expect("execute");
+    let done = wait_for(&cfn, &stack, StackStatus::UpdateRollbackComplete).await;
+    assert_eq!(param_value(&done, param::ENVIRONMENT), Some("staging"));
+    let failed = events(&cfn, &stack)
+        .await
+        .into_iter()
+        .find(|e| e.resource_status() == Some(&ResourceStatus::UpdateFailed))
+        .expect("an UPDATE_FAILED event");
+    assert_eq!(failed.logical_resource_id(), Some("RedisReplicationGroup"));
+    assert_eq!(
+        failed.resource_status_reason(),
+        Some(
+            format!(
+                "CloudFormation cannot update a stack when a custom-named resource requires replacing. Rename {stack} and update the stack again."
+            )
+            .as_str()
+        )
+    );
+    let cs = cfn.describe_change_set().stack_name(&stack).change_set_name("to-prod").send().await.expect("describe");
+    assert_eq!(cs.execution_status(), Some(&ExecutionStatus::ExecuteFailed));
+    let rg = emu.elasticache().describe_replication_groups().replication_group_id(&stack).send().await.expect("rg");
+    assert_eq!(rg.replication_groups()[0].transit_encryption_enabled(), Some(false));
+}
+
+#[tokio::test]
+async fn a_failed_rollback_ends_update_rollback_failed_until_continue_update_rollback() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let (stack, params) = deployed(emu, "dev").await;
+    let reason = "Resource handler returned message: \"Cache parameter group not found\"";
+    emu.fail_next(&stack, "update", "RedisReplicationGroup", "Insufficient capacity");
+    emu.fail_next(&stack, "update_rollback", "RedisReplicationGroup", reason);
+    let bigger = with(params.clone(), param::NODE_TYPE, "cache.t4g.small");
+    cfn.update_stack()
+        .stack_name(&stack)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&bigger)))
+        .send()
+        .await
+        .expect("the update starts");
+    let failed = wait_for(&cfn, &stack, StackStatus::UpdateRollbackFailed).await;
+    assert_eq!(
+        failed.stack_status_reason(),
+        Some("The following resource(s) failed to update: [RedisReplicationGroup]. ")
+    );
+    let last_failure = events(&cfn, &stack)
+        .await
+        .into_iter()
+        .find(|e| e.resource_status() == Some(&ResourceStatus::UpdateFailed))
+        .expect("the rollback's UPDATE_FAILED");
+    assert_eq!(last_failure.resource_status_reason(), Some(reason));
+
+    // Only ContinueUpdateRollback (or a delete) gets it out.
+    let refused = cfn
+        .update_stack()
+        .stack_name(&stack)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&params)))
+        .send()
+        .await
+        .expect_err("no update of an UPDATE_ROLLBACK_FAILED stack");
+    assert!(
+        refused.message().unwrap_or_default().ends_with("is in UPDATE_ROLLBACK_FAILED state and can not be updated."),
+        "{refused:?}"
+    );
+
+    // Still broken: the continued rollback fails again.
+    emu.fail_next(&stack, "update_rollback", "RedisReplicationGroup", reason);
+    cfn.continue_update_rollback().stack_name(&stack).send().await.expect("continue");
+    assert_eq!(status(&cfn, &stack).await, StackStatus::UpdateRollbackInProgress);
+    wait_for(&cfn, &stack, StackStatus::UpdateRollbackFailed).await;
+
+    // Skipping the resource ends the rollback.
+    let wrong = cfn
+        .continue_update_rollback()
+        .stack_name(&stack)
+        .resources_to_skip("RedisSubnetGroup")
+        .send()
+        .await
+        .expect_err("only resources whose rollback failed can be skipped");
+    assert_eq!(wrong.code(), Some("ValidationError"));
+    cfn.continue_update_rollback()
+        .stack_name(&stack)
+        .resources_to_skip("RedisReplicationGroup")
+        .send()
+        .await
+        .expect("continue, skipping the group");
+    let done = wait_for(&cfn, &stack, StackStatus::UpdateRollbackComplete).await;
+    assert_eq!(param_value(&done, param::NODE_TYPE), Some("cache.t4g.micro"));
+    let refused = cfn.continue_update_rollback().stack_name(&stack).send().await.expect_err("nothing to continue");
+    assert_eq!(refused.code(), Some("ValidationError"));
+    // An update works again.
+    cfn.update_stack()
+        .stack_name(&stack)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&bigger)))
+        .send()
+        .await
+        .expect("updatable again");
+    wait_for(&cfn, &stack, StackStatus::UpdateComplete).await;
+}
+
+#[tokio::test]
+async fn drift_detection_reports_a_property_changed_outside_cloudformation() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let (stack, _) = deployed(emu, "dev").await;
+    let drift_status = |s: &Stack| s.drift_information().and_then(|d| d.stack_drift_status()).cloned();
+    assert_eq!(drift_status(&describe(&cfn, &stack).await), Some(StackDriftStatus::NotChecked));
+
+    let detect = || async {
+        let id = cfn
+            .detect_stack_drift()
+            .stack_name(&stack)
+            .send()
+            .await
+            .expect("detect")
+            .stack_drift_detection_id()
+            .expect("an id")
+            .to_string();
+        eventually("the drift detection", Duration::from_secs(30), || async {
+            let s = cfn.describe_stack_drift_detection_status().stack_drift_detection_id(&id).send().await.ok()?;
+            (s.detection_status() == Some(&StackDriftDetectionStatus::DetectionComplete)).then_some(s)
+        })
+        .await
+    };
+    let clean = detect().await;
+    assert_eq!(clean.stack_drift_status(), Some(&StackDriftStatus::InSync));
+    assert_eq!(clean.drifted_stack_resource_count(), Some(0));
+
+    emu.drift(&stack, "RedisReplicationGroup", "CacheNodeType", serde_json::json!("cache.t4g.large"));
+    let drifted = detect().await;
+    assert_eq!(drifted.stack_drift_status(), Some(&StackDriftStatus::Drifted));
+    assert_eq!(drifted.drifted_stack_resource_count(), Some(1));
+    assert_eq!(drift_status(&describe(&cfn, &stack).await), Some(StackDriftStatus::Drifted));
+
+    let modified = cfn
+        .describe_stack_resource_drifts()
+        .stack_name(&stack)
+        .stack_resource_drift_status_filters(StackResourceDriftStatus::Modified)
+        .send()
+        .await
+        .expect("resource drifts");
+    let drifts = modified.stack_resource_drifts();
+    assert_eq!(drifts.len(), 1, "{drifts:?}");
+    assert_eq!(drifts[0].logical_resource_id(), Some("RedisReplicationGroup"));
+    assert_eq!(drifts[0].physical_resource_id(), Some(stack.as_str()));
+    let diff = &drifts[0].property_differences()[0];
+    assert_eq!(diff.property_path(), Some("/CacheNodeType"));
+    assert_eq!(diff.expected_value(), Some("cache.t4g.micro"));
+    assert_eq!(diff.actual_value(), Some("cache.t4g.large"));
+    assert_eq!(diff.difference_type(), Some(&DifferenceType::NotEqual));
+    let all = cfn.describe_stack_resource_drifts().stack_name(&stack).send().await.expect("all drifts");
+    assert_eq!(all.stack_resource_drifts().len(), 4, "one per resource");
+    let rg = cfn
+        .describe_stack_resource()
+        .stack_name(&stack)
+        .logical_resource_id("RedisReplicationGroup")
+        .send()
+        .await
+        .expect("resource");
+    let info = rg.stack_resource_detail().and_then(|d| d.drift_information()).expect("drift information");
+    assert_eq!(info.stack_resource_drift_status().map(|s| s.as_str()), Some("MODIFIED"));
+
+    // An update that sets the property again brings it back in line.
+    let params = with(
+        seed_params("dev", param_value(&describe(&cfn, &stack).await, param::VPC_STACK_NAME).unwrap()),
+        param::NODE_TYPE,
+        "cache.t4g.small",
+    );
+    cfn.update_stack()
+        .stack_name(&stack)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(sdk_params(&params)))
+        .send()
+        .await
+        .expect("update");
+    wait_for(&cfn, &stack, StackStatus::UpdateComplete).await;
+    assert_eq!(detect().await.stack_drift_status(), Some(&StackDriftStatus::InSync));
+}

@@ -126,6 +126,19 @@ impl Emulator {
         );
     }
 
+    /// Makes the property at `property` (a path such as `CacheNodeType` or `Tags/0/Value`) of
+    /// `stack`'s resource `resource` (a logical id) read `value` (null: removed), as if it had been
+    /// changed outside CloudFormation; the next drift detection reports it.
+    pub fn drift(&self, stack: &str, resource: &str, property: &str, value: Value) {
+        self.control(
+            "POST",
+            "/_oms/drift",
+            Some(serde_json::json!({
+                "stack_name": stack, "resource": resource, "property": property, "value": value
+            })),
+        );
+    }
+
     /// Makes the next `count` calls of `action` for `stack` answer Throttling.
     pub fn throttle(&self, action: &str, count: u32, stack: &str) {
         self.control(

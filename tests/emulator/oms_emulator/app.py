@@ -25,6 +25,8 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "snapshot_delay_seconds": (int, float),
     "failover_delay_seconds": (int, float),
     "modify_delay_seconds": (int, float),
+    "change_set_delay_seconds": (int, float),
+    "drift_delay_seconds": (int, float),
     "constraint_descriptions": (bool,),
     "redis_bindings": (dict,),
     "assumable_roles": (dict,),
@@ -231,6 +233,24 @@ class OmsApp:
         return [chunks]
 
     # ------------------------------------------------------------ control API
+    def _drift(self, start_response: Callable, data: dict[str, Any]) -> Any:
+        """POST /_oms/drift: a stack resource's property changes outside CloudFormation."""
+        from . import cfn_more
+
+        name, logical, prop = data.get("stack_name"), data.get("resource"), data.get("property")
+        if not all(isinstance(x, str) and x for x in (name, logical, prop)) or "value" not in data:
+            return _json(start_response, 400, {"error": "need stack_name, resource (logical id), property (path) and value (null: removed)"})
+        st = next((s for s in state.STACKS.values() if s.name == name and not s.deleted), None)
+        if st is None:
+            return _json(start_response, 404, {"error": f"no live stack {name}"})
+        if logical not in st.res or st.res[logical].get("ResourceStatus") == "DELETE_COMPLETE":
+            return _json(start_response, 404, {"error": f"stack {name} has no resource {logical}"})
+        try:
+            drifted = cfn_more.make_drift(st, logical, prop, data["value"])
+        except ValueError as e:
+            return _json(start_response, 400, {"error": str(e)})
+        return _json(start_response, 200, {"drifted": drifted})
+
     def control(self, environ: dict[str, Any], start_response: Callable) -> Any:
         path = environ.get("PATH_INFO", "").rstrip("/")
         method = environ.get("REQUEST_METHOD", "GET")
@@ -294,8 +314,8 @@ class OmsApp:
             if path == "/_oms/fail" and method == "POST":
                 name = data.get("stack_name")
                 op = data.get("operation")
-                if not isinstance(name, str) or op not in ("create", "update", "delete"):
-                    return _json(start_response, 400, {"error": "need stack_name and operation create|update|delete"})
+                if not isinstance(name, str) or op not in ("create", "update", "delete", "update_rollback"):
+                    return _json(start_response, 400, {"error": "need stack_name and operation create|update|delete|update_rollback"})
                 times = data.get("times", 1)
                 if isinstance(times, bool) or not isinstance(times, int) or times < 1:
                     return _json(start_response, 400, {"error": "times must be an integer >= 1"})
@@ -306,6 +326,8 @@ class OmsApp:
                     spec["times"] = times
                 state.FAILS[(name, op)] = spec
                 return _json(start_response, 200, {"armed": {"stack_name": name, "operation": op, **spec}})
+            if path == "/_oms/drift" and method == "POST":
+                return self._drift(start_response, data)
             if path == "/_oms/throttle" and method == "POST":
                 action = data.get("action")
                 count = data.get("count", 1)

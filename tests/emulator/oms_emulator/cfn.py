@@ -37,6 +37,7 @@ UPDATABLE = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "
 DEFAULT_REASONS = {
     "create": "Resource handler returned message: \"Cache subnet group or security group is invalid (Service: ElastiCache, Status Code: 400, Request ID: 00000000-0000-0000-0000-000000000000)\" (RequestToken: 00000000-0000-0000-0000-000000000000, HandlerErrorCode: InvalidRequest)",
     "update": "Resource handler returned message: \"Insufficient cache cluster capacity (Service: ElastiCache, Status Code: 400, Request ID: 00000000-0000-0000-0000-000000000000)\" (RequestToken: 00000000-0000-0000-0000-000000000000, HandlerErrorCode: ServiceLimitExceeded)",
+    "update_rollback": "Resource handler returned message: \"Replication group is not in a valid state for this operation (Service: ElastiCache, Status Code: 400, Request ID: 00000000-0000-0000-0000-000000000000)\" (RequestToken: 00000000-0000-0000-0000-000000000000, HandlerErrorCode: InvalidRequest)",
     "delete": "Resource handler returned message: \"Replication group is in use by a snapshot operation (Service: ElastiCache, Status Code: 400, Request ID: 00000000-0000-0000-0000-000000000000)\" (RequestToken: 00000000-0000-0000-0000-000000000000, HandlerErrorCode: ResourceConflict)",
 }
 
@@ -323,6 +324,17 @@ class StackState:
         self.prev: dict[str, Any] | None = None
         self.deleted = False
         self.touched: set[str] = set()
+        # drift (cfn_more): the stack's last detection, per-resource results, console-made changes
+        self.drift_status = "NOT_CHECKED"
+        self.drift_time: float | None = None
+        self.res_drift: dict[str, dict[str, Any]] = {}
+        self.drift_overlays: dict[str, dict[str, Any]] = {}
+        # change sets (cfn_more), oldest first; the one being executed
+        self.change_sets: list[Any] = []
+        self.executing_change_set: Any = None
+        # an UPDATE_ROLLBACK_FAILED stack: the levels still to roll back, the resources that failed
+        self.rollback_left: list[list[str]] = []
+        self.rollback_failed: set[str] = set()
 
     # ------------------------------------------------------------ events
     def _base_event(self, t: float, logical: str, rtype: str, physical: str | None, status: str, reason: str | None) -> dict[str, Any]:
@@ -357,7 +369,9 @@ class StackState:
     def rtype(self, logical: str) -> str:
         return self.tpl.get("Resources", {}).get(logical, {}).get("Type") or self.res.get(logical, {}).get("ResourceType", "AWS::CloudFormation::CustomResource")
 
-    def res_event(self, t: float, logical: str, status: str, reason: str | None = None, physical: str | None = "auto") -> None:
+    def res_event(self, t: float, logical: str, status: str, reason: str | None = None, physical: str | None = "auto", record: bool = True) -> None:
+        """An event of resource `logical`; with record=False the resource's own row (status,
+        physical id) stays as it is (the events of a replaced, old physical resource)."""
         if physical == "auto":
             physical = self.physical_id(logical) or self.res.get(logical, {}).get("PhysicalResourceId")
         rtype = self.rtype(logical)
@@ -367,6 +381,8 @@ class StackState:
             eid = f"{logical}-{uuid.uuid4()}"
         ev["EventId"] = eid
         self.events.append(ev)
+        if not record:
+            return
         entry = self.res.setdefault(logical, {})
         entry.update({"ResourceType": rtype, "ResourceStatus": status, "Timestamp": ts(t), "ResourceStatusReason": reason})
         if physical:
@@ -467,7 +483,7 @@ class StackState:
             "NotificationARNs": list(self.extra.get("notification_arns", [])),
             "Tags": dict(self.tags),  # moto's response transformer turns the dict into Key/Value members
             "EnableTerminationProtection": False,
-            "DriftInformation": {"StackDriftStatus": "NOT_CHECKED"},
+            "DriftInformation": self.drift_information(),
         }
         if self.tpl.get("Description"):
             d["Description"] = self.tpl["Description"]
@@ -487,13 +503,19 @@ class StackState:
             d["Outputs"] = self.outputs
         return d
 
+    def drift_information(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"StackDriftStatus": self.drift_status}
+        if self.drift_time is not None:
+            d["LastCheckTimestamp"] = ts(self.drift_time)
+        return d
+
     def summary(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "StackId": self.stack_id,
             "StackName": self.name,
             "CreationTime": ts(self.creation_time),
             "StackStatus": self.status,
-            "DriftInformation": {"StackDriftStatus": "NOT_CHECKED"},
+            "DriftInformation": self.drift_information(),
         }
         if self.tpl.get("Description"):
             d["TemplateDescription"] = self.tpl["Description"]
@@ -722,9 +744,30 @@ def _apply_to_moto(st: StackState, body: str, params: dict[str, str], tags: dict
             st.moto_delete(lid)
 
 
-def plan_update(st: StackState, t0: float, fail: dict[str, str] | None, changes: list[tuple[str, str]], removed: list[str]) -> None:
+REPLACING_REASON = "Requested update requires the creation of a new physical resource; hence creating one."
+
+
+def custom_name_reason(physical: str) -> str:
+    return (
+        "CloudFormation cannot update a stack when a custom-named resource requires replacing. "
+        f"Rename {physical} and update the stack again."
+    )
+
+
+def plan_update(st: StackState, t0: float, fail: dict[str, str] | None, changes: list[tuple[str, str]], removed: list[str], analysis: dict[str, dict[str, Any]] | None = None) -> None:
+    analysis = analysis or {}
     d = state.stack_delay(st.name)
     kinds = dict(changes)
+    # Resources whose change requires replacement (ResourceChange.Replacement "True"): custom-named
+    # ones fail the update, the others get a new physical resource and the old one is deleted in
+    # the cleanup phase.
+    for lid, c in analysis.items():
+        if c.get("Action") == "Modify" and lid not in kinds and lid in st.tpl.get("Resources", {}):
+            kinds[lid] = "Modify"
+    replace = {lid: c for lid, c in analysis.items() if c.get("Action") == "Modify" and c.get("Replacement") == "True"}
+    blocked = {lid: c for lid, c in replace.items() if c.get("oms_custom_named")}
+    old_pids = {lid: (st.physical_id(lid) or st.res.get(lid, {}).get("PhysicalResourceId")) for lid in replace}
+    old_objs = {lid: st.stack.resource_map._parsed_resources.get(lid) for lid in replace}
     target = _fail_target(fail, list(kinds))
     if target is not None and target not in kinds and target in st.tpl.get("Resources", {}):
         kinds[target] = "Modify"
@@ -753,6 +796,8 @@ def plan_update(st: StackState, t0: float, fail: dict[str, str] | None, changes:
                 st.touched.add(r)
                 if kinds[r] == "Add":
                     st.res_event(due, r, "CREATE_IN_PROGRESS", physical=None)
+                elif r in replace and r not in blocked:
+                    st.res_event(due, r, "UPDATE_IN_PROGRESS", REPLACING_REASON)
                 else:
                     st.res_event(due, r, "UPDATE_IN_PROGRESS")
 
@@ -760,9 +805,15 @@ def plan_update(st: StackState, t0: float, fail: dict[str, str] | None, changes:
             if target in level:
                 update_failed(st, due, level, target, _fail_reason(fail or {}, "update"), applied=applied["done"])
                 return
+            stop = next((r for r in level if r in blocked), None)
+            if stop is not None:
+                update_failed(st, due, level, stop, custom_name_reason(old_pids.get(stop) or stop), applied=applied["done"])
+                return
             if not apply(due):
                 return
             for r in level:
+                if r in replace:
+                    st.res_event(due, r, "UPDATE_IN_PROGRESS", "Resource creation Initiated")
                 st.res_event(due, r, "CREATE_COMPLETE" if kinds[r] == "Add" else "UPDATE_COMPLETE")
 
         state.schedule(a, _guard(st, start))
@@ -772,6 +823,16 @@ def plan_update(st: StackState, t0: float, fail: dict[str, str] | None, changes:
         if not apply(due):
             return
         st.stack_event(due, "UPDATE_COMPLETE_CLEANUP_IN_PROGRESS")
+        for r, pid in old_pids.items():
+            # The old physical resource of a replaced one (UpdateReplacePolicy Delete).
+            st.res_event(due, r, "DELETE_IN_PROGRESS", physical=pid, record=False)
+            old = old_objs.get(r)
+            if old is not None and old is not st.stack.resource_map._parsed_resources.get(r) and hasattr(old, "delete"):
+                try:
+                    old.delete(st.account_id, st.region)
+                except Exception as e:  # noqa: BLE001
+                    log.warning("deleting the replaced %s of %s: %s", r, st.name, e)
+            st.res_event(due, r, "DELETE_COMPLETE", physical=pid, record=False)
         for r in removed:
             pid = st.res.get(r, {}).get("PhysicalResourceId")
             st.res_event(due, r, "DELETE_IN_PROGRESS", physical=pid)
@@ -781,8 +842,16 @@ def plan_update(st: StackState, t0: float, fail: dict[str, str] | None, changes:
         st.stack_event(due, "UPDATE_COMPLETE")
         st.prev = None
         st.op = None
+        _finish_change_set(st, "EXECUTE_COMPLETE")
 
     state.schedule(t0 + d, _guard(st, final))
+
+
+def _finish_change_set(st: StackState, status: str) -> None:
+    cs = getattr(st, "executing_change_set", None)
+    if cs is not None:
+        cs.execution_status = status
+        st.executing_change_set = None
 
 
 def update_failed(st: StackState, due: float, level: list[str], target: str, reason: str, applied: bool) -> None:
@@ -795,21 +864,48 @@ def update_failed(st: StackState, due: float, level: list[str], target: str, rea
         else:
             st.res_event(due, r, "CREATE_FAILED" if was_add else "UPDATE_FAILED", "Resource update cancelled")
     st.stack_event(due, "UPDATE_ROLLBACK_IN_PROGRESS", f"The following resource(s) failed to update: [{target}]. ")
+    _finish_change_set(st, "EXECUTE_FAILED")
     if applied:
         try:
             _apply_to_moto(st, prev["body"], prev["params"], prev["tags"])
         except Exception as e:  # noqa: BLE001
             log.warning("rollback of %s in moto failed: %s", st.name, e)
     touched = list(st.touched)
-    d = state.stack_delay(st.name)
     ids = [l for l in prev["tpl"].get("Resources", {}) if l in touched]
-    lv = list(reversed(levels(prev["tpl"], ids)))
-    for (a, b), lvl in zip(_slots(due, d, len(lv)), lv):
+    lv = [list(x) for x in reversed(levels(prev["tpl"], ids))]
+    plan_rollback(st, due, lv, _take_fail(st.name, "update_rollback"))
+
+
+def plan_rollback(st: StackState, t0: float, lv: list[list[str]], fail: dict[str, str] | None) -> None:
+    """The resources of `lv` (levels, in rollback order) are updated back to the previous template
+    over a stack delay, then UPDATE_ROLLBACK_COMPLETE. An armed `update_rollback` failure fails the
+    rollback on its resource: UPDATE_FAILED, and the stack ends UPDATE_ROLLBACK_FAILED with the
+    resources still to roll back kept for ContinueUpdateRollback."""
+    prev = st.prev or {}
+    d = state.stack_delay(st.name)
+    target = _fail_target(fail, [x for level in lv for x in level])
+    for i, ((a, b), lvl) in enumerate(zip(_slots(t0, d, len(lv)), lv)):
         def start(t: float, lvl: list[str] = lvl) -> None:
             for r in lvl:
                 st.res_event(t, r, "UPDATE_IN_PROGRESS")
 
-        def end(t: float, lvl: list[str] = lvl) -> None:
+        def end(t: float, lvl: list[str] = lvl, i: int = i) -> None:
+            if target is not None and target in lvl:
+                st.gen += 1
+                for r in lvl:
+                    if r == target:
+                        st.res_event(t, r, "UPDATE_FAILED", _fail_reason(fail or {}, "update_rollback"))
+                    else:
+                        st.res_event(t, r, "UPDATE_COMPLETE")
+                st.rollback_left = [[target]] + [list(x) for x in lv[i + 1:]]
+                st.rollback_failed = {target}
+                st.stack_event(t, "UPDATE_ROLLBACK_FAILED", f"The following resource(s) failed to update: [{target}]. ")
+                st.op = None
+                for l in st.moto_existing():
+                    rr = st.stack.resource_map._parsed_resources.get(l)
+                    if isinstance(rr, OmsReplicationGroup):
+                        rr.status = "available"
+                return
             for r in lvl:
                 st.res_event(t, r, "UPDATE_COMPLETE")
 
@@ -823,12 +919,14 @@ def update_failed(st: StackState, due: float, level: list[str], target: str, rea
         st.stack_event(t, "UPDATE_ROLLBACK_COMPLETE")
         st.prev = None
         st.op = None
+        st.rollback_left = []
+        st.rollback_failed = set()
         for l in st.moto_existing():
             rr = st.stack.resource_map._parsed_resources.get(l)
             if isinstance(rr, OmsReplicationGroup):
                 rr.status = "available"
 
-    state.schedule(due + d, _guard(st, final))
+    state.schedule(t0 + d, _guard(st, final))
 
 
 # ---------------------------------------------------------------- lookup
@@ -975,18 +1073,27 @@ def update_stack(self: CloudFormationResponse) -> ActionResult:
     same_params = _norm_params(tpl, params) == _norm_params(st.tpl, st.params)
     if same_tpl and same_params and tags == st.tags:
         raise ValidationError(message="No updates are to be performed.")
+    start_update(st, body, tpl, params, tags, token, self._get_param("RoleARN"))
+    state.advance()
+    return ActionResult({"StackId": st.stack_id})
+
+
+def start_update(st: StackState, body: str, tpl: dict[str, Any], params: dict[str, str], tags: dict[str, str], token: str | None, role_arn: str | None, change_set: Any = None) -> None:
+    """Starts an update of `st` to body/params/tags on the timeline (UpdateStack, ExecuteChangeSet)."""
+    from . import cfn_more
+
     changes, removed = _changed_resources(st, st.tpl, tpl, st.params, params, tags != st.tags)
+    analysis = {c["LogicalResourceId"]: c for c in cfn_more.analyze(st, st.tpl, tpl, st.params, params, st.tags, tags)}
+    cfn_more.on_update_started(st, change_set)
     st.prev = {"body": st.body, "tpl": st.tpl, "params": st.params, "tags": st.tags, "outputs": st.outputs}
     st.body, st.tpl, st.params, st.tags = body, tpl, params, tags
     st.op = "update"
     st.touched = set()
     st.token = token
     st.last_updated_time = state.now()
-    if self._get_param("RoleARN"):
-        st.extra["role_arn"] = self._get_param("RoleARN")
-    plan_update(st, st.last_updated_time, _take_fail(st.name, "update"), changes, removed)
-    state.advance()
-    return ActionResult({"StackId": st.stack_id})
+    if role_arn:
+        st.extra["role_arn"] = role_arn
+    plan_update(st, st.last_updated_time, _take_fail(st.name, "update"), changes, removed, analysis)
 
 
 def _resolve_str(v: Any, st: StackState) -> str | None:
@@ -1128,7 +1235,7 @@ def _resource_row(st: Any, logical: str, e: dict[str, Any], time_key: str, with_
             "ResourceType": e["ResourceType"],
             time_key: e["Timestamp"],
             "ResourceStatus": e["ResourceStatus"],
-            "DriftInformation": {"StackResourceDriftStatus": "NOT_CHECKED"},
+            "DriftInformation": _resource_drift_info(st, logical),
         }
     )
     if e.get("PhysicalResourceId"):
@@ -1136,6 +1243,13 @@ def _resource_row(st: Any, logical: str, e: dict[str, Any], time_key: str, with_
     if e.get("ResourceStatusReason"):
         d["ResourceStatusReason"] = e["ResourceStatusReason"]
     return d
+
+
+def _resource_drift_info(st: Any, logical: str) -> dict[str, Any]:
+    r = getattr(st, "res_drift", {}).get(logical)
+    if not r:
+        return {"StackResourceDriftStatus": "NOT_CHECKED"}
+    return {"StackResourceDriftStatus": r["status"], "LastCheckTimestamp": ts(r["time"])}
 
 
 def describe_stack_resources(self: CloudFormationResponse) -> ActionResult:

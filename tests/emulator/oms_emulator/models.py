@@ -609,7 +609,12 @@ class OmsCacheParameterGroup(CloudFormationModel):
     @classmethod
     def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):  # type: ignore[no-untyped-def,override]
         props = cloudformation_json.get("Properties", {})
-        original_resource.cache_parameter_group_family = props.get("CacheParameterGroupFamily", "")
+        family = props.get("CacheParameterGroupFamily", "")
+        if family != original_resource.cache_parameter_group_family:
+            # "Update requires: Replacement": a new group with a new generated name; cfn.py deletes
+            # the old one in the cleanup phase.
+            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+        original_resource.cache_parameter_group_family = family
         original_resource.description = props.get("Description", "")
         original_resource.parameters = {k: str(v) for k, v in (props.get("Properties") or {}).items()}
         return original_resource

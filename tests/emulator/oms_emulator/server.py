@@ -28,11 +28,12 @@ def build_app() -> Any:
     import moto.sts.responses  # noqa: F401
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from . import cfn, models
+    from . import cfn, cfn_more, models
     from .app import OmsApp
 
     models.install()
     cfn.install()
+    cfn_more.install()
     moto_app = DomainDispatcherApplication(create_backend_app)
     return OmsApp(moto_app, _reset_moto)
 

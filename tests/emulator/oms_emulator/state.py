@@ -22,6 +22,10 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "failover_delay_seconds": 1.0,
     "modify_delay_seconds": 1.0,
     "constraint_descriptions": True,
+    # how long a change set stays CREATE_PENDING/CREATE_IN_PROGRESS, and a drift detection
+    # DETECTION_IN_PROGRESS (cfn_more.py)
+    "change_set_delay_seconds": 0.5,
+    "drift_delay_seconds": 0.5,
     # replication group id -> the redis-server standing in for it (see redis_acl.py)
     "redis_bindings": {},
     # role ARN -> {"external_id": str | None}: the roles that may be assumed (see sts.py); empty: any
@@ -45,6 +49,9 @@ STACKS: dict[str, Any] = {}
 # ElastiCache events (DescribeEvents), oldest first: {"account", "region", "SourceIdentifier",
 # "SourceType", "Message", "Date" (epoch seconds)}
 EVENTS: list[dict[str, Any]] = []
+
+# StackDriftDetectionId -> detection (cfn_more.py)
+DRIFT_DETECTIONS: dict[str, dict[str, Any]] = {}
 
 _seq = itertools.count()
 _pending: list[tuple[float, int, Callable[[float], None]]] = []
@@ -86,4 +93,5 @@ def reset_all() -> None:
     CALLS_BY_ACCOUNT.clear()
     STACKS.clear()
     EVENTS.clear()
+    DRIFT_DETECTIONS.clear()
     _pending.clear()
