@@ -90,6 +90,14 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         .get(plan::REQUESTED_AT)
         .filter(|v| prev.last_handled_requested_at.as_ref() != Some(*v))
         .cloned();
+    // What a settled stack's parameters say that the spec does not: someone's update-stack.
+    let outside = match &observed {
+        Some(o) if plan::phase(&o.status) == plan::Phase::Complete => match serde_json::from_str(K::template_body()) {
+            Ok(template) => plan::changed_outside(&o.parameters, &desired.parameters, &template),
+            Err(_) => Vec::new(),
+        },
+        _ => Vec::new(),
+    };
     let step = plan::decide(&Inputs {
         observed: observed.as_ref(),
         desired: &desired,
@@ -98,6 +106,7 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         recreate_attempts: prev.recreate_attempts.unwrap_or(0),
         lost: lost.as_ref(),
         retry_requested: requested.is_some(),
+        changed_outside: &outside,
     });
     if let (Step::Create { .. }, Some(source)) = (&step, &desired.restore) {
         match super::restore::check(obj, &ops, source).await? {
@@ -218,6 +227,23 @@ async fn act<K: DataStack>(
             let reason = if next.recreate_attempts.unwrap_or(0) > 0 { "StackRecreating" } else { "StackInProgress" };
             let message = format!("stack {name} is {}{}", obs.status, after_failure(&next));
             waiting(ctx, next, reason, message)
+        }
+        Step::Revert { changes } => {
+            let note = format!(
+                "stack {name} was changed outside the operator: {}; changing it back to the spec",
+                changes.join("; ")
+            );
+            publish_event(ctx, obj, EventType::Warning, "StackChangedOutside", "Update", note.clone()).await;
+            // Its own request token: the last update's (same generation, same parameters) would make
+            // CloudFormation take it for a retry of that one.
+            let changed = changes.join("; ");
+            let update = Step::Update { adopting: false };
+            let outcome =
+                Box::pin(act(obj, ctx, ops, update, desired, observed, owner, Some(changed.as_str()), next)).await?;
+            match outcome.health {
+                Health::Reconciling { .. } => waiting(ctx, outcome.next, "StackChangedOutside", note),
+                _ => outcome,
+            }
         }
         Step::Update { adopting } => {
             let mut token = format!(

@@ -48,6 +48,11 @@ pub enum Step {
     Update {
         adopting: bool,
     },
+    /// The stack settled with parameters the spec does not have (changed outside the operator): put
+    /// the spec's back, and say what changed.
+    Revert {
+        changes: Vec<String>,
+    },
     /// Settled and in sync: publish the outputs.
     Publish,
     /// The last update rolled back: publish the previous outputs and report the failure.
@@ -62,11 +67,45 @@ pub enum Step {
     },
 }
 
+/// What a settled stack's parameters say that the spec does not: changes made outside the operator
+/// (someone's `update-stack`), each as "Name is X, the spec says Y". The expected value of a
+/// parameter the spec leaves out is the template's default; NoEcho parameters are not compared (AWS
+/// shows them masked), nor are parameters the stack's template does not have.
+pub fn changed_outside(
+    observed: &BTreeMap<String, String>,
+    desired: &BTreeMap<String, String>,
+    template: &serde_json::Value,
+) -> Vec<String> {
+    let declared = template.get("Parameters").and_then(|p| p.as_object());
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let same = |a: &str, b: &str| a == b || matches!((a.parse::<f64>(), b.parse::<f64>()), (Ok(x), Ok(y)) if x == y);
+    let mut changes = Vec::new();
+    for (key, actual) in observed {
+        let declaration = declared.and_then(|d| d.get(key));
+        if declaration.and_then(|d| d.get("NoEcho")).and_then(|v| v.as_bool()) == Some(true) {
+            continue;
+        }
+        let expected = desired.get(key).cloned().or_else(|| declaration.and_then(|d| d.get("Default")).map(text));
+        if let Some(expected) = expected
+            && !same(actual, &expected)
+        {
+            changes.push(format!("{key} is {actual}, the spec says {expected}"));
+        }
+    }
+    changes
+}
+
 impl Step {
     /// Whether taking this step changes something in AWS: such a step is taken only from a copy of
     /// the resource that is known to be current.
     pub fn writes_to_aws(&self) -> bool {
-        matches!(self, Step::Create { .. } | Step::Update { .. } | Step::Recreate | Step::RetryDelete)
+        matches!(
+            self,
+            Step::Create { .. } | Step::Update { .. } | Step::Revert { .. } | Step::Recreate | Step::RetryDelete
+        )
     }
 }
 
@@ -80,6 +119,8 @@ pub struct Inputs<'a> {
     pub lost: Option<&'a Lost>,
     /// The user asked for one more attempt with the same spec (a requested-at value not yet handled).
     pub retry_requested: bool,
+    /// The settled stack's parameters that differ from the spec (see [`changed_outside`]).
+    pub changed_outside: &'a [String],
 }
 
 /// A stack deleted outside the operator while it held data.
@@ -203,6 +244,7 @@ pub fn decide(i: &Inputs) -> Step {
         Phase::InProgress => Step::Wait,
         Phase::Deleted => Step::Create { replacing_lost: None },
         Phase::Complete if changed => Step::Update { adopting },
+        Phase::Complete if !i.changed_outside.is_empty() => Step::Revert { changes: i.changed_outside.to_vec() },
         Phase::Complete => Step::Publish,
         Phase::UpdateRolledBack if changed || i.retry_requested => Step::Update { adopting },
         Phase::UpdateRolledBack => Step::PublishRolledBack,
@@ -344,6 +386,49 @@ mod tests {
         }
     }
 
+    #[test]
+    fn parameters_changed_outside_the_operator_are_named_against_the_spec_and_the_templates_defaults() {
+        let template = serde_json::json!({ "Parameters": {
+            "NodeType": { "Type": "String" },
+            "NumCacheNodes": { "Type": "Number", "Default": 1 },
+            "AlarmsInAllEnvironments": { "Type": "String", "Default": "false" },
+            "AuthToken": { "Type": "String", "NoEcho": true, "Default": "" },
+        }});
+        let desired = BTreeMap::from([("NodeType".to_string(), "cache.t4g.micro".to_string())]);
+        let live = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let same = live(&[("NodeType", "cache.t4g.micro"), ("NumCacheNodes", "1.0"), ("AuthToken", "****")]);
+        assert!(changed_outside(&same, &desired, &template).is_empty(), "numbers compare as numbers; NoEcho skipped");
+        let edited = live(&[("NodeType", "cache.t4g.small"), ("AlarmsInAllEnvironments", "true")]);
+        assert_eq!(
+            changed_outside(&edited, &desired, &template),
+            vec![
+                "AlarmsInAllEnvironments is true, the spec says false".to_string(),
+                "NodeType is cache.t4g.small, the spec says cache.t4g.micro".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_settled_stack_changed_outside_is_reverted_but_a_spec_change_is_an_update() {
+        let d = desired();
+        let s = stack("UPDATE_COMPLETE", owner().tags(&BTreeMap::new()));
+        let changes = vec!["NodeType is cache.t4g.small, the spec says cache.t4g.micro".to_string()];
+        let with = |applied: &BTreeMap<String, String>| {
+            decide(&Inputs {
+                observed: Some(&s),
+                desired: &d,
+                applied: Some(applied),
+                owner: &owner(),
+                recreate_attempts: 0,
+                lost: None,
+                retry_requested: false,
+                changed_outside: &changes,
+            })
+        };
+        assert_eq!(with(&d.parameters), Step::Revert { changes: changes.clone() });
+        assert_eq!(with(&BTreeMap::new()), Step::Update { adopting: false }, "the spec changed too: one update");
+    }
+
     fn desired() -> Desired {
         Desired {
             stack_name: "oms-redis-dev".into(),
@@ -386,6 +471,7 @@ mod tests {
             recreate_attempts: attempts,
             lost: None,
             retry_requested: false,
+            changed_outside: &[],
         })
     }
 
@@ -471,6 +557,7 @@ mod tests {
                 recreate_attempts: 0,
                 lost: Some(&lost),
                 retry_requested: retry,
+                changed_outside: &[],
             })
         };
         match inputs(&d, false) {
@@ -508,6 +595,7 @@ mod tests {
                 recreate_attempts: attempts,
                 lost: None,
                 retry_requested: true,
+                changed_outside: &[],
             })
         };
         assert_eq!(with_retry("UPDATE_ROLLBACK_COMPLETE", 0), Step::Update { adopting: false });
