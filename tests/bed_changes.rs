@@ -57,3 +57,68 @@ async fn an_update_stack_made_by_hand_is_reported_and_changed_back_to_the_spec()
     tokio::time::sleep(Duration::from_secs(7)).await;
     assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 2, "no more updates once it matches the spec");
 }
+
+/// A dev cache whose next update fails, and whose rollback fails `rollback_failures` times.
+async fn update_that_fails_to_roll_back(w: &World, prefix: &str, rollback_failures: u32) -> String {
+    let name = unique_name(prefix);
+    w.create(&name, "dev", json!({})).await;
+    w.ready(&name).await;
+    w.emu.fail_next(&name, "update", "RedisReplicationGroup", "Cannot modify the replication group: quota reached");
+    w.emu.control(
+        "POST",
+        "/_oms/fail",
+        Some(json!({
+            "stack_name": name, "operation": "update_rollback", "resource": "RedisReplicationGroup",
+            "reason": "Subnet group is in use by another group", "times": rollback_failures,
+        })),
+    );
+    w.patch_spec(&name, json!({ "numCacheNodes": 2 })).await;
+    name
+}
+
+fn ready_message(o: &oms_data_operator::redis::OmsRedis) -> String {
+    support::world::condition(o, "Ready").map(|c| c.message.clone()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_failed_rollback_is_continued_once_and_settles_rolled_back() {
+    let w = World::new("changes-urf").await;
+    let name = update_that_fails_to_roll_back(&w, "oms-redis-urf", 1).await;
+    let note = w.event_note("StackRollbackFailed").await;
+    assert!(
+        note.contains("Subnet group is in use by another group") && note.contains("Continuing the rollback"),
+        "{note}"
+    );
+    let o = w.condition_reason(&name, "Stalled", "True", "StackUpdateRolledBack").await;
+    assert!(ready_message(&o).contains("quota reached"), "says why the update failed: {}", ready_message(&o));
+    let s = stack(w.emu, &name).await.expect("the stack");
+    assert_eq!(s.stack_status().map(|s| s.as_str()), Some("UPDATE_ROLLBACK_COMPLETE"));
+    assert_eq!(w.count(&name, "cloudformation:ContinueUpdateRollback"), 1);
+    assert!(w.secret(&format!("{name}-redis")).await.is_some(), "the previous configuration stays published");
+}
+
+#[tokio::test]
+async fn a_rollback_that_fails_again_stalls_with_its_reason_and_the_manual_step_and_continues_when_asked() {
+    let w = World::new("changes-urf2").await;
+    let name = update_that_fails_to_roll_back(&w, "oms-redis-urf2", 2).await;
+    let o = w.condition_reason(&name, "Stalled", "True", "StackRollbackFailed").await;
+    let message = ready_message(&o);
+    assert!(message.contains("Subnet group is in use by another group"), "the failing resource's reason: {message}");
+    assert!(message.contains("continue-update-rollback") && message.contains(REQUESTED_AT), "what to do: {message}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(w.count(&name, "cloudformation:ContinueUpdateRollback"), 1, "continued once by itself, then waits");
+
+    // Someone fixed the cause and asks for one more attempt.
+    w.api
+        .patch(
+            &name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({ "metadata": { "annotations": { REQUESTED_AT: "fixed-1" } } })),
+        )
+        .await
+        .expect("annotate");
+    w.condition_reason(&name, "Stalled", "True", "StackUpdateRolledBack").await;
+    assert_eq!(w.count(&name, "cloudformation:ContinueUpdateRollback"), 2);
+}
+
+const REQUESTED_AT: &str = "data.oms-spider.io/requested-at";

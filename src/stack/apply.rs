@@ -107,6 +107,7 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         lost: lost.as_ref(),
         retry_requested: requested.is_some(),
         changed_outside: &outside,
+        rollback_continued: prev.rollback_continued == Some(true),
     });
     if let (Step::Create { .. }, Some(source)) = (&step, &desired.restore) {
         match super::restore::check(obj, &ops, source).await? {
@@ -303,6 +304,7 @@ async fn act<K: DataStack>(
                 None => failure_text(ops, obs).await?,
             };
             next.last_failure = Some(failure.clone());
+            next.rollback_continued = None;
             let password = password_now(obj, ctx, desired, &next).await?;
             let published = obj.publish(&obs.outputs, &obs.parameters, password.as_deref()).ok();
             let message = format!(
@@ -327,12 +329,44 @@ async fn act<K: DataStack>(
             next.stack_status = Some("DELETE_IN_PROGRESS".into());
             waiting(ctx, next, "StackRecreating", message)
         }
+        Step::ContinueRollback => {
+            let obs = observed.ok_or_else(|| Error::Internal("continue without a stack".into()))?;
+            let failure = rollback_failure_text(ops, obs).await?;
+            let token = format!("continue-{}-{}", owner.uid, short_hash(&format!("{}{failure}", obs.id)));
+            let token = match requested {
+                Some(r) => format!("{token}-r{}", short_hash(r)),
+                None => token,
+            };
+            ops.continue_rollback(&obs.id, &token).await?;
+            let message = format!(
+                "the update of stack {name} failed and so did its rollback: {failure}. Continuing the rollback \
+                 (ContinueUpdateRollback, skipping nothing)"
+            );
+            publish_event(
+                ctx,
+                obj,
+                EventType::Warning,
+                "StackRollbackFailed",
+                "ContinueUpdateRollback",
+                message.clone(),
+            )
+            .await;
+            // last_failure stays the update's: it is why the cache is not what the spec says.
+            next.rollback_continued = Some(true);
+            next.stack_status = Some("UPDATE_ROLLBACK_IN_PROGRESS".into());
+            waiting(ctx, next, "StackRollbackContinuing", message)
+        }
         Step::RetryDelete => {
             let obs = observed.ok_or_else(|| Error::Internal("delete without a stack".into()))?;
             let failure = failure_text(ops, obs).await?;
             ops.delete(&obs.id, &time_token("delete", &owner.uid)).await?;
             next.last_failure = Some(failure.clone());
             waiting(ctx, next, "StackDeleteFailed", format!("deleting stack {name} failed: {failure}; retrying"))
+        }
+        Step::Refuse { reason: reason @ "StackRollbackFailed", message } => {
+            let obs = observed.ok_or_else(|| Error::Internal("a failed rollback without a stack".into()))?;
+            let failure = rollback_failure_text(ops, obs).await?;
+            stalled(ctx, next, reason, format!("{message}. The rollback failed on: {failure}"))
         }
         Step::Refuse { reason, message } => {
             let message = match observed {
@@ -349,6 +383,15 @@ async fn act<K: DataStack>(
     })
 }
 
+/// Why the latest rollback failed, else the stack's own reason.
+async fn rollback_failure_text(ops: &Ops, obs: &ObservedStack) -> Result<String> {
+    Ok(ops
+        .rollback_failure(&obs.id)
+        .await?
+        .or_else(|| obs.status_reason.clone())
+        .unwrap_or_else(|| format!("stack is {}", obs.status)))
+}
+
 /// Settled: publish, and look again after the resync period (drift, lost events).
 fn ready<K: DataStack>(
     obj: &K,
@@ -361,6 +404,7 @@ fn ready<K: DataStack>(
     next.recreate_attempts = None;
     next.last_failure = None;
     next.lost_stack_id = None;
+    next.rollback_continued = None;
     match obj.publish(&obs.outputs, &obs.parameters, password) {
         Ok(published) => Outcome {
             next,

@@ -14,9 +14,10 @@ use std::time::Duration;
 /// Every AWS action the operator itself calls, as `service:Action` (CloudFormation makes the
 /// stack's resources with the caller's permissions too; docs/iam-policy.json grants both, and a
 /// test holds it to this list).
-pub const ACTIONS: [&str; 15] = [
+pub const ACTIONS: [&str; 16] = [
     "cloudformation:CreateStack",
     "cloudformation:UpdateStack",
+    "cloudformation:ContinueUpdateRollback",
     "cloudformation:DeleteStack",
     "cloudformation:DescribeStacks",
     "cloudformation:DescribeStackEvents",
@@ -336,6 +337,22 @@ impl Ops {
         self.update_outcome(action, req).await
     }
 
+    /// Continues the rollback of a failed update (UPDATE_ROLLBACK_FAILED), skipping nothing.
+    pub async fn continue_rollback(&self, stack_id: &str, token: &str) -> Result<()> {
+        let action = "ContinueUpdateRollback";
+        let req = self
+            .clients
+            .cloudformation
+            .continue_update_rollback()
+            .stack_name(stack_id)
+            .client_request_token(token)
+            .send();
+        match self.call(action, req).await? {
+            Ok(_) => Ok(()),
+            Err(e) => Err(aws_error(action, &self.cloudformation, e)),
+        }
+    }
+
     /// Replaces the stack's tags and nothing else (used to mark a retained stack orphaned).
     pub async fn retag(
         &self,
@@ -391,6 +408,16 @@ impl Ops {
 
     /// The first failure of the stack's latest operation: `<LogicalId>: <ResourceStatusReason>`.
     pub async fn first_failure(&self, stack_id: &str) -> Result<Option<String>> {
+        Ok(first_failure(&self.events(stack_id).await?))
+    }
+
+    /// Why the latest rollback failed (of a stack in UPDATE_ROLLBACK_FAILED): the first failure
+    /// since the rollback began, not the update's that caused it.
+    pub async fn rollback_failure(&self, stack_id: &str) -> Result<Option<String>> {
+        Ok(failure_since(&self.events(stack_id).await?, &["UPDATE_ROLLBACK_IN_PROGRESS"]))
+    }
+
+    async fn events(&self, stack_id: &str) -> Result<Vec<Event>> {
         let action = "DescribeStackEvents";
         let out = match self
             .call(action, self.clients.cloudformation.describe_stack_events().stack_name(stack_id).send())
@@ -399,7 +426,7 @@ impl Ops {
             Ok(out) => out,
             Err(e) => return Err(aws_error(action, &self.cloudformation, e)),
         };
-        let events: Vec<Event> = out
+        let events = out
             .stack_events()
             .iter()
             .map(|e| Event {
@@ -409,7 +436,7 @@ impl Ops {
                 reason: e.resource_status_reason().map(str::to_string),
             })
             .collect();
-        Ok(first_failure(&events))
+        Ok(events)
     }
 }
 
@@ -425,10 +452,12 @@ pub struct Event {
 /// From events newest first (as CloudFormation lists them): the oldest failed resource of the
 /// latest operation, which is the cause; later failures are usually its consequences.
 pub fn first_failure(events_newest_first: &[Event]) -> Option<String> {
-    // The latest operation starts at the newest stack-level *_IN_PROGRESS event that opens one.
-    let opens = |e: &Event| {
-        e.is_stack && matches!(e.status.as_str(), "CREATE_IN_PROGRESS" | "UPDATE_IN_PROGRESS" | "DELETE_IN_PROGRESS")
-    };
+    failure_since(events_newest_first, &["CREATE_IN_PROGRESS", "UPDATE_IN_PROGRESS", "DELETE_IN_PROGRESS"])
+}
+
+/// The oldest failed resource since the newest stack-level event whose status is in `opening`.
+fn failure_since(events_newest_first: &[Event], opening: &[&str]) -> Option<String> {
+    let opens = |e: &Event| e.is_stack && opening.contains(&e.status.as_str());
     let end = events_newest_first.iter().position(opens).unwrap_or(events_newest_first.len());
     let latest = &events_newest_first[..end];
     let failed = |e: &&Event| e.status.ends_with("_FAILED") && e.reason.as_deref().is_some_and(|r| !r.is_empty());

@@ -21,7 +21,10 @@ pub enum Phase {
     CreateRolledBack,
     DeleteFailed,
     Deleted,
-    /// A *_FAILED state that needs a person (ROLLBACK_FAILED, UPDATE_ROLLBACK_FAILED, …).
+    /// UPDATE_ROLLBACK_FAILED: the update failed, and so did the rollback; ContinueUpdateRollback
+    /// can finish it once the cause is gone.
+    RollbackFailed,
+    /// A *_FAILED state that needs a person (ROLLBACK_FAILED, IMPORT_ROLLBACK_FAILED, …).
     Broken,
 }
 
@@ -32,6 +35,7 @@ pub fn phase(status: &str) -> Phase {
         "ROLLBACK_COMPLETE" => Phase::CreateRolledBack,
         "DELETE_FAILED" => Phase::DeleteFailed,
         "DELETE_COMPLETE" => Phase::Deleted,
+        "UPDATE_ROLLBACK_FAILED" => Phase::RollbackFailed,
         s if s.ends_with("_IN_PROGRESS") => Phase::InProgress,
         _ => Phase::Broken,
     }
@@ -57,6 +61,8 @@ pub enum Step {
     Publish,
     /// The last update rolled back: publish the previous outputs and report the failure.
     PublishRolledBack,
+    /// The rollback of a failed update failed: continue it (ContinueUpdateRollback, skipping nothing).
+    ContinueRollback,
     /// The create rolled back: delete the stack so it can be created again.
     Recreate,
     RetryDelete,
@@ -104,7 +110,12 @@ impl Step {
     pub fn writes_to_aws(&self) -> bool {
         matches!(
             self,
-            Step::Create { .. } | Step::Update { .. } | Step::Revert { .. } | Step::Recreate | Step::RetryDelete
+            Step::Create { .. }
+                | Step::Update { .. }
+                | Step::Revert { .. }
+                | Step::ContinueRollback
+                | Step::Recreate
+                | Step::RetryDelete
         )
     }
 }
@@ -121,6 +132,8 @@ pub struct Inputs<'a> {
     pub retry_requested: bool,
     /// The settled stack's parameters that differ from the spec (see [`changed_outside`]).
     pub changed_outside: &'a [String],
+    /// The operator already continued this failed rollback once.
+    pub rollback_continued: bool,
 }
 
 /// A stack deleted outside the operator while it held data.
@@ -270,6 +283,18 @@ pub fn decide(i: &Inputs) -> Step {
                  stack is gone the resource reports it lost"
             ),
         },
+        // Once by itself; after that only when someone asks (the cause usually needs a person).
+        Phase::RollbackFailed if !i.rollback_continued || i.retry_requested => Step::ContinueRollback,
+        Phase::RollbackFailed => Step::Refuse {
+            reason: "StackRollbackFailed",
+            message: format!(
+                "the update of stack {name} failed, and so did its rollback, twice (the operator continued it once). \
+                 Fix what the failing resource's reason says, then annotate this resource with \
+                 {REQUESTED_AT}=<any new value> to continue the rollback again; or continue it by hand with \
+                 `aws cloudformation continue-update-rollback --stack-name {name}`, skipping the failing resource \
+                 (--resources-to-skip) only if it can be left as it is"
+            ),
+        },
         Phase::Broken => Step::Refuse {
             reason: "StackFailed",
             message: format!(
@@ -409,6 +434,30 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_rollback_is_continued_once_then_only_when_asked() {
+        let d = desired();
+        let s = stack("UPDATE_ROLLBACK_FAILED", owner().tags(&BTreeMap::new()));
+        let with = |continued: bool, asked: bool| {
+            decide(&Inputs {
+                observed: Some(&s),
+                desired: &d,
+                applied: Some(&d.parameters),
+                owner: &owner(),
+                recreate_attempts: 0,
+                lost: None,
+                retry_requested: asked,
+                changed_outside: &[],
+                rollback_continued: continued,
+            })
+        };
+        assert_eq!(with(false, false), Step::ContinueRollback);
+        assert!(
+            matches!(with(true, false), Step::Refuse { reason: "StackRollbackFailed", message } if message.contains("continue-update-rollback"))
+        );
+        assert_eq!(with(true, true), Step::ContinueRollback);
+    }
+
+    #[test]
     fn a_settled_stack_changed_outside_is_reverted_but_a_spec_change_is_an_update() {
         let d = desired();
         let s = stack("UPDATE_COMPLETE", owner().tags(&BTreeMap::new()));
@@ -423,6 +472,7 @@ mod tests {
                 lost: None,
                 retry_requested: false,
                 changed_outside: &changes,
+                rollback_continued: false,
             })
         };
         assert_eq!(with(&d.parameters), Step::Revert { changes: changes.clone() });
@@ -472,6 +522,7 @@ mod tests {
             lost: None,
             retry_requested: false,
             changed_outside: &[],
+            rollback_continued: false,
         })
     }
 
@@ -558,6 +609,7 @@ mod tests {
                 lost: Some(&lost),
                 retry_requested: retry,
                 changed_outside: &[],
+                rollback_continued: false,
             })
         };
         match inputs(&d, false) {
@@ -596,6 +648,7 @@ mod tests {
                 lost: None,
                 retry_requested: true,
                 changed_outside: &[],
+                rollback_continued: false,
             })
         };
         assert_eq!(with_retry("UPDATE_ROLLBACK_COMPLETE", 0), Step::Update { adopting: false });
@@ -638,7 +691,8 @@ mod tests {
     #[test]
     fn failed_states_needing_a_person_stall() {
         let d = desired();
-        for status in ["ROLLBACK_FAILED", "UPDATE_ROLLBACK_FAILED", "CREATE_FAILED"] {
+        // UPDATE_ROLLBACK_FAILED is continued once first (a_failed_rollback_is_continued_once…).
+        for status in ["ROLLBACK_FAILED", "CREATE_FAILED", "IMPORT_ROLLBACK_FAILED"] {
             let s = stack(status, owner().tags(&d.tags));
             assert!(
                 matches!(decide_with(Some(&s), &d, None, 0), Step::Refuse { reason: "StackFailed", .. }),

@@ -37,7 +37,7 @@ impl<K> Object for K where
 pub const PAUSED_CONDITION: &str = "Paused";
 
 /// The fields of [`StackStatus`] in status JSON; every other status field belongs to the kind.
-pub const LIFECYCLE_FIELDS: [&str; 17] = [
+pub const LIFECYCLE_FIELDS: [&str; 18] = [
     "observedGeneration",
     "conditions",
     "stackName",
@@ -55,6 +55,7 @@ pub const LIFECYCLE_FIELDS: [&str; 17] = [
     "roleArn",
     "auth",
     "endpointCheck",
+    "rollbackContinued",
 ];
 
 /// Reconciles one resource. Errors are also reported as a Warning Event whose reason is the
@@ -524,6 +525,7 @@ mod tests {
             account: Some(String::new()),
             role_arn: Some(String::new()),
             auth: Some(Default::default()),
+            rollback_continued: Some(true),
             endpoint_check: Some(status::EndpointCheck {
                 reachable: true,
                 last_check_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),

@@ -63,6 +63,10 @@ pub struct StackStatus {
     /// The stack's password (never the password itself): where it is kept and any rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthStatus>,
+    /// The operator continued the current failed rollback once (ContinueUpdateRollback); cleared
+    /// when the stack settles.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_continued: Option<bool>,
     /// The last check of the published endpoint, when the spec asks for checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_check: Option<EndpointCheck>,
