@@ -122,3 +122,38 @@ async fn a_rollback_that_fails_again_stalls_with_its_reason_and_the_manual_step_
 }
 
 const REQUESTED_AT: &str = "data.oms-spider.io/requested-at";
+
+#[tokio::test]
+async fn scheduled_drift_detection_reports_a_resource_changed_outside_cloudformation() {
+    let w = World::new("changes-drift").await;
+    let name = unique_name("oms-redis-drift");
+    w.create(&name, "dev", json!({ "driftDetection": { "intervalMinutes": 1 } })).await;
+    w.ready(&name).await;
+    let o = w.condition_reason(&name, "Drifted", "False", "InSync").await;
+    assert_eq!(support::world::condition(&o, "Ready").map(|c| c.status.as_str()), Some("True"));
+
+    // Someone changes the node type in the console; the next detection (a minute later) sees it.
+    w.emu.drift(&name, "RedisReplicationGroup", "CacheNodeType", json!("cache.t4g.small"));
+    let o = eventually("the drift to be reported", Duration::from_secs(150), || async {
+        let o = w.api.get(&name).await.ok()?;
+        let c = support::world::condition(&o, "Drifted")?;
+        (c.status == "True").then_some(o)
+    })
+    .await;
+    let c = support::world::condition(&o, "Drifted").expect("Drifted");
+    assert_eq!(c.reason, "ResourcesDrifted");
+    assert!(
+        c.message
+            .contains("RedisReplicationGroup: CacheNodeType is cache.t4g.small in AWS, the stack says cache.t4g.micro")
+            && c.message.contains("does not correct resource drift"),
+        "{}",
+        c.message
+    );
+    assert_eq!(
+        support::world::condition(&o, "Ready").map(|c| c.status.as_str()),
+        Some("True"),
+        "drift is reported, not a failure"
+    );
+    assert!(w.event_note("ResourcesDrifted").await.contains("CacheNodeType"));
+    assert!(w.count(&name, "cloudformation:DetectStackDrift") >= 2);
+}

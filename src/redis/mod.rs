@@ -310,6 +310,11 @@ impl DataStack for OmsRedis {
         )
     }
 
+    fn drift_check_interval(&self) -> Option<std::time::Duration> {
+        let minutes = self.spec.drift_detection.as_ref()?.interval_minutes.clamp(1, 10080);
+        Some(std::time::Duration::from_secs(u64::try_from(minutes).unwrap_or(60) * 60))
+    }
+
     fn health_check_interval(&self) -> Option<std::time::Duration> {
         let check = self.spec.health_check.as_ref().filter(|h| h.enabled == Some(true))?;
         let seconds = check.interval_seconds.unwrap_or(DEFAULT_HEALTH_CHECK_SECONDS).clamp(10, 3600);

@@ -203,6 +203,11 @@ pub struct OmsRedisSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheckSpec>,
 
+    /// CloudFormation drift detection of the stack's resources (a console or CLI change to the
+    /// replication group, say), reported as the Drifted condition. Off by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_detection: Option<DriftDetectionSpec>,
+
     /// What deleting this resource does to the stack: Delete (default), Retain or Snapshot.
     #[serde(default)]
     pub deletion_policy: DeletionPolicy,
@@ -221,6 +226,16 @@ pub struct RestoreFrom {
     /// of the same or a newer version, or into Valkey; a Valkey one only into Valkey).
     #[schemars(length(min = 1, max = 255), regex(pattern = r"^[A-Za-z][A-Za-z0-9-]*$"))]
     pub snapshot_name: String,
+}
+
+/// Scheduled drift detection.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftDetectionSpec {
+    /// Minutes between detections: 1 to 10080 (a week). Each costs a DetectStackDrift and a few
+    /// reads, and CloudFormation reads every resource of the stack with the operator's role.
+    #[schemars(range(min = 1, max = 10080))]
+    pub interval_minutes: i32,
 }
 
 /// The endpoint check.

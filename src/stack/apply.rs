@@ -132,7 +132,12 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         .await
         .map_err(|e| explained(obj, e))?;
     outcome.next.account = outcome.next.stack_id.as_deref().and_then(accounts::account_of_stack);
-    super::endpoint::check(obj, &mut outcome, &ctx.probes, ctx.settings.resync);
+    // The checks beside Ready: each says how soon it wants to look again, and the sooner wins.
+    let endpoint = super::endpoint::check(obj, &mut outcome, &ctx.probes);
+    let drift = super::drift::check(obj, &ops, observed.as_ref(), &mut outcome, ctx.settings.poll_interval).await?;
+    if let Some(soonest) = endpoint.into_iter().chain(drift).min() {
+        outcome.requeue = Action::requeue(soonest.min(ctx.settings.resync));
+    }
     finish(api, obj, ctx, &prev, outcome).await
 }
 

@@ -14,13 +14,16 @@ use std::time::Duration;
 /// Every AWS action the operator itself calls, as `service:Action` (CloudFormation makes the
 /// stack's resources with the caller's permissions too; docs/iam-policy.json grants both, and a
 /// test holds it to this list).
-pub const ACTIONS: [&str; 16] = [
+pub const ACTIONS: [&str; 19] = [
     "cloudformation:CreateStack",
     "cloudformation:UpdateStack",
     "cloudformation:ContinueUpdateRollback",
     "cloudformation:DeleteStack",
     "cloudformation:DescribeStacks",
     "cloudformation:DescribeStackEvents",
+    "cloudformation:DetectStackDrift",
+    "cloudformation:DescribeStackDriftDetectionStatus",
+    "cloudformation:DescribeStackResourceDrifts",
     "elasticache:CreateSnapshot",
     // Not called by itself: CreateSnapshot with tags needs it.
     "elasticache:AddTagsToResource",
@@ -335,6 +338,73 @@ impl Ops {
             .client_request_token(token)
             .send();
         self.update_outcome(action, req).await
+    }
+
+    /// Starts CloudFormation drift detection of the stack's resources; the detection's id.
+    pub async fn detect_drift(&self, stack_id: &str) -> Result<String> {
+        let action = "DetectStackDrift";
+        match self.call(action, self.clients.cloudformation.detect_stack_drift().stack_name(stack_id).send()).await? {
+            Ok(out) => out
+                .stack_drift_detection_id()
+                .map(str::to_string)
+                .ok_or_else(|| Error::Internal("DetectStackDrift answered without an id".into())),
+            Err(e) => Err(aws_error(action, &self.cloudformation, e)),
+        }
+    }
+
+    /// Where a drift detection stands: `None` while it runs, else whether the stack drifted (or
+    /// why the detection failed).
+    pub async fn drift_detection(&self, detection_id: &str) -> Result<Option<std::result::Result<bool, String>>> {
+        let action = "DescribeStackDriftDetectionStatus";
+        let req =
+            self.clients.cloudformation.describe_stack_drift_detection_status().stack_drift_detection_id(detection_id);
+        let out = match self.call(action, req.send()).await? {
+            Ok(out) => out,
+            Err(e) => return Err(aws_error(action, &self.cloudformation, e)),
+        };
+        use aws_sdk_cloudformation::types::{StackDriftDetectionStatus as D, StackDriftStatus as S};
+        Ok(match out.detection_status() {
+            Some(D::DetectionInProgress) => None,
+            Some(D::DetectionComplete) => Some(Ok(out.stack_drift_status() == Some(&S::Drifted))),
+            _ => Some(Err(out.detection_status_reason().unwrap_or("drift detection failed").to_string())),
+        })
+    }
+
+    /// The drifted resources of the last completed detection, each with its property differences,
+    /// as `<LogicalId>: <property> is <actual> in AWS, the stack says <expected>`.
+    pub async fn resource_drifts(&self, stack_id: &str) -> Result<Vec<String>> {
+        use aws_sdk_cloudformation::types::StackResourceDriftStatus as R;
+        let action = "DescribeStackResourceDrifts";
+        let req = self
+            .clients
+            .cloudformation
+            .describe_stack_resource_drifts()
+            .stack_name(stack_id)
+            .stack_resource_drift_status_filters(R::Modified)
+            .stack_resource_drift_status_filters(R::Deleted);
+        let out = match self.call(action, req.send()).await? {
+            Ok(out) => out,
+            Err(e) => return Err(aws_error(action, &self.cloudformation, e)),
+        };
+        Ok(out
+            .stack_resource_drifts()
+            .iter()
+            .flat_map(|d| {
+                let id = d.logical_resource_id().unwrap_or_default().to_string();
+                if d.stack_resource_drift_status() == Some(&R::Deleted) {
+                    return vec![format!("{id}: deleted outside CloudFormation")];
+                }
+                d.property_differences()
+                    .iter()
+                    .map(|p| {
+                        let path = p.property_path().unwrap_or_default().trim_start_matches('/');
+                        let (actual, expected) =
+                            (p.actual_value().unwrap_or("null"), p.expected_value().unwrap_or("null"));
+                        format!("{id}: {path} is {actual} in AWS, the stack says {expected}")
+                    })
+                    .collect()
+            })
+            .collect())
     }
 
     /// Continues the rollback of a failed update (UPDATE_ROLLBACK_FAILED), skipping nothing.

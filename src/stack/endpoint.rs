@@ -8,7 +8,6 @@ use super::reconcile::Outcome;
 use super::status::{EndpointCheck, Health};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
-use kube::runtime::controller::Action;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,16 +46,16 @@ impl Probes {
     }
 }
 
-/// Reports a finished check, starts one when it is due, and looks again when the next one is.
-pub(super) fn check<K: DataStack>(obj: &K, outcome: &mut Outcome, probes: &Probes, resync: Duration) {
+/// Reports a finished check and starts one when it is due; how soon to look again.
+pub(super) fn check<K: DataStack>(obj: &K, outcome: &mut Outcome, probes: &Probes) -> Option<Duration> {
     let uid = obj.uid().unwrap_or_default();
     let Some(interval) = obj.health_check_interval() else {
         outcome.next.endpoint_check = None;
         probes.forget(&uid);
-        return;
+        return None;
     };
     let (Health::Ready { .. }, Some(published)) = (&outcome.health, &outcome.published) else {
-        return;
+        return None;
     };
     let (running, result) = probes.take_result(&uid);
     if let Some(result) = result {
@@ -72,8 +71,7 @@ pub(super) fn check<K: DataStack>(obj: &K, outcome: &mut Outcome, probes: &Probe
     if due && !running {
         start(obj.clone(), uid, published.secret.clone(), probes);
     }
-    let next_look = if due || running { RESULT_POLL } else { interval };
-    outcome.requeue = Action::requeue(next_look.min(resync));
+    Some(if due || running { RESULT_POLL } else { interval })
 }
 
 fn start<K: DataStack>(obj: K, uid: String, secret: std::collections::BTreeMap<String, String>, probes: &Probes) {

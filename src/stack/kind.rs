@@ -155,6 +155,11 @@ pub trait DataStack:
         password: Option<&str>,
     ) -> Result<Published, SpecError>;
 
+    /// How often CloudFormation drift detection runs; `None` when the spec does not schedule it.
+    fn drift_check_interval(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// How often the published endpoint is checked; `None` when the spec does not ask for it.
     fn health_check_interval(&self) -> Option<std::time::Duration> {
         None

@@ -11,6 +11,7 @@ mod apply;
 pub mod cfn;
 pub mod credential;
 mod delete;
+mod drift;
 pub mod elasticache;
 pub mod endpoint;
 pub mod kind;

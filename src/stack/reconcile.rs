@@ -37,7 +37,7 @@ impl<K> Object for K where
 pub const PAUSED_CONDITION: &str = "Paused";
 
 /// The fields of [`StackStatus`] in status JSON; every other status field belongs to the kind.
-pub const LIFECYCLE_FIELDS: [&str; 18] = [
+pub const LIFECYCLE_FIELDS: [&str; 19] = [
     "observedGeneration",
     "conditions",
     "stackName",
@@ -56,6 +56,7 @@ pub const LIFECYCLE_FIELDS: [&str; 18] = [
     "auth",
     "endpointCheck",
     "rollbackContinued",
+    "drift",
 ];
 
 /// Reconciles one resource. Errors are also reported as a Warning Event whose reason is the
@@ -411,6 +412,11 @@ pub(super) async fn finish<K: DataStack>(
         let type_ = if health.is_warning() { EventType::Warning } else { EventType::Normal };
         publish_event(ctx, obj, type_, health.reason(), "Reconcile", health.message().to_string()).await;
     }
+    let drifted = |s: &StackStatus| s.drift.as_ref().and_then(|d| d.drifted);
+    if let (Some(d), Some(true), true) = (&next.drift, drifted(&next), drifted(prev) != drifted(&next)) {
+        let note = format!("resources of the stack drifted: {}", d.differences.join("; "));
+        publish_event(ctx, obj, EventType::Warning, "ResourcesDrifted", "DetectStackDrift", note).await;
+    }
     let reachable = |s: &StackStatus| s.endpoint_check.as_ref().map(|c| c.reachable);
     if let (Some(check), true) = (&next.endpoint_check, reachable(prev) != reachable(&next)) {
         let (type_, reason) = if check.reachable {
@@ -445,6 +451,9 @@ async fn write_status<K: DataStack>(
     next.conditions.extend(status::advisory_conditions(&prev.conditions, &obj.advisories(), generation, &now));
     if let Some(check) = &next.endpoint_check {
         next.conditions.push(status::endpoint_condition(&prev.conditions, check, generation));
+    }
+    if let Some(c) = next.drift.as_ref().and_then(|d| status::drift_condition(&prev.conditions, d, generation)) {
+        next.conditions.push(c);
     }
 
     if let Some(p) = &published {
@@ -526,6 +535,7 @@ mod tests {
             role_arn: Some(String::new()),
             auth: Some(Default::default()),
             rollback_continued: Some(true),
+            drift: Some(Default::default()),
             endpoint_check: Some(status::EndpointCheck {
                 reachable: true,
                 last_check_time: Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH),

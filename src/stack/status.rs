@@ -67,9 +67,64 @@ pub struct StackStatus {
     /// when the stack settles.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_continued: Option<bool>,
+    /// CloudFormation drift detection of the stack's resources, when the spec schedules it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftStatus>,
     /// The last check of the published endpoint, when the spec asks for checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_check: Option<EndpointCheck>,
+}
+
+/// The condition type of scheduled drift detection.
+pub const DRIFTED: &str = "Drifted";
+
+/// Scheduled drift detection of the stack's resources.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftStatus {
+    /// A detection under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_id: Option<String>,
+    /// When the last detection was started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check_time: Option<Time>,
+    /// What the last completed detection found: true when a resource differs from the stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drifted: Option<bool>,
+    /// The drifted resources and properties.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<String>,
+    /// Why the last detection could not finish.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+}
+
+/// The Drifted condition of the last completed detection, keeping its lastTransitionTime while it holds.
+pub fn drift_condition(previous: &[Condition], drift: &DriftStatus, generation: Option<i64>) -> Option<Condition> {
+    let drifted = drift.drifted?;
+    let status = if drifted { "True" } else { "False" };
+    let since = previous
+        .iter()
+        .find(|c| c.type_ == DRIFTED && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .or_else(|| drift.last_check_time.clone())?;
+    let message = if drifted {
+        format!(
+            "resources differ from the stack: {}. CloudFormation does not correct resource drift: change them back \
+             (console or CLI), or let a stack update that sets the property put it back",
+            drift.differences.join("; ")
+        )
+    } else {
+        "the stack's resources match the stack".to_string()
+    };
+    Some(Condition {
+        type_: DRIFTED.into(),
+        status: status.into(),
+        reason: if drifted { "ResourcesDrifted".into() } else { "InSync".into() },
+        message,
+        observed_generation: generation,
+        last_transition_time: since,
+    })
 }
 
 /// The condition type of the endpoint check. It never changes Ready: the operator's network often
