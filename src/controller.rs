@@ -44,7 +44,7 @@ pub async fn run_all(ctx: Arc<Context>, namespace: Option<String>, stop: tokio::
     };
     futures::join!(
         run::<crate::redis::OmsRedis>(ctx.clone(), namespace.clone(), when_stopped()),
-        crate::backup::run(ctx.clone(), namespace.clone(), when_stopped()),
-        crate::failover::run(ctx, namespace, when_stopped()),
+        crate::operation::run::<crate::backup::OmsBackup>(ctx.clone(), namespace.clone(), when_stopped()),
+        crate::operation::run::<crate::failover::OmsFailoverTest>(ctx, namespace, when_stopped()),
     );
 }

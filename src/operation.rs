@@ -153,6 +153,15 @@ pub fn backoff(since: Option<&Time>, ctx: &Context) -> Action {
     Action::requeue((waited / 5).clamp(s.poll_interval, s.max_poll_interval.max(s.poll_interval)))
 }
 
+/// Still working: look again after the poll interval.
+pub fn soon(ctx: &Context) -> Action {
+    Action::requeue(ctx.settings.poll_interval)
+}
+
+pub fn working(reason: &'static str, message: String) -> Health {
+    Health::Reconciling { reason, message }
+}
+
 pub fn now() -> Time {
     Time(k8s_openapi::jiff::Timestamp::now())
 }

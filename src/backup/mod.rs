@@ -6,7 +6,7 @@
 
 mod reconcile;
 
-pub use reconcile::{FINALIZER, TAKEN_BY_LABEL, list_final_snapshot, run};
+pub use reconcile::{FINALIZER, TAKEN_BY_LABEL, list_final_snapshot};
 
 use crate::source::SourceRef;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};

@@ -9,7 +9,7 @@
 use super::{BackupPhase, OmsBackup, OmsBackupStatus, SnapshotDeletionPolicy};
 use crate::context::Context;
 use crate::error::{Error, Result, kube_call};
-use crate::operation::{self, Operation, OperationStatus, Report, now};
+use crate::operation::{self, Operation, OperationStatus, Report, now, soon, working};
 use crate::source::{self, SourceRef};
 use crate::stack::BackupTarget;
 use crate::stack::cfn::Ops;
@@ -27,7 +27,6 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 pub const FINALIZER: &str = "data.oms-spider.io/snapshot";
 /// On an OmsBackup the operator made itself: what took the snapshot (`deletion-policy`).
@@ -54,15 +53,6 @@ impl OperationStatus for OmsBackupStatus {
             self.phase = Some(BackupPhase::Pending);
         }
     }
-}
-
-/// Runs the OmsBackup controller until `shutdown` resolves.
-pub async fn run(
-    ctx: Arc<Context>,
-    namespace: Option<String>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    operation::run::<OmsBackup>(ctx, namespace, shutdown).await
 }
 
 type Step = Report<OmsBackupStatus>;
@@ -299,14 +289,6 @@ async fn delete(
     }
     remove_named_finalizer(api, obj, FINALIZER, ctx).await?;
     Ok(Action::await_change())
-}
-
-fn soon(ctx: &Context) -> Action {
-    Action::requeue(ctx.settings.poll_interval)
-}
-
-fn working(reason: &'static str, message: String) -> Health {
-    Health::Reconciling { reason, message }
 }
 
 fn pending(ctx: &Context, mut next: OmsBackupStatus, reason: &'static str, message: String) -> Step {

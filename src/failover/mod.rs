@@ -4,8 +4,6 @@
 
 mod reconcile;
 
-pub use reconcile::run;
-
 use crate::source::SourceRef;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::{CustomResource, KubeSchema};

@@ -10,7 +10,7 @@
 use super::{FailoverPhase, NodeGroupFailover, OmsFailoverTest, OmsFailoverTestStatus};
 use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::operation::{self, Operation, OperationStatus, Report, now};
+use crate::operation::{self, Operation, OperationStatus, Report, now, soon, working};
 use crate::source;
 use crate::stack::FailoverTarget;
 use crate::stack::cfn::Ops;
@@ -22,7 +22,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a started test may take before it is reported as failed.
@@ -50,15 +49,6 @@ impl OperationStatus for OmsFailoverTestStatus {
             self.phase = Some(FailoverPhase::Pending);
         }
     }
-}
-
-/// Runs the OmsFailoverTest controller until `shutdown` resolves.
-pub async fn run(
-    ctx: Arc<Context>,
-    namespace: Option<String>,
-    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
-) {
-    operation::run::<OmsFailoverTest>(ctx, namespace, shutdown).await
 }
 
 type Step = Report<OmsFailoverTestStatus>;
@@ -300,14 +290,6 @@ async fn follow(ctx: &Context, ns: &str, prev: &OmsFailoverTestStatus) -> Result
     let message =
         format!("replication group {group} is {}; waiting for it to be available with a new primary", live.status);
     Ok(Report { status: next, health: working("FailoverRunning", message), requeue: soon(ctx), news: None })
-}
-
-fn soon(ctx: &Context) -> Action {
-    Action::requeue(ctx.settings.poll_interval)
-}
-
-fn working(reason: &'static str, message: String) -> Health {
-    Health::Reconciling { reason, message }
 }
 
 fn pending(ctx: &Context, mut next: OmsFailoverTestStatus, reason: &'static str, message: String) -> Step {
