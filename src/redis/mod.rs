@@ -215,6 +215,10 @@ impl DataStack for OmsRedis {
         template::TEMPLATE_BODY
     }
 
+    fn template() -> &'static serde_json::Value {
+        template::parsed()
+    }
+
     fn desired(&self) -> Result<Desired, SpecError> {
         Ok(Desired {
             stack_name: self.stack_name(),

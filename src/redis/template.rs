@@ -5,6 +5,13 @@
 /// The template body, exactly as shipped in `templates/data/elasticache-redis.json`.
 pub const TEMPLATE_BODY: &str = include_str!("../../templates/data/elasticache-redis.json");
 
+/// The template parsed, once per process (a unit test holds it to be JSON; were it not, this is
+/// `null` and nothing is read from it).
+pub fn parsed() -> &'static serde_json::Value {
+    static PARSED: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| serde_json::from_str(TEMPLATE_BODY).unwrap_or(serde_json::Value::Null))
+}
+
 /// Parameter keys of the template.
 pub mod param {
     pub const ENVIRONMENT: &str = "Environment";

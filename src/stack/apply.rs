@@ -92,10 +92,9 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         .cloned();
     // What a settled stack's parameters say that the spec does not: someone's update-stack.
     let outside = match &observed {
-        Some(o) if plan::phase(&o.status) == plan::Phase::Complete => match serde_json::from_str(K::template_body()) {
-            Ok(template) => plan::changed_outside(&o.parameters, &desired.parameters, &template),
-            Err(_) => Vec::new(),
-        },
+        Some(o) if plan::phase(&o.status) == plan::Phase::Complete => {
+            plan::changed_outside(&o.parameters, &desired.parameters, K::template())
+        }
         _ => Vec::new(),
     };
     let step = plan::decide(&Inputs {

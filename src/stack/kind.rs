@@ -143,6 +143,9 @@ pub trait DataStack:
     /// The CloudFormation template body, embedded in the binary.
     fn template_body() -> &'static str;
 
+    /// The same template, parsed once (for its parameters' defaults and NoEcho flags).
+    fn template() -> &'static serde_json::Value;
+
     /// Validates the spec and resolves the stack it asks for.
     fn desired(&self) -> Result<Desired, SpecError>;
 
