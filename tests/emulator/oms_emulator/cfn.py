@@ -1054,6 +1054,17 @@ def update_stack(self: CloudFormationResponse) -> ActionResult:
         raise ValidationError(message=f"Stack [{name}] does not exist")
     if token and st.token == token and st.op == "update":
         return ActionResult({"StackId": st.stack_id})
+    body, tpl, params, tags = update_request(self, st)
+    if no_change(st, tpl, params, tags):
+        raise ValidationError(message="No updates are to be performed.")
+    start_update(st, body, tpl, params, tags, token, self._get_param("RoleARN"))
+    state.advance()
+    return ActionResult({"StackId": st.stack_id})
+
+
+def update_request(self: CloudFormationResponse, st: StackState) -> tuple[str, dict[str, Any], dict[str, str], dict[str, str]]:
+    """The template body, parsed template, parameters and tags an update of `st` asks for (UpdateStack,
+    CreateChangeSet), after the checks both make: the stack can be updated, one template source, rules."""
     if st.status not in UPDATABLE:
         raise ValidationError(message=f"Stack:{st.stack_id} is in {st.status} state and can not be updated.")
     use_prev = str(self._get_param("UsePreviousTemplate", "false")).lower() == "true"
@@ -1069,13 +1080,12 @@ def update_stack(self: CloudFormationResponse) -> ActionResult:
     check_rules(tpl, params)
     tags_in = _tags_param(self)
     tags = st.tags if tags_in is None else tags_in
-    same_tpl = tpl == st.tpl
-    same_params = _norm_params(tpl, params) == _norm_params(st.tpl, st.params)
-    if same_tpl and same_params and tags == st.tags:
-        raise ValidationError(message="No updates are to be performed.")
-    start_update(st, body, tpl, params, tags, token, self._get_param("RoleARN"))
-    state.advance()
-    return ActionResult({"StackId": st.stack_id})
+    return body, tpl, params, tags
+
+
+def no_change(st: StackState, tpl: dict[str, Any], params: dict[str, str], tags: dict[str, str]) -> bool:
+    """Whether an update to tpl/params/tags changes nothing (parameters compare as their types do)."""
+    return tpl == st.tpl and _norm_params(tpl, params) == _norm_params(st.tpl, st.params) and tags == st.tags
 
 
 def start_update(st: StackState, body: str, tpl: dict[str, Any], params: dict[str, str], tags: dict[str, str], token: str | None, role_arn: str | None, change_set: Any = None) -> None:

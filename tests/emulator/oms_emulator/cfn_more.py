@@ -465,28 +465,14 @@ def create_change_set(self: CloudFormationResponse) -> ActionResult:
             if token and cs.token == token:
                 return ActionResult({"Id": cs.id, "StackId": st.stack_id})
             raise CfnFault("AlreadyExistsException", f"ChangeSet {name} already exists")
-    if st.status not in cfn.UPDATABLE:
-        raise ValidationError(message=f"Stack:{st.stack_id} is in {st.status} state and can not be updated.")
-    use_prev = str(self._get_param("UsePreviousTemplate", "false")).lower() == "true"
-    body = cfn._template_body(self)
-    if use_prev and body:
-        raise ValidationError(message="You cannot specify both usePreviousTemplate and Template Body/Template URL.")
-    if use_prev:
-        body = st.body
-    if not body:
-        raise ValidationError(message="Either Template URL or Template Body must be specified.")
-    tpl = cfn.parse_template(body)
-    params = cfn.resolve_params(tpl, self._get_param("Parameters", []) or [], st.params)
-    cfn.check_rules(tpl, params)
-    tags_in = cfn._tags_param(self)
-    tags = st.tags if tags_in is None else tags_in
+    body, tpl, params, tags = cfn.update_request(self, st)
     extra = {
         "capabilities": self._get_param("Capabilities", []) or [],
         "notification_arns": self._get_param("NotificationARNs", []) or st.extra.get("notification_arns", []),
         "role_arn": self._get_param("RoleARN"),
     }
     cs = ChangeSet(st, name, body, tpl, params, tags, token, self._get_param("Description"), extra)
-    same = tpl == st.tpl and cfn._norm_params(tpl, params) == cfn._norm_params(st.tpl, st.params) and tags == st.tags
+    same = cfn.no_change(st, tpl, params, tags)
     changes = [] if same else analyze(st, st.tpl, tpl, st.params, params, st.tags, tags)
     st.change_sets.append(cs)
     delay = max(0.0, float(state.CONFIG.get("change_set_delay_seconds", 0.5)))
