@@ -1439,8 +1439,7 @@ async fn change_sets_report_a_real_diff_and_execute_on_the_stack_timeline_with_r
             && e.resource_status() == Some(&ResourceStatus::DeleteComplete)
     });
     assert!(cleanup.is_some() && cleanup < old_deleted, "the old group goes in the cleanup phase");
-    let rg = emu.elasticache().describe_replication_groups().replication_group_id(&stack).send().await.expect("rg");
-    assert_eq!(rg.replication_groups()[0].status(), Some("available"));
+    assert_eq!(group(&emu.elasticache(), &stack).await.status(), Some("available"));
 }
 
 #[tokio::test]
@@ -1484,8 +1483,7 @@ async fn replacing_the_custom_named_replication_group_fails_the_update_and_rolls
     );
     let cs = cfn.describe_change_set().stack_name(&stack).change_set_name("to-prod").send().await.expect("describe");
     assert_eq!(cs.execution_status(), Some(&ExecutionStatus::ExecuteFailed));
-    let rg = emu.elasticache().describe_replication_groups().replication_group_id(&stack).send().await.expect("rg");
-    assert_eq!(rg.replication_groups()[0].transit_encryption_enabled(), Some(false));
+    assert_eq!(group(&emu.elasticache(), &stack).await.transit_encryption_enabled(), Some(false));
 }
 
 #[tokio::test]
