@@ -166,7 +166,7 @@ async fn a_prod_cache_requires_its_password_over_tls_and_rotates_it_without_down
         w.event_note(reason).await;
     }
     // One ROTATE and one SET, and the stack was never updated for it.
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 0);
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 0);
     // The operator's password Secret deleted: written again from the connection Secret's copy, with
     // no rotation under the running clients.
     let changes = w.count(&name, "elasticache:ModifyReplicationGroup");

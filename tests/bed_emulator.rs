@@ -485,6 +485,29 @@ async fn an_injected_update_failure_rolls_back_to_the_previous_parameters() {
 }
 
 #[tokio::test]
+async fn a_template_edit_of_a_resource_its_condition_leaves_out_updates_the_stack() {
+    // Found on the bed: editing a dev stack's alarm (not created in dev) rolled the update back
+    // with an internal error, where CloudFormation has nothing to do for that resource.
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let (stack, params) = deployed(emu, "dev").await;
+    let mut template: serde_json::Value = serde_json::from_str(TEMPLATE_BODY).expect("template");
+    template["Resources"]["RedisCPUAlarm"]["Properties"]["AlarmDescription"] = serde_json::json!("edited by hand");
+    cfn.update_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .set_parameters(Some(sdk_params(&params)))
+        .send()
+        .await
+        .expect("the update starts");
+    wait_for(&cfn, &stack, StackStatus::UpdateComplete).await;
+    assert!(emu.alarms(&stack).is_empty(), "still no alarm in dev");
+    let body = cfn.get_template().stack_name(&stack).send().await.expect("GetTemplate");
+    let running: serde_json::Value = serde_json::from_str(body.template_body().unwrap_or_default()).expect("JSON");
+    assert_eq!(running, template, "GetTemplate answers the template the stack runs with");
+}
+
+#[tokio::test]
 async fn an_injected_delete_failure_leaves_delete_failed_and_a_retry_deletes() {
     let emu = emulator::shared();
     let cfn = emu.cloudformation();

@@ -1,5 +1,5 @@
 //! Engines on the bed: Valkey caches of each supported major version, and Redis OSS upgraded to
-//! Valkey in place through the normal update path (the same stack, one UpdateStack).
+//! Valkey in place through the normal update path (the same stack, one ExecuteChangeSet).
 
 mod support;
 
@@ -56,7 +56,7 @@ async fn redis_is_upgraded_to_valkey_in_place() {
     let id = |o: &oms_data_operator::redis::OmsRedis| o.status.as_ref().and_then(|s| s.stack.stack_id.clone());
     assert_eq!(id(&after), id(&before), "the same stack");
     assert_eq!(w.count(&name, "cloudformation:CreateStack"), 1);
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 1, "one update");
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 1, "one update");
     let live = stack_params(&stack(w.emu, &name).await.expect("the stack"));
     assert_eq!(live[param::ENGINE], Engine::Valkey.as_str());
     assert_eq!(live[param::ENGINE_VERSION], "8.2");

@@ -159,7 +159,7 @@ async fn only_the_leader_reconciles_and_a_standby_takes_over_when_it_is_killed()
     let o = ready(&api, &name).await;
     assert_eq!(o.status.and_then(|s| s.stack.applied_parameters).expect("applied")["NodeType"], "cache.t4g.small");
     assert!(
-        emu.calls_by_key(&b_key).get("cloudformation:UpdateStack").copied().unwrap_or(0) == 1,
+        emu.calls_by_key(&b_key).get("cloudformation:ExecuteChangeSet").copied().unwrap_or(0) == 1,
         "b updated the stack"
     );
 }

@@ -80,14 +80,14 @@ async fn spec_edits_update_the_stack_and_status_follows() {
     let applied = o.status.clone().and_then(|s| s.stack.applied_parameters).expect("applied");
     assert_eq!(applied[param::NODE_TYPE], "cache.t4g.small");
     assert_eq!(stack_params(&stack(w.emu, &name).await.expect("stack"))[param::NODE_TYPE], "cache.t4g.small");
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 1);
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 1);
 
     w.patch_spec(&name, json!({ "numCacheNodes": 2 })).await;
     let o = w.ready(&name).await;
     let applied = o.status.clone().and_then(|s| s.stack.applied_parameters).expect("applied");
     assert_eq!(applied[param::NUM_CACHE_NODES], "2");
     assert_eq!(applied[param::NODE_TYPE], "cache.t4g.small");
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 2);
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 2);
     let groups =
         w.emu.elasticache().describe_replication_groups().replication_group_id(&name).send().await.expect("rg");
     assert_eq!(groups.replication_groups()[0].member_clusters().len(), 2);
@@ -164,7 +164,7 @@ async fn a_rolled_back_update_is_reported_and_the_old_endpoints_stay_published()
     assert!(note.contains(reason), "{note}");
     // No retry loop: the same spec is not sent again.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 1);
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 1);
     // A new spec change tries again.
     w.patch_spec(&name, json!({ "nodeType": "cache.t4g.medium", "numCacheNodes": 3 })).await;
     let o = w.ready(&name).await;
@@ -339,7 +339,7 @@ async fn an_untagged_stack_is_adopted_only_when_asked() {
     w.create(&name, "dev", json!({})).await;
     let o = w.condition_reason(&name, "Stalled", "True", "StackNotManaged").await;
     assert!(condition(&o, "Ready").map(|c| c.message.contains("adoptExistingStack")).unwrap_or(false));
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 0);
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 0);
 
     w.patch_spec(&name, json!({ "adoptExistingStack": true })).await;
     w.ready(&name).await;
@@ -438,9 +438,9 @@ async fn a_change_while_the_stack_is_in_progress_waits_for_it() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let status = stack(w.emu, &name).await.and_then(|s| s.stack_status().map(|s| s.as_str().to_string()));
     assert_eq!(status.as_deref(), Some("CREATE_IN_PROGRESS"));
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 0, "no update while the create runs");
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 0, "no update while the create runs");
     let o = w.ready(&name).await;
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 1, "the change went in once the stack settled");
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 1, "the change went in once the stack settled");
     assert_eq!(
         o.status.and_then(|s| s.stack.applied_parameters).expect("applied")[param::NODE_TYPE],
         "cache.t4g.small"

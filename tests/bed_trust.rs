@@ -313,15 +313,15 @@ async fn requested_at_retries_a_rolled_back_update_with_the_same_spec() {
     w.emu.fail_next(&name, "update", "RedisReplicationGroup", "Insufficient capacity for cache.t4g.medium");
     w.patch_spec(&name, json!({ "nodeType": "cache.t4g.medium" })).await;
     w.condition_reason(&name, "Stalled", "True", "StackUpdateRolledBack").await;
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 1);
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 1);
     annotate(&w.api, &name, REQUESTED_AT, Some("first")).await;
     let o = w.ready(&name).await;
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 2, "exactly one more attempt");
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 2, "exactly one more attempt");
     assert_eq!(o.status.and_then(|s| s.stack.applied_parameters).expect("applied")["NodeType"], "cache.t4g.medium");
     // The same value again is not a new request.
     annotate(&w.api, &name, REQUESTED_AT, Some("first")).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(w.count(&name, "cloudformation:UpdateStack"), 2);
+    assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 2);
 }
 
 /// Policy Snapshot on a group that is busy waits and says so, then takes the snapshot; a group that

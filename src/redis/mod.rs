@@ -219,6 +219,17 @@ impl DataStack for OmsRedis {
         template::parsed()
     }
 
+    fn data_resource_types() -> &'static [&'static str] {
+        &["AWS::ElastiCache::ReplicationGroup"]
+    }
+
+    fn replacement_note() -> &'static str {
+        "the template's UpdateReplacePolicy is Snapshot, so CloudFormation snapshots the old replication group before \
+         deleting it (the snapshot stays in ElastiCache, outside the stack, until someone deletes it); but the group is \
+         named after the stack, and CloudFormation does not replace a resource with a fixed name, so such an update \
+         fails and rolls back, leaving the cache as it is"
+    }
+
     fn desired(&self) -> Result<Desired, SpecError> {
         Ok(Desired {
             stack_name: self.stack_name(),
@@ -228,6 +239,7 @@ impl DataStack for OmsRedis {
             secret_name: self.secret_name(),
             deletion_policy: self.spec.deletion_policy,
             adopt_existing: self.spec.adopt_existing_stack.unwrap_or(false),
+            allow_replacement: self.spec.allow_replacement.unwrap_or(false),
             // A dev cache is disposable (the seed keeps no snapshots of it); staging and prod data
             // is not replaced by an empty cache without someone asking.
             recreate_when_lost: self.spec.environment == Environment::Dev,

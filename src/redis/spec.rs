@@ -215,6 +215,12 @@ pub struct OmsRedisSpec {
     /// Take over an existing stack of this name that no operator owns. Off by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt_existing_stack: Option<bool>,
+
+    /// Let an update go ahead when CloudFormation's preview says it replaces the replication
+    /// group (a new, empty group; CloudFormation snapshots the old one first). Off by default:
+    /// such an update is refused, and status.plan shows what would be replaced and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_replacement: Option<bool>,
 }
 
 /// The snapshot a new cache starts from.

@@ -3,18 +3,19 @@
 //! reported as lost, never silently replaced by an empty one unless the kind allows it.
 
 use super::accounts;
-use super::cfn::{ObservedStack, Ops, UpdateOutcome};
+use super::cfn::{ObservedStack, Ops};
+use super::changeset::{self, Preview};
 use super::credential;
 use super::kind::{Credential, DataStack, Desired, RestoreSource};
 use super::ownership::Owner;
 use super::plan::{self, Inputs, Lost, Step};
-use super::publish;
 use super::reconcile::{
     Outcome, Refusal, after_failure, confirm_current, failure_text, finish, poll_delay, publish_event, reach,
     short_hash, stalled, time_token, waiting,
 };
 use super::restore::Verdict;
-use super::status::{AuthStatus, Health, StackStatus};
+use super::status::PlannedChange;
+use super::status::{AuthStatus, Health, OutsideUpdate, StackStatus};
 use crate::context::Context;
 use crate::error::{AwsCategory, Error, Result};
 use k8s_openapi::api::core::v1::Secret;
@@ -90,10 +91,11 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         .get(plan::REQUESTED_AT)
         .filter(|v| prev.last_handled_requested_at.as_ref() != Some(*v))
         .cloned();
-    // What a settled stack's parameters say that the spec does not: someone's update-stack.
     let outside = match &observed {
         Some(o) if plan::phase(&o.status) == plan::Phase::Complete => {
-            plan::changed_outside(&o.parameters, &desired.parameters, K::template())
+            // Only a stack this resource already had: one being adopted or refused is not compared.
+            let ours = prev.stack_id.as_deref() == Some(o.id.as_str());
+            changed_outside::<K>(&ops, o, ours, &mut next, &desired, &owner.tags(&desired.tags)).await?
         }
         _ => Vec::new(),
     };
@@ -138,6 +140,39 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         outcome.requeue = Action::requeue(soonest.min(ctx.settings.resync));
     }
     finish(api, obj, ctx, &prev, outcome).await
+}
+
+/// What a settled stack says that the spec does not: someone's update-stack. Its parameters are
+/// compared at every look. Its template and tags are compared once the stack was updated since the
+/// operator last saw it settle, which costs one GetTemplate per such update: the finding is kept in
+/// status.outsideUpdate until the stack is back at the spec.
+async fn changed_outside<K: DataStack>(
+    ops: &Ops,
+    obs: &ObservedStack,
+    ours: bool,
+    next: &mut StackStatus,
+    desired: &Desired,
+    tags: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<String>> {
+    let mut changes = plan::changed_outside(&obs.parameters, &desired.parameters, K::template());
+    // An update of the operator's own that just settled moved the time too.
+    let own_update = next.plan.as_ref().is_some_and(|p| p.state == changeset::EXECUTING);
+    if !ours || own_update || obs.last_updated == next.stack_updated_at {
+        return Ok(changes);
+    }
+    let seen = match next.outside_update.take() {
+        Some(seen) if Some(&seen.seen_at) == obs.last_updated.as_ref() => seen,
+        _ => OutsideUpdate {
+            seen_at: obs.last_updated.clone().unwrap_or_default(),
+            template_differs: !plan::same_template(ops.template(&obs.id).await?.as_ref(), K::template()),
+        },
+    };
+    if seen.template_differs {
+        changes.push("the template is not the operator's".to_string());
+    }
+    changes.extend(plan::tags_changed(&obs.tags, tags));
+    next.outside_update = Some(seen);
+    Ok(changes)
 }
 
 /// The stack this resource had, if it held data and CloudFormation no longer has it by name.
@@ -238,28 +273,23 @@ async fn act<K: DataStack>(
                 "stack {name} was changed outside the operator: {}; changing it back to the spec",
                 changes.join("; ")
             );
-            publish_event(ctx, obj, EventType::Warning, "StackChangedOutside", "Update", note.clone()).await;
-            // Its own request token: the last update's (same generation, same parameters) would make
-            // CloudFormation take it for a retry of that one.
+            // Its own change set: the same content asked again by the outside change it undoes.
             let changed = changes.join("; ");
+            let was_executing = next.plan.as_ref().is_some_and(|p| p.state == changeset::EXECUTING);
             let update = Step::Update { adopting: false };
             let outcome =
                 Box::pin(act(obj, ctx, ops, update, desired, observed, owner, Some(changed.as_str()), next)).await?;
+            let executing = outcome.next.plan.as_ref().is_some_and(|p| p.state == changeset::EXECUTING);
+            if executing && !was_executing {
+                publish_event(ctx, obj, EventType::Warning, "StackChangedOutside", "Update", note.clone()).await;
+            }
             match outcome.health {
                 Health::Reconciling { .. } => waiting(ctx, outcome.next, "StackChangedOutside", note),
                 _ => outcome,
             }
         }
         Step::Update { adopting } => {
-            let mut token = format!(
-                "update-{}-g{}-{}",
-                owner.uid,
-                obj.meta().generation.unwrap_or(0),
-                &publish::content_hash(&desired.parameters)[..12]
-            );
-            if let Some(r) = requested {
-                token.push_str(&format!("-r{}", short_hash(r)));
-            }
+            let obs = observed.ok_or_else(|| Error::Internal("update without a stack".into()))?;
             // A stack's password is changed only in place (see credential), and what only a create may
             // set is never changed: updates keep both as the stack has them.
             let keep: Vec<&str> = desired
@@ -272,11 +302,66 @@ async fn act<K: DataStack>(
                 .collect();
             let mut parameters = desired.parameters.clone();
             parameters.retain(|k, _| !desired.create_only.contains(&k.as_str()));
-            let outcome = ops.update(name, K::template_body(), &parameters, &keep, &tags, &token).await?;
+            // Tags the stack has but was not sent (someone's edit, or a stack being adopted) make this
+            // a new request, not a repeat of the change set that last set them.
+            let salt: Vec<String> = requested
+                .map(String::from)
+                .into_iter()
+                .chain((obs.tags != tags).then(|| format!("{:?}", obs.tags)))
+                .collect();
+            let salt = salt.join("\n");
+            let request = changeset::Request {
+                template: K::template_body(),
+                parameters: &parameters,
+                keep: &keep,
+                tags: &tags,
+                salt: Some(salt.as_str()).filter(|s| !s.is_empty()),
+            };
+            let change_set = request.name();
+            let token = format!("update-{}-{change_set}", owner.uid);
+            let (preview, plan) = changeset::advance(
+                ops,
+                &obs.id,
+                &change_set,
+                &request,
+                &token,
+                K::data_resource_types(),
+                desired.allow_replacement,
+            )
+            .await?;
+            next.plan = plan;
+            match preview {
+                Preview::Pending => {
+                    let message = format!("previewing the update of stack {name} (change set {change_set})");
+                    return Ok(waiting(ctx, next, "StackPreviewing", message));
+                }
+                Preview::Refused(replaced) => {
+                    return Ok(refuse_replacement::<K>(ctx, next, name, &change_set, &replaced));
+                }
+                Preview::Failed(reason) => {
+                    let message = format!(
+                        "CloudFormation could not preview the update of stack {name} (change set {change_set}): \
+                         {reason}. Nothing was changed; change the spec"
+                    );
+                    return Ok(stalled(ctx, next, "StackPreviewFailed", message));
+                }
+                Preview::RolledBack => {
+                    let failure = failure_text(ops, obs).await?;
+                    let message = format!(
+                        "the update of stack {name} failed and was rolled back: {failure}. The same update is not \
+                         sent again; change the spec, or annotate this resource with {}=<any new value> to try it \
+                         once more",
+                        plan::REQUESTED_AT
+                    );
+                    next.last_failure = Some(failure);
+                    return Ok(stalled(ctx, next, "StackUpdateRolledBack", message));
+                }
+                Preview::NoChange | Preview::Executed => {}
+            }
             next.applied_parameters = Some(desired.parameters.clone());
             next.last_failure = None;
-            match (outcome, observed) {
-                (UpdateOutcome::NoChange, Some(obs)) if plan::phase(&obs.status) == plan::Phase::Complete => {
+            match (preview, observed) {
+                (Preview::NoChange, Some(obs)) if plan::phase(&obs.status) == plan::Phase::Complete => {
                     let password = password_now(obj, ctx, desired, &next).await?;
                     ready(obj, next, obs, desired, password.as_deref(), ctx.settings.resync)
                 }
@@ -290,12 +375,22 @@ async fn act<K: DataStack>(
                         ),
                         (false, None) => ("StackUpdating", format!("updating stack {name}")),
                     };
+                    let message = match next.plan.as_ref().map(|p| p.changes.as_slice()) {
+                        Some(changes) if !changes.is_empty() => format!("{message}: {}", summary(changes)),
+                        _ => message,
+                    };
                     waiting(ctx, next, reason, message)
                 }
             }
         }
         Step::Publish => {
             let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
+            // The spec went back to what the stack has: a preview it left behind is dropped.
+            if next.plan.as_ref().is_some_and(|p| {
+                ![changeset::EXECUTING, changeset::APPLIED, changeset::ROLLED_BACK].contains(&p.state.as_str())
+            }) {
+                changeset::discard(ops, &obs.id, next.plan.take().as_ref()).await?;
+            }
             match &desired.credential {
                 Some(c) => settle_credential(obj, ctx, ops, c, obs, desired, next).await?,
                 None => ready(obj, next, obs, desired, None, ctx.settings.resync),
@@ -309,6 +404,11 @@ async fn act<K: DataStack>(
             };
             next.last_failure = Some(failure.clone());
             next.rollback_continued = None;
+            next.stack_updated_at = obs.last_updated.clone();
+            next.outside_update = None;
+            if let Some(p) = next.plan.as_mut().filter(|p| p.state == changeset::EXECUTING) {
+                p.state = changeset::ROLLED_BACK.to_string();
+            }
             let password = password_now(obj, ctx, desired, &next).await?;
             let published = obj.publish(&obs.outputs, &obs.parameters, password.as_deref()).ok();
             let message = format!(
@@ -409,6 +509,11 @@ fn ready<K: DataStack>(
     next.last_failure = None;
     next.lost_stack_id = None;
     next.rollback_continued = None;
+    next.stack_updated_at = obs.last_updated.clone();
+    next.outside_update = None;
+    if let Some(p) = next.plan.as_mut().filter(|p| p.state == changeset::EXECUTING) {
+        p.state = changeset::APPLIED.to_string();
+    }
     match obj.publish(&obs.outputs, &obs.parameters, password) {
         Ok(published) => Outcome {
             next,
@@ -485,4 +590,60 @@ async fn settle_credential<K: DataStack>(
         return Ok(working);
     }
     Ok(outcome)
+}
+
+/// The changes of a plan in a line: "RedisReplicationGroup Modify (CacheNodeType (parameter NodeType))".
+fn summary(changes: &[PlannedChange]) -> String {
+    changes
+        .iter()
+        .map(|c| {
+            let replaced = match c.replacement.as_deref() {
+                Some("True") => ", replaced",
+                Some("Conditional") => ", may be replaced",
+                _ => "",
+            };
+            format!("{} {}{replaced} ({})", c.resource, c.action, c.causes.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// An update that would replace what holds the data, and the spec does not allow it: nothing runs.
+fn refuse_replacement<K: DataStack>(
+    ctx: &Context,
+    next: StackStatus,
+    name: &str,
+    change_set: &str,
+    replaced: &[PlannedChange],
+) -> Outcome {
+    let what = replaced
+        .iter()
+        .map(|c| {
+            let forcing = changeset::forcing(c);
+            if c.action == "Remove" {
+                format!("remove {} ({})", c.resource, c.resource_type)
+            } else if forcing.is_empty() {
+                format!("replace {} ({})", c.resource, c.resource_type)
+            } else {
+                format!(
+                    "replace {} ({}), because {} cannot change in place",
+                    c.resource,
+                    c.resource_type,
+                    forcing.join(" and ")
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    let message = format!(
+        "the update of stack {name} would {what}, and that resource holds the data. Nothing was executed (change set \
+         {change_set}, shown in status.plan). To keep the data, put the spec back as it was, or move to a new \
+         resource (take a backup, create a new one restored from it, then delete this one). To let CloudFormation \
+         replace it anyway, set spec.allowReplacement: true; {}",
+        K::replacement_note()
+    );
+    Outcome {
+        requeue: Action::requeue(ctx.settings.max_poll_interval),
+        ..stalled(ctx, next, "StackChangeReplacesData", message)
+    }
 }

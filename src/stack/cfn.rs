@@ -14,13 +14,19 @@ use std::time::Duration;
 /// Every AWS action the operator itself calls, as `service:Action` (CloudFormation makes the
 /// stack's resources with the caller's permissions too; docs/iam-policy.json grants both, and a
 /// test holds it to this list).
-pub const ACTIONS: [&str; 19] = [
+pub const ACTIONS: [&str; 25] = [
     "cloudformation:CreateStack",
     "cloudformation:UpdateStack",
+    "cloudformation:CreateChangeSet",
+    "cloudformation:DescribeChangeSet",
+    "cloudformation:ExecuteChangeSet",
+    "cloudformation:DeleteChangeSet",
+    "cloudformation:ListChangeSets",
     "cloudformation:ContinueUpdateRollback",
     "cloudformation:DeleteStack",
     "cloudformation:DescribeStacks",
     "cloudformation:DescribeStackEvents",
+    "cloudformation:GetTemplate",
     "cloudformation:DetectStackDrift",
     "cloudformation:DescribeStackDriftDetectionStatus",
     "cloudformation:DescribeStackResourceDrifts",
@@ -48,6 +54,8 @@ pub struct ObservedStack {
     pub parameters: BTreeMap<String, String>,
     /// When a deleted stack was deleted (CloudFormation answers for a deleted stack by its id).
     pub deletion_time: Option<String>,
+    /// When the stack was last updated (by anyone); absent for a stack never updated.
+    pub last_updated: Option<String>,
 }
 
 /// What UpdateStack did.
@@ -145,7 +153,7 @@ impl Aws {
 /// Stack and backup operations against one region.
 pub struct Ops {
     pub region: String,
-    cloudformation: Place,
+    pub(super) cloudformation: Place,
     pub(super) elasticache: Place,
     pub(super) clients: RegionClients,
     deadline: Duration,
@@ -239,6 +247,7 @@ fn observed(stack: &Stack) -> ObservedStack {
             .filter_map(|p| Some((p.parameter_key()?.to_string(), p.parameter_value()?.to_string())))
             .collect(),
         deletion_time: stack.deletion_time().map(|t| t.to_string()),
+        last_updated: stack.last_updated_time().map(|t| t.to_string()),
     }
 }
 
@@ -246,7 +255,15 @@ fn sdk_parameters(params: &BTreeMap<String, String>) -> Vec<Parameter> {
     params.iter().map(|(k, v)| Parameter::builder().parameter_key(k).parameter_value(v).build()).collect()
 }
 
-fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
+/// An update's parameters: `params` as given, and those named in `keep` at the stack's own value
+/// (a NoEcho password, which the operator never sends twice).
+pub(super) fn update_parameters(params: &BTreeMap<String, String>, keep: &[&str]) -> Vec<Parameter> {
+    let mut parameters = sdk_parameters(params);
+    parameters.extend(keep.iter().map(|k| Parameter::builder().parameter_key(*k).use_previous_value(true).build()));
+    parameters
+}
+
+pub(super) fn sdk_tags(tags: &BTreeMap<String, String>) -> Vec<Tag> {
     tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect()
 }
 
@@ -325,8 +342,7 @@ impl Ops {
         token: &str,
     ) -> Result<UpdateOutcome> {
         let action = "UpdateStack";
-        let mut parameters = sdk_parameters(params);
-        parameters.extend(keep.iter().map(|k| Parameter::builder().parameter_key(*k).use_previous_value(true).build()));
+        let parameters = update_parameters(params, keep);
         let req = self
             .clients
             .cloudformation
@@ -338,6 +354,16 @@ impl Ops {
             .client_request_token(token)
             .send();
         self.update_outcome(action, req).await
+    }
+
+    /// The template the stack runs with, parsed; `None` when it is not JSON (a YAML template,
+    /// which the operator never sends).
+    pub async fn template(&self, stack_id: &str) -> Result<Option<serde_json::Value>> {
+        let action = "GetTemplate";
+        match self.call(action, self.clients.cloudformation.get_template().stack_name(stack_id).send()).await? {
+            Ok(out) => Ok(out.template_body().and_then(|b| serde_json::from_str(b).ok())),
+            Err(e) => Err(aws_error(action, &self.cloudformation, e)),
+        }
     }
 
     /// Starts CloudFormation drift detection of the stack's resources; the detection's id.

@@ -36,6 +36,8 @@ pub struct Desired {
     pub secret_name: String,
     pub deletion_policy: DeletionPolicy,
     pub adopt_existing: bool,
+    /// Let an update replace a resource that holds data (see [`DataStack::data_resource_types`]).
+    pub allow_replacement: bool,
     /// When the stack is deleted outside the operator, create a new, empty one without asking
     /// (a disposable environment); otherwise the resource stalls until the user asks for one.
     pub recreate_when_lost: bool,
@@ -145,6 +147,16 @@ pub trait DataStack:
 
     /// The same template, parsed once (for its parameters' defaults and NoEcho flags).
     fn template() -> &'static serde_json::Value;
+
+    /// The template's resource types that hold the data: an update that would replace one is
+    /// refused unless the spec allows it.
+    fn data_resource_types() -> &'static [&'static str];
+
+    /// Where the data of a replaced data resource ends up, and anything else the user should know
+    /// before allowing a replacement, in a sentence.
+    fn replacement_note() -> &'static str {
+        "the old resource is deleted with its data"
+    }
 
     /// Validates the spec and resolves the stack it asks for.
     fn desired(&self) -> Result<Desired, SpecError>;

@@ -9,6 +9,7 @@
 pub mod accounts;
 mod apply;
 pub mod cfn;
+pub mod changeset;
 pub mod credential;
 mod delete;
 mod drift;

@@ -104,6 +104,24 @@ pub fn changed_outside(
     changes
 }
 
+/// What a stack's tags say that the operator's do not, each as "tag K is X, the spec says Y".
+pub fn tags_changed(observed: &BTreeMap<String, String>, expected: &BTreeMap<String, String>) -> Vec<String> {
+    let keys: std::collections::BTreeSet<&String> = observed.keys().chain(expected.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| match (observed.get(k), expected.get(k)) {
+            (Some(a), Some(b)) if a != b => Some(format!("tag {k} is {a}, the spec says {b}")),
+            (Some(a), None) => Some(format!("tag {k} ({a}) was added")),
+            (None, Some(b)) => Some(format!("tag {k} was removed, the spec says {b}")),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether a template the stack runs with is the operator's: the same JSON document.
+pub fn same_template(running: Option<&serde_json::Value>, ours: &serde_json::Value) -> bool {
+    running == Some(ours)
+}
+
 impl Step {
     /// Whether taking this step changes something in AWS: such a step is taken only from a copy of
     /// the resource that is known to be current.
@@ -252,12 +270,15 @@ pub fn decide(i: &Inputs) -> Step {
             };
         }
     };
-    let changed = adopting || i.applied != Some(&i.desired.parameters) || obs.tags != i.owner.tags(&i.desired.tags);
+    let spec_changed = adopting || i.applied != Some(&i.desired.parameters);
+    let changed = spec_changed || obs.tags != i.owner.tags(&i.desired.tags);
     match phase(&obs.status) {
         Phase::InProgress => Step::Wait,
         Phase::Deleted => Step::Create { replacing_lost: None },
-        Phase::Complete if changed => Step::Update { adopting },
+        Phase::Complete if spec_changed => Step::Update { adopting },
+        // Before a tag difference: an outside update that changed tags is reverted and named.
         Phase::Complete if !i.changed_outside.is_empty() => Step::Revert { changes: i.changed_outside.to_vec() },
+        Phase::Complete if changed => Step::Update { adopting },
         Phase::Complete => Step::Publish,
         Phase::UpdateRolledBack if changed || i.retry_requested => Step::Update { adopting },
         Phase::UpdateRolledBack => Step::PublishRolledBack,
@@ -434,6 +455,42 @@ mod tests {
     }
 
     #[test]
+    fn tag_differences_are_named_and_an_outside_tag_change_is_reverted_not_just_updated() {
+        let live = BTreeMap::from([("team".to_string(), "other".to_string()), ("extra".to_string(), "x".to_string())]);
+        let ours =
+            BTreeMap::from([("team".to_string(), "payments".to_string()), ("cost".to_string(), "c1".to_string())]);
+        assert_eq!(
+            tags_changed(&live, &ours),
+            vec![
+                "tag cost was removed, the spec says c1".to_string(),
+                "tag extra (x) was added".to_string(),
+                "tag team is other, the spec says payments".to_string(),
+            ]
+        );
+        let d = desired();
+        let mut s = stack("UPDATE_COMPLETE", owner().tags(&d.tags));
+        s.tags.insert("team".into(), "other".into());
+        let changes = vec!["tag team (other) was added".to_string()];
+        let with = |outside: &[String]| {
+            decide(&Inputs {
+                observed: Some(&s),
+                desired: &d,
+                applied: Some(&d.parameters),
+                owner: &owner(),
+                recreate_attempts: 0,
+                lost: None,
+                retry_requested: false,
+                changed_outside: outside,
+                rollback_continued: false,
+            })
+        };
+        assert_eq!(with(&changes), Step::Revert { changes: changes.clone() });
+        assert_eq!(with(&[]), Step::Update { adopting: false }, "tags differ for another reason: an update");
+        assert!(same_template(Some(&serde_json::json!({"a": 1})), &serde_json::json!({"a": 1})));
+        assert!(!same_template(None, &serde_json::json!({"a": 1})), "a YAML template is not the operator's");
+    }
+
+    #[test]
     fn a_failed_rollback_is_continued_once_then_only_when_asked() {
         let d = desired();
         let s = stack("UPDATE_ROLLBACK_FAILED", owner().tags(&BTreeMap::new()));
@@ -488,6 +545,7 @@ mod tests {
             secret_name: "r-redis".into(),
             deletion_policy: DeletionPolicy::Delete,
             adopt_existing: false,
+            allow_replacement: false,
             recreate_when_lost: false,
             credential: None,
             restore: None,
@@ -504,6 +562,7 @@ mod tests {
             outputs: BTreeMap::new(),
             parameters: BTreeMap::new(),
             deletion_time: None,
+            last_updated: None,
         }
     }
 

@@ -37,8 +37,11 @@ impl<K> Object for K where
 pub const PAUSED_CONDITION: &str = "Paused";
 
 /// The fields of [`StackStatus`] in status JSON; every other status field belongs to the kind.
-pub const LIFECYCLE_FIELDS: [&str; 19] = [
+pub const LIFECYCLE_FIELDS: [&str; 22] = [
     "observedGeneration",
+    "plan",
+    "stackUpdatedAt",
+    "outsideUpdate",
     "conditions",
     "stackName",
     "stackId",
@@ -542,6 +545,9 @@ mod tests {
                 latency_milliseconds: 1,
                 message: String::new(),
             }),
+            plan: Some(Default::default()),
+            stack_updated_at: Some(String::new()),
+            outside_update: Some(Default::default()),
         };
         let value = serde_json::to_value(full).expect("json");
         let mut keys: Vec<&str> = value.as_object().expect("object").keys().map(String::as_str).collect();

@@ -73,6 +73,66 @@ pub struct StackStatus {
     /// The last check of the published endpoint, when the spec asks for checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint_check: Option<EndpointCheck>,
+    /// When the stack was last updated, as CloudFormation said when the operator last saw it
+    /// settle: a later time means someone else updated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stack_updated_at: Option<String>,
+    /// An update of the stack by someone else, seen since it last settled: kept until the stack is
+    /// back at the spec, so its template is read once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outside_update: Option<OutsideUpdate>,
+    /// The latest update as CloudFormation previewed it (a change set): what it changes and
+    /// replaces, and whether it was executed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<ChangePlan>,
+}
+
+/// An update of the stack that the operator did not make.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OutsideUpdate {
+    /// The stack's last-updated time when it was seen.
+    pub seen_at: String,
+    /// Its template is not the operator's.
+    pub template_differs: bool,
+}
+
+/// An update previewed with a change set, before and after it runs.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePlan {
+    /// The change set's name on the stack.
+    pub change_set: String,
+    /// Previewing (CloudFormation is computing it), Refused (it would replace data and the spec
+    /// does not allow that), Failed (CloudFormation could not make it), Executing, Applied, or
+    /// RolledBack.
+    pub state: String,
+    /// Each resource the update touches.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<PlannedChange>,
+}
+
+/// One resource of a change set.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedChange {
+    /// The template's logical id, e.g. RedisReplicationGroup.
+    pub resource: String,
+    /// e.g. AWS::ElastiCache::ReplicationGroup.
+    pub resource_type: String,
+    /// Add, Modify or Remove.
+    pub action: String,
+    /// For Modify: True (a new resource replaces it), Conditional (CloudFormation decides while
+    /// updating) or False.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replacement: Option<String>,
+    /// What of the resource changes: Properties, Tags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scope: Vec<String>,
+    /// Each changed property and why, e.g. "CacheNodeType (parameter NodeType)"; "replaces" marks
+    /// a property that needs a new resource.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<String>,
 }
 
 /// The condition type of scheduled drift detection.

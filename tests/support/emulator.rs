@@ -148,6 +148,16 @@ impl Emulator {
         );
     }
 
+    /// The next `count` calls of `action` for `stack` are carried out, and their replies held back
+    /// `seconds`: the caller can be killed after AWS acted and before it heard so.
+    pub fn hold(&self, action: &str, stack: &str, count: u32, seconds: f64) {
+        self.control(
+            "POST",
+            "/_oms/hold",
+            Some(serde_json::json!({"action": action, "stack_name": stack, "count": count, "seconds": seconds})),
+        );
+    }
+
     /// The CloudWatch alarms in the emulator's backend whose names start with `prefix`. (The Rust
     /// CloudWatch SDK speaks RPCv2 CBOR, which moto does not serve.)
     pub fn alarms(&self, prefix: &str) -> Vec<Value> {

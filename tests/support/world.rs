@@ -128,9 +128,17 @@ impl World {
             .calls(Some(stack))
             .iter()
             .filter(|(k, _)| {
-                ["CreateStack", "UpdateStack", "DeleteStack", "CreateSnapshot"]
-                    .iter()
-                    .any(|a| k.ends_with(&format!(":{a}")))
+                [
+                    "CreateStack",
+                    "UpdateStack",
+                    "CreateChangeSet",
+                    "ExecuteChangeSet",
+                    "DeleteChangeSet",
+                    "DeleteStack",
+                    "CreateSnapshot",
+                ]
+                .iter()
+                .any(|a| k.ends_with(&format!(":{a}")))
             })
             .map(|(_, v)| *v)
             .sum()

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import time
 import traceback
 import uuid
 from typing import Any, Callable
@@ -89,6 +90,16 @@ def _bound_groups(ids: list[str]) -> list[Any]:
         for _region, backend in regions.items():
             found += [rg for i, rg in backend.replication_groups.items() if i in ids and isinstance(rg, OmsReplicationGroup)]
     return found
+
+
+def _take_hold(action: str, names: list[str]) -> float:
+    """Seconds to hold back the reply to this call (see POST /_oms/hold); 0 for none."""
+    for key in [f"{action}@{n}" for n in names]:
+        hold = state.HOLDS.get(key)
+        if hold and hold["count"] > 0:
+            hold["count"] -= 1
+            return float(hold["seconds"])
+    return 0.0
 
 
 def _read_body(environ: dict[str, Any]) -> bytes:
@@ -196,7 +207,12 @@ class OmsApp:
                 status, code, message = refused
                 return _xml(start_response, status, error_xml(code, message))
             state.advance()
-            return self._call_moto(environ, start_response, action)
+            held = _take_hold(action, names)
+            result = self._call_moto(environ, start_response, action)
+        # Outside the lock: everyone else goes on while this caller waits for its reply.
+        if held:
+            time.sleep(held)
+        return result
 
     def _call_moto(self, environ: dict[str, Any], start_response: Callable, action: str) -> Any:
         captured: dict[str, Any] = {}
@@ -338,6 +354,17 @@ class OmsApp:
                     return _json(start_response, 400, {"error": "stack_name must be a string"})
                 state.THROTTLES[f"{action}@{scope}" if scope else action] = count
                 return _json(start_response, 200, {"throttles": state.THROTTLES})
+            if path == "/_oms/hold" and method == "POST":
+                action, scope = data.get("action"), data.get("stack_name")
+                count, seconds = data.get("count", 1), data.get("seconds", 30)
+                if not isinstance(action, str) or not isinstance(scope, str) or not scope:
+                    return _json(start_response, 400, {"error": "need action (str) and stack_name (str)"})
+                if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+                    return _json(start_response, 400, {"error": "count must be an integer >= 0"})
+                if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 600:
+                    return _json(start_response, 400, {"error": "seconds must be a number from 0 to 600"})
+                state.HOLDS[f"{action}@{scope}"] = {"count": count, "seconds": float(seconds)}
+                return _json(start_response, 200, {"holds": state.HOLDS})
             if path == "/_oms/alarms" and method == "GET":
                 # CloudWatch's Rust SDK speaks RPCv2 CBOR, which moto does not; this shows the
                 # alarms in moto's CloudWatch backend to clients that cannot ask CloudWatch.

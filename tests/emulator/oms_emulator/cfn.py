@@ -732,6 +732,9 @@ def _apply_to_moto(st: StackState, body: str, params: dict[str, str], tags: dict
     rm = stack.resource_map
     rm._oms_no_create = False
     stack.update(body, role_arn=st.extra.get("role_arn"), parameters=dict(params), tags=dict(tags))
+    for lid in rm.__dict__.pop("_oms_skipped", set()):
+        if rm._parsed_resources.get(lid) is None:
+            rm._parsed_resources.pop(lid, None)
     # moto ignores Conditions that flip: create/delete those resources here.
     conds = rm.lazy_condition_map
     for lid, r in rm._resource_json_map.items():

@@ -784,7 +784,21 @@ def _resource_map_getitem(self: Any, key: str) -> Any:
     return _orig_getitem(self, key)
 
 
+_orig_parse_and_update = parsing.parse_and_update_resource
+
+
+def parse_and_update_resource(logical_id: str, resource_json: Any, resources_map: Any, account_id: str, region_name: str) -> Any:
+    # A resource its Condition keeps out has nothing to update (moto would update None, and fail
+    # the stack's update); the None moto then stores for it is removed in cfn.py.
+    cond = resource_json.get("Condition") if isinstance(resource_json, dict) else None
+    if cond and not resources_map.lazy_condition_map.get(cond) and logical_id not in resources_map._parsed_resources:
+        resources_map.__dict__.setdefault("_oms_skipped", set()).add(logical_id)
+        return None
+    return _orig_parse_and_update(logical_id, resource_json, resources_map, account_id, region_name)
+
+
 def install_parsing_patches() -> None:
+    parsing.parse_and_update_resource = parse_and_update_resource
     parsing.clean_json = clean_json
     parsing.generate_resource_name = generate_resource_name
     parsing.parse_condition = parse_condition

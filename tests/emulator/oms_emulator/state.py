@@ -38,6 +38,8 @@ CONFIG: dict[str, Any] = copy.deepcopy(DEFAULT_CONFIG)
 
 FAILS: dict[tuple[str, str], dict[str, str]] = {}  # (stack_name, operation) -> spec
 THROTTLES: dict[str, int] = {}  # action -> remaining count
+# action@stack -> {"count": replies left to hold, "seconds": how long}: the call is carried out, its reply held back
+HOLDS: dict[str, dict[str, float]] = {}
 CALLS: Counter = Counter()  # "service:Action" -> n
 CALLS_BY_NAME: dict[str, Counter] = {}  # StackName/ReplicationGroupId -> Counter
 CALLS_BY_KEY: dict[str, Counter] = {}  # access key id -> Counter
@@ -87,6 +89,7 @@ def reset_all() -> None:
     CONFIG.update(copy.deepcopy(STARTUP_CONFIG))
     FAILS.clear()
     THROTTLES.clear()
+    HOLDS.clear()
     CALLS.clear()
     CALLS_BY_NAME.clear()
     CALLS_BY_KEY.clear()
