@@ -14,6 +14,26 @@ use support::operator::{Operator, OperatorProcess, ProcessOptions, test_settings
 use support::world::{WAIT, World, stack, stack_params};
 use support::{eventually, unique_name};
 
+/// Someone's `update-stack` that changes the node type and keeps every other parameter.
+async fn set_node_type_by_hand(w: &World, name: &str, node_type: &str) {
+    let params: Vec<Parameter> = param::ALL
+        .iter()
+        .map(|k| match *k {
+            param::NODE_TYPE => Parameter::builder().parameter_key(*k).parameter_value(node_type).build(),
+            _ => Parameter::builder().parameter_key(*k).use_previous_value(true).build(),
+        })
+        .collect();
+    w.emu
+        .cloudformation()
+        .update_stack()
+        .stack_name(name)
+        .template_body(TEMPLATE_BODY)
+        .set_parameters(Some(params))
+        .send()
+        .await
+        .expect("an update-stack by hand");
+}
+
 #[tokio::test]
 async fn an_update_stack_made_by_hand_is_reported_and_changed_back_to_the_spec() {
     let mut w = World::new("changes-oob").await;
@@ -26,21 +46,7 @@ async fn an_update_stack_made_by_hand_is_reported_and_changed_back_to_the_spec()
     w.ready(&name).await;
 
     // Someone scales the node type by hand, keeping every other parameter.
-    let cfn = w.emu.cloudformation();
-    let params: Vec<Parameter> = param::ALL
-        .iter()
-        .map(|k| match *k {
-            param::NODE_TYPE => Parameter::builder().parameter_key(*k).parameter_value("cache.t4g.small").build(),
-            _ => Parameter::builder().parameter_key(*k).use_previous_value(true).build(),
-        })
-        .collect();
-    cfn.update_stack()
-        .stack_name(&name)
-        .template_body(TEMPLATE_BODY)
-        .set_parameters(Some(params))
-        .send()
-        .await
-        .expect("an update-stack by hand");
+    set_node_type_by_hand(&w, &name, "cache.t4g.small").await;
 
     let note = w.event_note("StackChangedOutside").await;
     assert!(
@@ -325,7 +331,7 @@ async fn an_operator_killed_at_each_change_set_step_leaves_no_stray_change_set_a
     // Each step: arm a lost reply, change the node type, kill the operator while it waits for the
     // reply, start a new one. `after_create` arms the hold only once the change set exists.
     let steps = [
-        ("DescribeChangeSet", "cache.t4g.small", false),
+        ("ListChangeSets", "cache.t4g.small", false),
         ("CreateChangeSet", "cache.t4g.medium", false),
         ("DescribeChangeSet", "cache.t4g.small", true),
         ("ExecuteChangeSet", "cache.t4g.micro", false),
@@ -430,4 +436,23 @@ async fn an_update_stack_by_hand_with_another_template_and_tags_is_named_and_cha
     let running: serde_json::Value = serde_json::from_str(body.template_body().unwrap_or_default()).expect("JSON");
     assert_eq!(running, serde_json::from_str::<serde_json::Value>(TEMPLATE_BODY).expect("ours"), "the template back");
     assert_eq!(w.count(&name, "cloudformation:ExecuteChangeSet"), 1, "one update back");
+}
+
+#[tokio::test]
+async fn a_failed_update_made_by_hand_is_reported_and_the_cache_stays_ready() {
+    let w = World::new("changes-oobfail").await;
+    let name = unique_name("oms-redis-oobfail");
+    w.create(&name, "dev", json!({})).await;
+    w.ready(&name).await;
+    w.emu.fail_next(&name, "update", "RedisReplicationGroup", "Insufficient capacity for cache.t4g.small");
+    set_node_type_by_hand(&w, &name, "cache.t4g.small").await;
+    let note = w.event_note("StackChangedOutside").await;
+    assert!(
+        note.contains("made outside the operator failed and was rolled back")
+            && note.contains("Insufficient capacity for cache.t4g.small"),
+        "{note}"
+    );
+    let o = w.ready(&name).await;
+    assert!(ready_message(&o).contains("UPDATE_ROLLBACK_COMPLETE"), "{}", ready_message(&o));
+    assert_eq!(w.count(&name, "cloudformation:CreateChangeSet"), 0, "nothing to change back");
 }

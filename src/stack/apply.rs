@@ -7,6 +7,7 @@ use super::cfn::{ObservedStack, Ops};
 use super::changeset::{self, Preview};
 use super::credential;
 use super::kind::{Credential, DataStack, Desired, RestoreSource};
+use super::outside;
 use super::ownership::Owner;
 use super::plan::{self, Inputs, Lost, Step};
 use super::reconcile::{
@@ -14,8 +15,7 @@ use super::reconcile::{
     short_hash, stalled, time_token, waiting,
 };
 use super::restore::Verdict;
-use super::status::PlannedChange;
-use super::status::{AuthStatus, Health, OutsideUpdate, StackStatus};
+use super::status::{AuthStatus, Health, StackStatus};
 use crate::context::Context;
 use crate::error::{AwsCategory, Error, Result};
 use k8s_openapi::api::core::v1::Secret;
@@ -95,10 +95,11 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         Some(o) if plan::phase(&o.status) == plan::Phase::Complete => {
             // Only a stack this resource already had: one being adopted or refused is not compared.
             let ours = prev.stack_id.as_deref() == Some(o.id.as_str());
-            changed_outside::<K>(&ops, o, ours, &mut next, &desired, &owner.tags(&desired.tags)).await?
+            outside::changed::<K>(&ops, o, ours, &mut next, &desired, &owner.tags(&desired.tags)).await?
         }
         _ => Vec::new(),
     };
+    let rolled_back_outside = observed.as_ref().is_some_and(|o| outside::rolled_back(&prev, o));
     let step = plan::decide(&Inputs {
         observed: observed.as_ref(),
         desired: &desired,
@@ -109,6 +110,7 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         retry_requested: requested.is_some(),
         changed_outside: &outside,
         rollback_continued: prev.rollback_continued == Some(true),
+        rolled_back_outside,
     });
     if let (Step::Create { .. }, Some(source)) = (&step, &desired.restore) {
         match super::restore::check(obj, &ops, source).await? {
@@ -126,6 +128,9 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
     if step.writes_to_aws() {
         confirm_current(api, obj, ctx).await?;
     }
+    if let (true, Step::Publish, Some(o)) = (rolled_back_outside, &step, &observed) {
+        outside::report_rolled_back(ctx, obj, &ops, o, &prev).await?;
+    }
     if let Some(value) = &requested {
         next.last_handled_requested_at = Some(value.clone());
     }
@@ -140,39 +145,6 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         outcome.requeue = Action::requeue(soonest.min(ctx.settings.resync));
     }
     finish(api, obj, ctx, &prev, outcome).await
-}
-
-/// What a settled stack says that the spec does not: someone's update-stack. Its parameters are
-/// compared at every look. Its template and tags are compared once the stack was updated since the
-/// operator last saw it settle, which costs one GetTemplate per such update: the finding is kept in
-/// status.outsideUpdate until the stack is back at the spec.
-async fn changed_outside<K: DataStack>(
-    ops: &Ops,
-    obs: &ObservedStack,
-    ours: bool,
-    next: &mut StackStatus,
-    desired: &Desired,
-    tags: &std::collections::BTreeMap<String, String>,
-) -> Result<Vec<String>> {
-    let mut changes = plan::changed_outside(&obs.parameters, &desired.parameters, K::template());
-    // An update of the operator's own that just settled moved the time too.
-    let own_update = next.plan.as_ref().is_some_and(|p| p.state == changeset::EXECUTING);
-    if !ours || own_update || obs.last_updated == next.stack_updated_at {
-        return Ok(changes);
-    }
-    let seen = match next.outside_update.take() {
-        Some(seen) if Some(&seen.seen_at) == obs.last_updated.as_ref() => seen,
-        _ => OutsideUpdate {
-            seen_at: obs.last_updated.clone().unwrap_or_default(),
-            template_differs: !plan::same_template(ops.template(&obs.id).await?.as_ref(), K::template()),
-        },
-    };
-    if seen.template_differs {
-        changes.push("the template is not the operator's".to_string());
-    }
-    changes.extend(plan::tags_changed(&obs.tags, tags));
-    next.outside_update = Some(seen);
-    Ok(changes)
 }
 
 /// The stack this resource had, if it held data and CloudFormation no longer has it by name.
@@ -319,10 +291,12 @@ async fn act<K: DataStack>(
             };
             let change_set = request.name();
             let token = format!("update-{}-{change_set}", owner.uid);
+            let recorded = next.plan.as_ref().is_some_and(|p| p.change_set == change_set);
             let (preview, plan) = changeset::advance(
                 ops,
                 &obs.id,
                 &change_set,
+                recorded,
                 &request,
                 &token,
                 K::data_resource_types(),
@@ -336,7 +310,9 @@ async fn act<K: DataStack>(
                     return Ok(waiting(ctx, next, "StackPreviewing", message));
                 }
                 Preview::Refused(replaced) => {
-                    return Ok(refuse_replacement::<K>(ctx, next, name, &change_set, &replaced));
+                    let message = changeset::refusal(name, &change_set, &replaced, K::replacement_note());
+                    let outcome = stalled(ctx, next, "StackChangeReplacesData", message);
+                    return Ok(Outcome { requeue: Action::requeue(ctx.settings.max_poll_interval), ..outcome });
                 }
                 Preview::Failed(reason) => {
                     let message = format!(
@@ -376,7 +352,7 @@ async fn act<K: DataStack>(
                         (false, None) => ("StackUpdating", format!("updating stack {name}")),
                     };
                     let message = match next.plan.as_ref().map(|p| p.changes.as_slice()) {
-                        Some(changes) if !changes.is_empty() => format!("{message}: {}", summary(changes)),
+                        Some(changes) if !changes.is_empty() => format!("{message}: {}", changeset::summary(changes)),
                         _ => message,
                     };
                     waiting(ctx, next, reason, message)
@@ -590,60 +566,4 @@ async fn settle_credential<K: DataStack>(
         return Ok(working);
     }
     Ok(outcome)
-}
-
-/// The changes of a plan in a line: "RedisReplicationGroup Modify (CacheNodeType (parameter NodeType))".
-fn summary(changes: &[PlannedChange]) -> String {
-    changes
-        .iter()
-        .map(|c| {
-            let replaced = match c.replacement.as_deref() {
-                Some("True") => ", replaced",
-                Some("Conditional") => ", may be replaced",
-                _ => "",
-            };
-            format!("{} {}{replaced} ({})", c.resource, c.action, c.causes.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// An update that would replace what holds the data, and the spec does not allow it: nothing runs.
-fn refuse_replacement<K: DataStack>(
-    ctx: &Context,
-    next: StackStatus,
-    name: &str,
-    change_set: &str,
-    replaced: &[PlannedChange],
-) -> Outcome {
-    let what = replaced
-        .iter()
-        .map(|c| {
-            let forcing = changeset::forcing(c);
-            if c.action == "Remove" {
-                format!("remove {} ({})", c.resource, c.resource_type)
-            } else if forcing.is_empty() {
-                format!("replace {} ({})", c.resource, c.resource_type)
-            } else {
-                format!(
-                    "replace {} ({}), because {} cannot change in place",
-                    c.resource,
-                    c.resource_type,
-                    forcing.join(" and ")
-                )
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("; ");
-    let message = format!(
-        "the update of stack {name} would {what}, and that resource holds the data. Nothing was executed (change set \
-         {change_set}, shown in status.plan). To keep the data, put the spec back as it was, or move to a new \
-         resource (take a backup, create a new one restored from it, then delete this one). To let CloudFormation \
-         replace it anyway, set spec.allowReplacement: true; {}",
-        K::replacement_note()
-    );
-    Outcome {
-        requeue: Action::requeue(ctx.settings.max_poll_interval),
-        ..stalled(ctx, next, "StackChangeReplacesData", message)
-    }
 }

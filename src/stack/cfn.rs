@@ -329,33 +329,6 @@ impl Ops {
         }
     }
 
-    /// Updates the stack to `params`; the parameters named in `keep` keep the stack's current value
-    /// (a NoEcho password, which the operator never sends twice).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn update(
-        &self,
-        stack: &str,
-        template: &str,
-        params: &BTreeMap<String, String>,
-        keep: &[&str],
-        tags: &BTreeMap<String, String>,
-        token: &str,
-    ) -> Result<UpdateOutcome> {
-        let action = "UpdateStack";
-        let parameters = update_parameters(params, keep);
-        let req = self
-            .clients
-            .cloudformation
-            .update_stack()
-            .stack_name(stack)
-            .template_body(template)
-            .set_parameters(Some(parameters))
-            .set_tags(Some(sdk_tags(tags)))
-            .client_request_token(token)
-            .send();
-        self.update_outcome(action, req).await
-    }
-
     /// The template the stack runs with, parsed; `None` when it is not JSON (a YAML template,
     /// which the operator never sends).
     pub async fn template(&self, stack_id: &str) -> Result<Option<serde_json::Value>> {

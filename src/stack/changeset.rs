@@ -82,11 +82,15 @@ struct View {
 }
 
 /// Takes the update one step further: make the change set, wait for it, then execute or refuse it.
-/// `plan` is what status.plan should say afterwards.
+/// `plan` is what status.plan should say afterwards. `recorded` is whether status.plan already names
+/// this change set; if not, it is made without looking first (a pass cut short after making it
+/// gets AlreadyExistsException, which is fine).
+#[allow(clippy::too_many_arguments)]
 pub async fn advance(
     ops: &Ops,
     stack_id: &str,
     name: &str,
+    recorded: bool,
     req: &Request<'_>,
     token: &str,
     data_types: &[&str],
@@ -95,7 +99,8 @@ pub async fn advance(
     let plan = |state: &str, changes: Vec<PlannedChange>| {
         Some(ChangePlan { change_set: name.to_string(), state: state.to_string(), changes })
     };
-    let Some(view) = ops.describe_change_set(stack_id, name).await? else {
+    let view = if recorded { ops.describe_change_set(stack_id, name).await? } else { None };
+    let Some(view) = view else {
         ops.delete_leftover_change_sets(stack_id, name).await?;
         ops.create_change_set(stack_id, name, req).await?;
         return Ok((Preview::Pending, plan(PREVIEWING, Vec::new())));
@@ -173,6 +178,53 @@ pub fn forcing(change: &PlannedChange) -> Vec<String> {
                 .or_else(|| c.strip_suffix(" (replaces)").map(String::from))
         })
         .collect()
+}
+
+/// The changes of a plan in a line: "RedisReplicationGroup Modify (CacheNodeType (parameter NodeType))".
+pub fn summary(changes: &[PlannedChange]) -> String {
+    changes
+        .iter()
+        .map(|c| {
+            let replaced = match c.replacement.as_deref() {
+                Some("True") => ", replaced",
+                Some("Conditional") => ", may be replaced",
+                _ => "",
+            };
+            format!("{} {}{replaced} ({})", c.resource, c.action, c.causes.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Why an update that would replace what holds the data was not executed, and what the user can
+/// do; `note` is the kind's word on where replaced data ends up.
+pub fn refusal(name: &str, change_set: &str, replaced: &[PlannedChange], note: &str) -> String {
+    let what = replaced
+        .iter()
+        .map(|c| {
+            let forcing = forcing(c);
+            if c.action == "Remove" {
+                format!("remove {} ({})", c.resource, c.resource_type)
+            } else if forcing.is_empty() {
+                format!("replace {} ({})", c.resource, c.resource_type)
+            } else {
+                format!(
+                    "replace {} ({}), because {} cannot change in place",
+                    c.resource,
+                    c.resource_type,
+                    forcing.join(" and ")
+                )
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    format!(
+        "the update of stack {name} would {what}, and that resource holds the data. Nothing was executed (change set \
+         {change_set}, shown in status.plan). To keep the data, put the spec back as it was, or move to a new \
+         resource (take a backup, create a new one restored from it, then delete this one). To let CloudFormation \
+         replace it anyway, set spec.allowReplacement: true; {}",
+        note
+    )
 }
 
 /// A resource change in the status's words.

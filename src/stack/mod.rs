@@ -16,6 +16,7 @@ mod drift;
 pub mod elasticache;
 pub mod endpoint;
 pub mod kind;
+mod outside;
 pub mod ownership;
 pub mod plan;
 pub mod publish;

@@ -152,6 +152,8 @@ pub struct Inputs<'a> {
     pub changed_outside: &'a [String],
     /// The operator already continued this failed rollback once.
     pub rollback_continued: bool,
+    /// The stack rolled back an update someone else made: it is back where the operator left it.
+    pub rolled_back_outside: bool,
 }
 
 /// A stack deleted outside the operator while it held data.
@@ -281,6 +283,7 @@ pub fn decide(i: &Inputs) -> Step {
         Phase::Complete if changed => Step::Update { adopting },
         Phase::Complete => Step::Publish,
         Phase::UpdateRolledBack if changed || i.retry_requested => Step::Update { adopting },
+        Phase::UpdateRolledBack if i.rolled_back_outside => Step::Publish,
         Phase::UpdateRolledBack => Step::PublishRolledBack,
         Phase::CreateRolledBack if i.recreate_attempts < MAX_RECREATES || changed || i.retry_requested => {
             Step::Recreate
@@ -471,19 +474,8 @@ mod tests {
         let mut s = stack("UPDATE_COMPLETE", owner().tags(&d.tags));
         s.tags.insert("team".into(), "other".into());
         let changes = vec!["tag team (other) was added".to_string()];
-        let with = |outside: &[String]| {
-            decide(&Inputs {
-                observed: Some(&s),
-                desired: &d,
-                applied: Some(&d.parameters),
-                owner: &owner(),
-                recreate_attempts: 0,
-                lost: None,
-                retry_requested: false,
-                changed_outside: outside,
-                rollback_continued: false,
-            })
-        };
+        let o = owner();
+        let with = |outside: &[String]| decide(&Inputs { changed_outside: outside, ..settled(&s, &d, &o) });
         assert_eq!(with(&changes), Step::Revert { changes: changes.clone() });
         assert_eq!(with(&[]), Step::Update { adopting: false }, "tags differ for another reason: an update");
         assert!(same_template(Some(&serde_json::json!({"a": 1})), &serde_json::json!({"a": 1})));
@@ -505,6 +497,7 @@ mod tests {
                 retry_requested: asked,
                 changed_outside: &[],
                 rollback_continued: continued,
+                rolled_back_outside: false,
             })
         };
         assert_eq!(with(false, false), Step::ContinueRollback);
@@ -530,10 +523,27 @@ mod tests {
                 retry_requested: false,
                 changed_outside: &changes,
                 rollback_continued: false,
+                rolled_back_outside: false,
             })
         };
         assert_eq!(with(&d.parameters), Step::Revert { changes: changes.clone() });
         assert_eq!(with(&BTreeMap::new()), Step::Update { adopting: false }, "the spec changed too: one update");
+    }
+
+    /// A stack this resource owns, at the spec's last applied parameters, with nothing else going on.
+    fn settled<'a>(s: &'a ObservedStack, d: &'a Desired, owner: &'a Owner) -> Inputs<'a> {
+        Inputs {
+            observed: Some(s),
+            desired: d,
+            applied: Some(&d.parameters),
+            owner,
+            recreate_attempts: 0,
+            lost: None,
+            retry_requested: false,
+            changed_outside: &[],
+            rollback_continued: false,
+            rolled_back_outside: false,
+        }
     }
 
     fn desired() -> Desired {
@@ -582,6 +592,7 @@ mod tests {
             retry_requested: false,
             changed_outside: &[],
             rollback_continued: false,
+            rolled_back_outside: false,
         })
     }
 
@@ -636,6 +647,9 @@ mod tests {
         let d = desired();
         let s = stack("UPDATE_ROLLBACK_COMPLETE", owner().tags(&d.tags));
         assert_eq!(decide_with(Some(&s), &d, Some(&d.parameters), 0), Step::PublishRolledBack);
+        let o = owner();
+        let theirs = Inputs { rolled_back_outside: true, ..settled(&s, &d, &o) };
+        assert_eq!(decide(&theirs), Step::Publish, "someone else's failed update left the stack as the spec says");
         let older = BTreeMap::new();
         assert_eq!(decide_with(Some(&s), &d, Some(&older), 0), Step::Update { adopting: false });
     }
@@ -669,6 +683,7 @@ mod tests {
                 retry_requested: retry,
                 changed_outside: &[],
                 rollback_continued: false,
+                rolled_back_outside: false,
             })
         };
         match inputs(&d, false) {
@@ -708,6 +723,7 @@ mod tests {
                 retry_requested: true,
                 changed_outside: &[],
                 rollback_continued: false,
+                rolled_back_outside: false,
             })
         };
         assert_eq!(with_retry("UPDATE_ROLLBACK_COMPLETE", 0), Step::Update { adopting: false });
