@@ -456,3 +456,23 @@ async fn a_failed_update_made_by_hand_is_reported_and_the_cache_stays_ready() {
     assert!(ready_message(&o).contains("UPDATE_ROLLBACK_COMPLETE"), "{}", ready_message(&o));
     assert_eq!(w.count(&name, "cloudformation:CreateChangeSet"), 0, "nothing to change back");
 }
+
+#[tokio::test]
+async fn a_retained_stack_keeps_no_preview_of_an_update_that_never_ran() {
+    let w = World::new("changes-retain").await;
+    let name = unique_name("oms-redis-csretain");
+    w.create(&name, "dev", json!({ "deletionPolicy": "Retain" })).await;
+    w.ready(&name).await;
+    w.patch_spec(&name, json!({ "nodeType": "cache.t4g.small" })).await;
+    eventually("the preview to be made", WAIT, || async {
+        (w.count(&name, "cloudformation:CreateChangeSet") >= 1).then_some(())
+    })
+    .await;
+    w.api.delete(&name, &kube::api::DeleteParams::default()).await.expect("delete");
+    eventually("the resource to go", WAIT, || async { matches!(w.api.get_opt(&name).await, Ok(None)).then_some(()) })
+        .await;
+    let sets = change_sets(&w, &name).await;
+    assert!(unexecuted(&sets).is_empty(), "left on the retained stack: {sets:?}");
+    let s = stack(w.emu, &name).await.expect("the retained stack");
+    assert!(s.tags().iter().any(|t| t.key() == Some("oms-data-operator/orphaned")), "retained as orphaned");
+}

@@ -137,6 +137,16 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
     let mut outcome = act(obj, ctx, &ops, step, &desired, observed.as_ref(), &owner, requested.as_deref(), next)
         .await
         .map_err(|e| explained(obj, e))?;
+    // An update asked for by requested-at takes several passes (its change set is made, then
+    // read): the request stays open until the change set runs or is refused for good.
+    let previewing = outcome
+        .next
+        .plan
+        .as_ref()
+        .is_some_and(|p| [changeset::PREVIEWING, changeset::REFUSED].contains(&p.state.as_str()));
+    if requested.is_some() && previewing {
+        outcome.next.last_handled_requested_at = prev.last_handled_requested_at.clone();
+    }
     outcome.next.account = outcome.next.stack_id.as_deref().and_then(accounts::account_of_stack);
     // The checks beside Ready: each says how soon it wants to look again, and the sooner wins.
     let endpoint = super::endpoint::check(obj, &mut outcome, &ctx.probes);

@@ -101,7 +101,7 @@ pub async fn advance(
     };
     let view = if recorded { ops.describe_change_set(stack_id, name).await? } else { None };
     let Some(view) = view else {
-        ops.delete_leftover_change_sets(stack_id, name).await?;
+        ops.delete_leftover_change_sets(stack_id, Some(name)).await?;
         ops.create_change_set(stack_id, name, req).await?;
         return Ok((Preview::Pending, plan(PREVIEWING, Vec::new())));
     };
@@ -354,7 +354,7 @@ impl Ops {
 
     /// Deletes the operator's change sets on the stack other than `keep` that never ran: previews
     /// of a spec that has moved on, or left by a pass that was cut short.
-    async fn delete_leftover_change_sets(&self, stack_id: &str, keep: &str) -> Result<()> {
+    pub(super) async fn delete_leftover_change_sets(&self, stack_id: &str, keep: Option<&str>) -> Result<()> {
         let action = "ListChangeSets";
         let mut leftovers = Vec::new();
         let mut next: Option<String> = None;
@@ -374,7 +374,7 @@ impl Ops {
                             | ExecutionStatus::ExecuteFailed
                     )
                 );
-                if name.starts_with(PREFIX) && name != keep && !ran {
+                if name.starts_with(PREFIX) && Some(name) != keep && !ran {
                     leftovers.push(name.to_string());
                 }
             }

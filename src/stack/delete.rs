@@ -192,6 +192,9 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
         DeleteStep::Orphan => {
             let obs =
                 observed.as_ref().ok_or_else(|| crate::error::Error::Internal("retain without a stack".into()))?;
+            // No preview that never ran is left on a stack nobody manages any more, recorded or not.
+            ops.delete_leftover_change_sets(&obs.id, None).await?;
+            next.plan = None;
             ops.retag(obs, &owner.orphaned_tags(&obs.tags), &time_token("retain", &owner.uid)).await?;
             waiting(ctx, next, "StackRetaining", format!("tagging stack {name} as orphaned before releasing it"))
         }
