@@ -321,8 +321,7 @@ async fn act<K: DataStack>(
                 }
                 Preview::Refused(replaced) => {
                     let message = changeset::refusal(name, &change_set, &replaced, K::replacement_note());
-                    let outcome = stalled(ctx, next, "StackChangeReplacesData", message);
-                    return Ok(Outcome { requeue: Action::requeue(ctx.settings.max_poll_interval), ..outcome });
+                    return Ok(stalled(ctx, next, "StackChangeReplacesData", message));
                 }
                 Preview::Failed(reason) => {
                     let message = format!(
