@@ -82,7 +82,7 @@ mod tests {
         assert_eq!(version.name, "v1alpha1");
         let columns: Vec<&str> =
             version.additional_printer_columns.as_ref().expect("columns").iter().map(|c| c.name.as_str()).collect();
-        assert_eq!(columns, ["Env", "Ready", "Reason", "NodeType", "Nodes", "Status", "Endpoint", "Age"]);
+        assert_eq!(columns, ["Env", "Ready", "Reason", "NodeType", "Nodes", "Status", "Cost", "Endpoint", "Age"]);
         assert!(version.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
         let yaml = render().expect("render");
         assert!(yaml.matches("x-kubernetes-validations").count() >= 5, "CEL rules are in the schema");

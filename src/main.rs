@@ -1,4 +1,5 @@
-//! The `oms-data-operator` command: `run` the operator, print the `crd`s or the embedded `template`.
+//! The `oms-data-operator` command: `run` the operator, print the `crd`s or the embedded `template`,
+//! or `size` a workload.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use oms_data_operator::context::{Context, Settings};
@@ -27,6 +28,92 @@ enum Command {
     Crd,
     /// Print the embedded ElastiCache Redis CloudFormation template.
     Template,
+    /// Estimate memory and monthly cost of an OMS workload, per environment, with the cheapest
+    /// node type that holds it.
+    Size(SizeArgs),
+}
+
+#[derive(clap::Args)]
+struct SizeArgs {
+    /// An OmsRedis manifest with spec.workload: sized with its own environment and node type.
+    #[arg(short = 'f', long = "filename", conflicts_with_all = ["orders", "positions", "instruments", "idempotency_keys", "leader_keys", "family"])]
+    file: Option<std::path::PathBuf>,
+    /// Active orders (order:{exchange}:{exchangeOrderId}, ~2 KB each).
+    #[arg(long, default_value_t = 0)]
+    orders: u64,
+    /// Open positions (position:{clientId}:{symbol}, ~500 B each).
+    #[arg(long, default_value_t = 0)]
+    positions: u64,
+    /// Instruments (instrument:{symbol}, ~2 KB each).
+    #[arg(long, default_value_t = 0)]
+    instruments: u64,
+    /// Idempotency keys alive at once (idempotency:{requestId}, ~100 B each).
+    #[arg(long, default_value_t = 0)]
+    idempotency_keys: u64,
+    /// Leader-election keys (leader:{service}).
+    #[arg(long, default_value_t = 0)]
+    leader_keys: u64,
+    /// Another key family, as NAME=COUNTxBYTES (e.g. sessions=20000x800); repeatable.
+    #[arg(long = "family", value_parser = parse_family)]
+    family: Vec<(String, u64, u64)>,
+    /// The share of a node's usable memory to keep free, in percent.
+    #[arg(long, default_value_t = oms_data_operator::redis::sizing::DEFAULT_HEADROOM_PERCENT, value_parser = clap::value_parser!(u8).range(0..=90))]
+    headroom: u8,
+    /// Engine to price: redis or valkey.
+    #[arg(long, default_value = "redis")]
+    engine: String,
+    /// table (the seed's tables) or json.
+    #[arg(long, short = 'o', default_value = "table")]
+    output: String,
+}
+
+fn parse_family(s: &str) -> Result<(String, u64, u64), String> {
+    let bad = || format!("{s:?}: write a family as NAME=COUNTxBYTES, e.g. sessions=20000x800");
+    let (name, rest) = s.split_once('=').ok_or_else(bad)?;
+    let (count, bytes) = rest.split_once('x').ok_or_else(bad)?;
+    let count = count.replace(['_', ','], "").parse().map_err(|_| bad())?;
+    let bytes: u64 = bytes.replace(['_', ','], "").parse().map_err(|_| bad())?;
+    if name.is_empty() || bytes == 0 {
+        return Err(bad());
+    }
+    Ok((name.to_string(), count, bytes))
+}
+
+fn size(args: SizeArgs) -> Result<String, String> {
+    use oms_data_operator::redis::size_report;
+    use oms_data_operator::redis::sizing::{KeyFamily, Workload};
+    use oms_data_operator::redis::spec::Engine;
+    let (workload, headroom, engine, configs) = match &args.file {
+        Some(path) => {
+            let yaml = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            size_report::from_manifest(&yaml)?
+        }
+        None => {
+            let engine = match args.engine.as_str() {
+                "redis" => Engine::Redis,
+                "valkey" => Engine::Valkey,
+                other => return Err(format!("--engine {other}: use redis or valkey")),
+            };
+            let mut w =
+                Workload::oms(args.orders, args.positions, args.instruments, args.idempotency_keys, args.leader_keys);
+            w.families.extend(args.family.iter().map(|(name, count, bytes)| KeyFamily {
+                name: name.clone(),
+                key: format!("{name}:…"),
+                count: *count,
+                bytes_per_key: *bytes,
+            }));
+            if w.families.is_empty() {
+                return Err("give the workload: --orders, --positions, --instruments, --idempotency-keys, --leader-keys or --family (or -f an OmsRedis manifest with spec.workload)".into());
+            }
+            (w, args.headroom, engine, size_report::presets(engine))
+        }
+    };
+    let report = size_report::report(&workload, headroom, engine, &configs);
+    match args.output.as_str() {
+        "table" => Ok(size_report::render(&report)),
+        "json" => serde_json::to_string_pretty(&report).map(|s| s + "\n").map_err(|e| e.to_string()),
+        other => Err(format!("--output {other}: use table or json")),
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -277,6 +364,16 @@ fn main() -> ExitCode {
             print!("{}", oms_data_operator::redis::template::TEMPLATE_BODY);
             ExitCode::SUCCESS
         }
+        Command::Size(args) => match size(args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("oms-data-operator size: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Crd => match oms_data_operator::crd::render() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -485,3 +485,43 @@ async fn alarms_notify_the_topic_with_the_given_thresholds_and_windows_reach_the
     assert!(o.status.map(|s| s.alarm_names.is_empty()).unwrap_or(true), "dev has no alarms by default");
     assert!(w.emu.alarms(&format!("{quiet}-")).is_empty());
 }
+
+#[tokio::test]
+async fn a_workload_too_big_for_its_node_type_is_warned_about_with_the_type_that_fits_and_the_cost_shows() {
+    let w = World::new("sizing").await;
+    let name = unique_name("oms-redis-size");
+    // A million orders: ~2 GB of data, ~2.8 GB in Redis; a t4g.micro holds 384 MiB.
+    w.create(&name, "dev", json!({ "workload": { "orders": 1_000_000 } })).await;
+    let o = w.condition_reason(&name, "Undersized", "True", "NotEnoughHeadroom").await;
+    let message = condition(&o, "Undersized").map(|c| c.message.clone()).unwrap_or_default();
+    for says in ["cache.t4g.micro leaves 0%", "2.00 GB of data", "cache.m7g.large would, at $110 a month"] {
+        assert!(message.contains(says), "{says:?} not in: {message}");
+    }
+    let o = w.ready(&name).await;
+    assert_eq!(condition(&o, "Stalled").map(|c| c.status.as_str()), Some("False"), "the cache still works");
+    let sizing = o.status.as_ref().and_then(|s| s.sizing.clone()).expect("status.sizing");
+    assert_eq!(sizing.monthly_cost.as_deref(), Some("$11"));
+    assert_eq!(sizing.recommended_node_type.as_deref(), Some("cache.m7g.large"));
+    assert!(w.event_note("NotEnoughHeadroom").await.contains("cache.m7g.large"));
+    // `kubectl get omsr` shows the cost: the server's table for the kind has it.
+    let table = cost_column(&w, &name).await;
+    assert_eq!(table.as_deref(), Some("$11"));
+
+    w.patch_spec(&name, json!({ "nodeType": "cache.m7g.large" })).await;
+    let o = w.ready(&name).await;
+    assert!(condition(&o, "Undersized").is_none(), "cleared after the update");
+    assert_eq!(o.status.and_then(|s| s.sizing).and_then(|s| s.monthly_cost).as_deref(), Some("$110"));
+    assert_eq!(cost_column(&w, &name).await.as_deref(), Some("$110"));
+}
+
+/// The Cost cell of `kubectl get omsr <name>`, as the apiserver renders the kind's table.
+async fn cost_column(w: &World, name: &str) -> Option<String> {
+    let path = format!("/apis/data.oms-spider.io/v1alpha1/namespaces/{}/omsredises/{name}", w.ns);
+    let req = http::Request::get(path)
+        .header("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io")
+        .body(Vec::new())
+        .expect("request");
+    let table: serde_json::Value = serde_json::from_str(&w.client.request_text(req).await.ok()?).ok()?;
+    let column = table["columnDefinitions"].as_array()?.iter().position(|c| c["name"] == "Cost")?;
+    table["rows"][0]["cells"][column].as_str().map(String::from)
+}

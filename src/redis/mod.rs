@@ -4,6 +4,8 @@
 pub mod node_types;
 pub mod presets;
 pub mod probe;
+pub mod size_report;
+pub mod sizing;
 pub mod spec;
 pub mod template;
 pub mod windows;
@@ -153,6 +155,7 @@ fn support_advisory(version: EngineVersion, today: k8s_openapi::jiff::civil::Dat
             version.as_str(),
             newest_redis.as_str()
         ),
+        warning: true,
     })
 }
 
@@ -170,6 +173,7 @@ fn auth_advisory(r: &OmsRedis) -> Option<Advisory> {
                   Set spec.auth.enabled: true to turn AUTH on without downtime: the password goes into the connection \
                   Secret, and clients without it are refused once the reload grace period is over"
             .into(),
+        warning: true,
     })
 }
 
@@ -301,6 +305,13 @@ impl DataStack for OmsRedis {
             status.insert("alarmNames".into(), template::alarm_names(&group).into());
         }
         status.insert("replicationGroupId".into(), group.into());
+        // Cost and sizing of the configuration as deployed.
+        if let Some(config) = sizing::Config::from_parameters(parameters) {
+            let workload = self.spec.workload.as_ref().map(sizing::from_spec);
+            if let Ok(value) = serde_json::to_value(sizing::status(&config, workload.as_ref())) {
+                status.insert("sizing".into(), value);
+            }
+        }
         Ok(Published { secret, status })
     }
 
@@ -356,6 +367,13 @@ impl DataStack for OmsRedis {
         let version = self.spec.engine_version.unwrap_or(default_engine_version(self.spec.engine));
         let mut advisories: Vec<Advisory> = support_advisory(version, today).into_iter().collect();
         advisories.extend(auth_advisory(self));
+        // Sized against the spec's own configuration, so an edit of nodeType clears it with the update.
+        if let (Some(w), Ok(parameters)) = (&self.spec.workload, self.parameters())
+            && let Some(config) = sizing::Config::from_parameters(&parameters)
+        {
+            let (workload, headroom) = sizing::from_spec(w);
+            advisories.extend(sizing::advisories(&config, &workload, headroom));
+        }
         advisories
     }
 

@@ -343,6 +343,50 @@ pub fn suggestion(name: &str) -> String {
     }
 }
 
+/// A node type's on-demand price, and where it comes from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Price {
+    pub node_type: &'static str,
+    /// US dollars a month for one Redis OSS node.
+    pub redis_monthly_usd: f64,
+    pub source: &'static str,
+    pub region: &'static str,
+}
+
+/// The seed's node-type tables ("Custo/mês"): approximate monthly on-demand prices, read
+/// 2026-11-29 from `data-layer-templates.md`. The seed names no region.
+pub const SEED_PRICES: &str = "the seed's node-type tables (data-layer-templates.md, \"Custo/mês\", approximate)";
+const SEED_REGION: &str = "not stated by the seed";
+
+/// Every price the operator knows. Only the seed's seven types have one: AWS's pricing page
+/// loads its tables in the browser, and no stored copy of an AWS page gives the others (third-party
+/// mirrors of AWS's price list do; they are not used). A type without a price is still accepted; it
+/// has no cost in status, and the cheapest-fit search passes it by.
+pub const PRICES: &[Price] = &[
+    Price { node_type: "cache.t4g.micro", redis_monthly_usd: 11.0, source: SEED_PRICES, region: SEED_REGION },
+    Price { node_type: "cache.t4g.small", redis_monthly_usd: 22.0, source: SEED_PRICES, region: SEED_REGION },
+    Price { node_type: "cache.t4g.medium", redis_monthly_usd: 44.0, source: SEED_PRICES, region: SEED_REGION },
+    Price { node_type: "cache.m7g.large", redis_monthly_usd: 110.0, source: SEED_PRICES, region: SEED_REGION },
+    Price { node_type: "cache.m7g.xlarge", redis_monthly_usd: 220.0, source: SEED_PRICES, region: SEED_REGION },
+    Price { node_type: "cache.r7g.large", redis_monthly_usd: 150.0, source: SEED_PRICES, region: SEED_REGION },
+    Price { node_type: "cache.r7g.xlarge", redis_monthly_usd: 300.0, source: SEED_PRICES, region: SEED_REGION },
+];
+
+/// Valkey nodes cost this share of the Redis OSS price. AWS: "On ElastiCache for Valkey
+/// self-designed node-based, you can benefit from up to 20% lower cost per node" (ElastiCache FAQ,
+/// <https://amazonaws.cn/en/elasticache/faqs>, read 2026-11-29 through a stored copy); the
+/// estimate takes the full 20 %.
+pub const VALKEY_PRICE_FACTOR: f64 = 0.8;
+
+/// The monthly on-demand price of one node of this type with this engine, if known.
+pub fn monthly_price(name: &str, engine: super::spec::Engine) -> Option<f64> {
+    let price = PRICES.iter().find(|p| p.node_type == name)?;
+    Some(match engine {
+        super::spec::Engine::Redis => price.redis_monthly_usd,
+        super::spec::Engine::Valkey => price.redis_monthly_usd * VALKEY_PRICE_FACTOR,
+    })
+}
+
 /// The seed's node-type tables: name, vCPU, memory (GiB). Tests hold the table and the template to them.
 #[cfg(test)]
 pub(crate) const SEED_NODE_TYPES: [(&str, u16, f64); 7] = [
@@ -526,5 +570,16 @@ mod tests {
         assert!(hint.contains("cache.r8g.16xlarge"), "{hint}");
         let hint = suggestion("cache.r6gd.large");
         assert!(hint.contains("data-tiering") && hint.contains("c8gn"), "{hint}");
+    }
+
+    #[test]
+    fn every_price_is_of_a_catalogued_type_and_the_seeds_types_all_have_one() {
+        for p in PRICES {
+            assert!(find(p.node_type).is_some(), "{} is priced but not in the catalogue", p.node_type);
+            assert!(p.redis_monthly_usd > 0.0 && !p.source.is_empty() && !p.region.is_empty());
+        }
+        for (name, _, _) in SEED_NODE_TYPES {
+            assert!(PRICES.iter().any(|p| p.node_type == name), "{name} is in the seed's tables but has no price");
+        }
     }
 }

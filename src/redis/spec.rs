@@ -48,6 +48,7 @@ const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
     printcolumn(name = "NodeType", type_ = "string", json_path = ".status.appliedParameters.NodeType"),
     printcolumn(name = "Nodes", type_ = "string", json_path = ".status.appliedParameters.NumCacheNodes"),
     printcolumn(name = "Status", type_ = "string", json_path = ".status.stackStatus"),
+    printcolumn(name = "Cost", type_ = "string", json_path = ".status.sizing.monthlyCost"),
     printcolumn(name = "Endpoint", type_ = "string", json_path = ".status.endpoint", priority = 1),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     validation = Rule::new(RESTORE_ONLY_BEFORE_CREATION_RULE).message(RESTORE_ONLY_BEFORE_CREATION_MESSAGE).field_path(".spec.restoreFrom"),
@@ -216,6 +217,11 @@ pub struct OmsRedisSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopt_existing_stack: Option<bool>,
 
+    /// The keys the OMS expects to keep in this cache: status then estimates the memory they take,
+    /// the headroom the node type leaves, the monthly cost, and the cheapest node type that fits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<WorkloadSpec>,
+
     /// Let an update go ahead when CloudFormation's preview says it replaces the replication
     /// group (a new, empty group; CloudFormation snapshots the old one first). Off by default:
     /// such an update is refused, and status.plan shows what would be replaced and why.
@@ -232,6 +238,53 @@ pub struct RestoreFrom {
     /// of the same or a newer version, or into Valkey; a Valkey one only into Valkey).
     #[schemars(length(min = 1, max = 255), regex(pattern = r"^[A-Za-z][A-Za-z0-9-]*$"))]
     pub snapshot_name: String,
+}
+
+/// Expected key counts per family (the seed's OMS key families, plus any of the user's own).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkloadSpec {
+    /// Active orders, `order:{exchange}:{exchangeOrderId}` hashes (~2 KB, TTL 24 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub orders: Option<i64>,
+    /// Open positions, `position:{clientId}:{symbol}` hashes (~500 B, no TTL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub positions: Option<i64>,
+    /// Instruments, `instrument:{symbol}` hashes (~2 KB, TTL 1 h).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub instruments: Option<i64>,
+    /// Idempotency keys alive at once, `idempotency:{requestId}` strings (~100 B, TTL 5 min).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub idempotency_keys: Option<i64>,
+    /// Leader-election keys, `leader:{service}` strings (one per service).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub leader_keys: Option<i64>,
+    /// Other key families: a name, how many keys, and bytes per key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub families: Vec<CustomFamily>,
+    /// The share of a node's usable memory to keep free, in percent: 0 to 90. Default 20.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 90))]
+    pub headroom_percent: Option<i32>,
+}
+
+/// A key family of the user's own.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomFamily {
+    #[schemars(length(min = 1, max = 63))]
+    pub name: String,
+    #[schemars(range(min = 0))]
+    pub count: i64,
+    /// Bytes per key, value included: 1 to 512 MiB (Redis's largest value).
+    #[schemars(range(min = 1, max = 536870912))]
+    pub bytes_per_key: i64,
 }
 
 /// Scheduled drift detection.
@@ -444,4 +497,8 @@ pub struct OmsRedisStatus {
     /// The CloudWatch alarms the stack has.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub alarm_names: Vec<String>,
+    /// Monthly cost of the configuration as deployed and, with spec.workload, the memory it takes
+    /// and the cheapest node type that holds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sizing: Option<super::sizing::SizingStatus>,
 }

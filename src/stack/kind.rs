@@ -97,6 +97,8 @@ pub struct Advisory {
     pub type_: &'static str,
     pub reason: &'static str,
     pub message: String,
+    /// A Warning Event announces it; otherwise a Normal one (for information).
+    pub warning: bool,
 }
 
 /// What a settled stack gives the cluster.

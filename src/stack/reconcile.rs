@@ -431,7 +431,8 @@ pub(super) async fn finish<K: DataStack>(
     }
     for advisory in obj.advisories() {
         if !prev.conditions.iter().any(|c| c.type_ == advisory.type_ && c.status == "True") {
-            publish_event(ctx, obj, EventType::Warning, advisory.reason, "Reconcile", advisory.message).await;
+            let type_ = if advisory.warning { EventType::Warning } else { EventType::Normal };
+            publish_event(ctx, obj, type_, advisory.reason, "Reconcile", advisory.message).await;
         }
     }
     ctx.metrics.observe_phase(obj, next.stack_status.as_deref());
