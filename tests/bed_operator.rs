@@ -494,7 +494,11 @@ async fn a_workload_too_big_for_its_node_type_is_warned_about_with_the_type_that
     w.create(&name, "dev", json!({ "workload": { "orders": 1_000_000 } })).await;
     let o = w.condition_reason(&name, "Undersized", "True", "NotEnoughHeadroom").await;
     let message = condition(&o, "Undersized").map(|c| c.message.clone()).unwrap_or_default();
-    for says in ["cache.t4g.micro leaves 0%", "2.00 GB of data", "cache.m7g.large would, at $110 a month"] {
+    for says in [
+        "cache.t4g.micro leaves 0%",
+        "2.00 GB of data",
+        "cache.m7g.large holds it with that headroom, at $110 a month for 1 node",
+    ] {
         assert!(message.contains(says), "{says:?} not in: {message}");
     }
     let o = w.ready(&name).await;

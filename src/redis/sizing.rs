@@ -291,7 +291,13 @@ pub fn advisories(config: &Config, workload: &Workload, headroom: u8) -> Vec<cra
     let f = fit(workload, config.node, headroom);
     let best = cheapest_fit(workload, config.engine, config.prod, headroom);
     let offer = |(n, price): (&NodeType, f64)| {
-        format!("{} would, at {} a month for {} node(s)", n.name, usd(price * f64::from(config.nodes)), config.nodes)
+        format!(
+            "{} holds it with that headroom, at {} a month for {} (set spec.nodeType: {})",
+            n.name,
+            usd(price * f64::from(config.nodes)),
+            nodes(config.nodes),
+            n.name
+        )
     };
     let mut out = Vec::new();
     if !f.fits {
@@ -320,11 +326,11 @@ pub fn advisories(config: &Config, workload: &Workload, headroom: u8) -> Vec<cra
             type_: "Oversized",
             reason: "CheaperTypeFits",
             message: format!(
-                "spec.workload fits a much cheaper node type: {}. {} costs {} a month for {} node(s)",
+                "spec.workload fits a much cheaper node type: {}. {} costs {} a month for {}",
                 offer((n, price)),
                 config.node.name,
                 usd(current * f64::from(config.nodes)),
-                config.nodes
+                nodes(config.nodes)
             ),
             warning: false,
         });
@@ -342,6 +348,11 @@ pub fn human(bytes: u64) -> String {
     } else {
         format!("{:.0} KB", b / 1e3)
     }
+}
+
+/// "1 node", "3 nodes".
+fn nodes(n: u32) -> String {
+    if n == 1 { "1 node".into() } else { format!("{n} nodes") }
 }
 
 /// Node memory in binary units, as AWS lists node types ("0.5 GiB"; the seed's "512 MB").
@@ -442,7 +453,7 @@ mod tests {
         assert_eq!(warned.len(), 1);
         assert!(warned[0].warning && warned[0].type_ == "Undersized", "{warned:?}");
         assert!(
-            warned[0].message.contains("cache.m7g.large would, at $330 a month for 3 node(s)"),
+            warned[0].message.contains("cache.m7g.large holds it with that headroom, at $330 a month for 3 nodes"),
             "{}",
             warned[0].message
         );
