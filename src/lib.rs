@@ -6,6 +6,7 @@
 //! [`stack::DataStack`].
 
 pub mod backup;
+pub mod budget;
 pub mod context;
 pub mod controller;
 pub mod crd;

@@ -172,6 +172,13 @@ struct RunArgs {
     /// Deadline of each AWS call, in seconds.
     #[arg(long, default_value_t = 30.0)]
     aws_timeout: f64,
+    /// AWS calls a second this process sends at most, all resources together (0: no limit).
+    /// Throttling answers halve it for a while.
+    #[arg(long, default_value_t = 20.0)]
+    aws_max_rps: f64,
+    /// AWS calls sent at once after a quiet spell, within --aws-max-rps on average.
+    #[arg(long, default_value_t = 40)]
+    aws_burst: u32,
     /// Deadline of each Kubernetes call, in seconds.
     #[arg(long, default_value_t = 30.0)]
     kube_timeout: f64,
@@ -275,7 +282,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
         loader = loader.endpoint_url(url);
     }
     let sdk = loader.load().await;
-    let aws = Aws::new(sdk, secs(args.aws_timeout) + Duration::from_secs(5), metrics.clone());
+    let budget = oms_data_operator::budget::Budget::new(args.aws_max_rps, args.aws_burst);
+    let aws = Aws::new(sdk, secs(args.aws_timeout) + Duration::from_secs(5), metrics.clone()).with_budget(budget);
 
     let settings = Settings {
         cluster_id,

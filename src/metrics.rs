@@ -45,6 +45,8 @@ pub struct Metrics {
     queue_depth: Gauge,
     scheduled: Mutex<HashMap<String, ()>>,
     leader: Gauge,
+    budget_rate: Gauge<f64, std::sync::atomic::AtomicU64>,
+    budget_wait: Counter<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -76,7 +78,17 @@ impl Default for Metrics {
             "1 while this replica holds the leader Lease (or runs without election)",
             leader.clone(),
         );
+        let budget_rate = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        let budget_wait = Counter::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "aws_budget_rate",
+            "AWS calls a second the call budget allows now (halved by Throttling, restored by successes)",
+            budget_rate.clone(),
+        );
+        registry.register("aws_budget_wait_seconds", "Time AWS calls waited for the call budget", budget_wait.clone());
         Metrics {
+            budget_rate,
+            budget_wait,
             registry,
             reconciles,
             errors,
@@ -116,6 +128,14 @@ impl Metrics {
         self.duration.get_or_create(&OutcomeLabels { outcome }).observe(took.as_secs_f64());
         if let Some(category) = error_category {
             self.errors.get_or_create(&ErrorLabels { category }).inc();
+        }
+    }
+
+    /// The call budget's rate now, and a wait for it.
+    pub fn aws_budget(&self, rate: f64, waited: std::time::Duration) {
+        self.budget_rate.set(if rate.is_finite() { rate } else { -1.0 });
+        if !waited.is_zero() {
+            self.budget_wait.inc_by(waited.as_secs_f64());
         }
     }
 

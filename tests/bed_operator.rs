@@ -529,3 +529,65 @@ async fn cost_column(w: &World, name: &str) -> Option<String> {
     let column = table["columnDefinitions"].as_array()?.iter().position(|c| c["name"] == "Cost")?;
     table["rows"][0]["cells"][column].as_str().map(String::from)
 }
+
+#[tokio::test]
+async fn a_burst_of_creates_stays_within_the_aws_call_budget_and_rides_out_throttling() {
+    let w = World::new("budget").await;
+    let ns = controlplane::test_namespace(&w.client, "budget-bin").await;
+    let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &ns);
+    let key = "budget-operator";
+    let (rate, burst) = (4.0, 4.0);
+    let op = OperatorProcess::spawn(
+        w.emu,
+        ProcessOptions {
+            kubeconfig: &w.cp.kubeconfig,
+            access_key: key,
+            args: [
+                "--namespaces",
+                &ns,
+                "--poll-interval",
+                "0.3",
+                "--max-poll-interval",
+                "1",
+                "--concurrency",
+                "8",
+                "--aws-max-rps",
+                "4",
+                "--aws-burst",
+                "4",
+            ]
+            .map(String::from)
+            .to_vec(),
+            log: None,
+            pod_name: None,
+            env: &[],
+        },
+    );
+    let names: Vec<String> = (0..8).map(|_| unique_name("oms-redis-budget")).collect();
+    // A short storm on one stack: its next DescribeStacks calls answer Throttling (the SDK's own
+    // retries included).
+    let throttles = 6;
+    w.emu.throttle("DescribeStacks", throttles, &names[0]);
+    let started = std::time::Instant::now();
+    for n in &names {
+        let mut manifest = w.manifest(n, "dev", json!({}));
+        manifest.metadata.namespace = Some(ns.clone());
+        api.create(&PostParams::default(), &manifest).await.expect("create");
+    }
+    for n in &names {
+        eventually(&format!("{n} Ready"), WAIT, || async {
+            let o = api.get(n).await.ok()?;
+            (condition(&o, "Ready")?.status == "True").then_some(())
+        })
+        .await;
+    }
+    let took = started.elapsed().as_secs_f64();
+    let calls: u64 = w.emu.calls_by_key(key).values().sum();
+    // Every call took a token; the SDK's own retries of throttled calls did not.
+    let allowed = burst + rate * took + f64::from(throttles);
+    assert!(calls as f64 <= allowed, "{calls} AWS calls in {took:.1}s, the budget allows {allowed:.0}");
+    assert!(calls >= 8 * 3, "8 creates, each polled: {calls}");
+    let waited = op.metric("oms_data_operator_aws_budget_wait_seconds_total").unwrap_or(0.0);
+    assert!(waited > 0.0, "the burst waited for the budget");
+    assert!(op.metric("oms_data_operator_aws_budget_rate").is_some_and(|r| r > 0.0 && r <= rate));
+}

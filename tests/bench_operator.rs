@@ -169,6 +169,14 @@ async fn bench(cp: &ControlPlane, emu: &Emulator) {
             *m.entry(k).or_default() += v;
             m
         });
+    // Writes are one per intended change: 100 creates, and no update of a stack just created.
+    let writes: BTreeMap<&String, &u64> = before
+        .iter()
+        .filter(|(k, _)| {
+            ["CreateStack", "UpdateStack", "CreateChangeSet", "ExecuteChangeSet"].iter().any(|a| k.ends_with(a))
+        })
+        .collect();
+    println!("bench: AWS writes for 100 creates → Ready: {writes:?}");
     tokio::time::sleep(Duration::from_secs(RESYNC_SECS * periods)).await;
     let after: BTreeMap<String, u64> =
         names.iter().flat_map(|n| emu.calls(Some(n))).fold(BTreeMap::new(), |mut m, (k, v)| {

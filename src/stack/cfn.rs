@@ -81,6 +81,7 @@ type ClientKey = (String, Option<Role>);
 /// account is reached through a role the resource's namespace names (see [`super::accounts`]).
 pub struct Aws {
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    budget: std::sync::Arc<crate::budget::Budget>,
     base: aws_config::SdkConfig,
     default_region: Option<String>,
     by_place: Mutex<HashMap<ClientKey, (RegionClients, Option<AssumedRole>)>>,
@@ -94,7 +95,8 @@ impl Aws {
         metrics: std::sync::Arc<crate::metrics::Metrics>,
     ) -> Aws {
         let default_region = base.region().map(|r| r.to_string());
-        Aws { metrics, base, default_region, by_place: Mutex::new(HashMap::new()), deadline }
+        let budget = std::sync::Arc::new(crate::budget::Budget::unlimited());
+        Aws { metrics, budget, base, default_region, by_place: Mutex::new(HashMap::new()), deadline }
     }
 
     /// Clients for `region` (or the operator's default region), in the operator's own account or,
@@ -141,7 +143,14 @@ impl Aws {
             clients,
             deadline: self.deadline,
             metrics: self.metrics.clone(),
+            budget: self.budget.clone(),
         })
+    }
+
+    /// Every AWS call this process makes takes a token of `budget` first.
+    pub fn with_budget(mut self, budget: crate::budget::Budget) -> Aws {
+        self.budget = std::sync::Arc::new(budget);
+        self
     }
 
     /// The region a resource's stack goes to: its own, else the operator's default.
@@ -158,6 +167,7 @@ pub struct Ops {
     pub(super) clients: RegionClients,
     deadline: Duration,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
+    budget: std::sync::Arc<crate::budget::Budget>,
 }
 
 pub(crate) fn categorize<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> AwsCategory {
@@ -277,12 +287,20 @@ impl Ops {
         E: ProvideErrorMetadata,
     {
         let service = if super::elasticache::ACTIONS.contains(&action) { "elasticache" } else { "cloudformation" };
+        // The request is sent when the future is first polled: after its token.
+        let waited = self.budget.acquire().await;
         let result = tokio::time::timeout(self.deadline, fut).await;
         let outcome = match &result {
             Err(_) => "timeout",
             Ok(Ok(_)) => "success",
             Ok(Err(e)) => categorize(e).label(),
         };
+        match &result {
+            Ok(Ok(_)) => self.budget.succeeded(),
+            Ok(Err(e)) if categorize(e) == AwsCategory::Throttled => self.budget.throttled(),
+            _ => {}
+        }
+        self.metrics.aws_budget(self.budget.rate(), waited);
         debug_assert!(
             ACTIONS.contains(&format!("{service}:{action}").as_str()),
             "{service}:{action} is not in ACTIONS"

@@ -1,0 +1,153 @@
+//! The process-wide budget of AWS calls: every call any reconcile makes takes a token first, so a
+//! burst of creates or a thousand stacks in progress never send more than `--aws-max-rps` calls a
+//! second to an account whose API limits every other tool shares. Throttling answers halve the
+//! rate; each success gives back a twentieth of the maximum (additive increase, multiplicative
+//! decrease, as TCP and the AWS SDK's adaptive retry mode do), so a storm slows the operator down
+//! instead of turning into errors.
+
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// The slowest the budget goes, however much AWS throttles: one call every two seconds.
+pub const MIN_RATE: f64 = 0.5;
+
+pub struct Budget {
+    max_rate: f64,
+    burst: f64,
+    state: Mutex<State>,
+}
+
+struct State {
+    rate: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl State {
+    /// Takes a token at `now`: `None` when one was there, else how long until one will be.
+    fn take(&mut self, now: Instant, burst: f64) -> Option<Duration> {
+        if self.rate.is_infinite() {
+            return None;
+        }
+        let earned = now.saturating_duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + earned).min(burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return None;
+        }
+        Some(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+    }
+}
+
+impl Budget {
+    /// At most `max_rps` calls a second on average, and `burst` at once after a quiet spell.
+    pub fn new(max_rps: f64, burst: u32) -> Budget {
+        let max_rate = if max_rps.is_finite() && max_rps > 0.0 { max_rps.max(MIN_RATE) } else { f64::INFINITY };
+        let burst = f64::from(burst.max(1));
+        Budget { max_rate, burst, state: Mutex::new(State { rate: max_rate, tokens: burst, last: Instant::now() }) }
+    }
+
+    /// No limit (tests and tools that bring their own).
+    pub fn unlimited() -> Budget {
+        Budget::new(f64::INFINITY, 1)
+    }
+
+    /// Waits for a token; how long it waited.
+    pub async fn acquire(&self) -> Duration {
+        let mut waited = Duration::ZERO;
+        loop {
+            let wait = match self.state.lock() {
+                Ok(mut s) => s.take(Instant::now(), self.burst),
+                Err(_) => None,
+            };
+            match wait {
+                None => return waited,
+                Some(wait) => {
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+            }
+        }
+    }
+
+    /// AWS answered Throttling: halve the rate.
+    pub fn throttled(&self) {
+        if let Ok(mut s) = self.state.lock()
+            && s.rate.is_finite()
+        {
+            s.rate = (s.rate / 2.0).max(MIN_RATE);
+        }
+    }
+
+    /// A call went through: give back part of the rate.
+    pub fn succeeded(&self) {
+        if let Ok(mut s) = self.state.lock()
+            && s.rate < self.max_rate
+        {
+            s.rate = (s.rate + self.max_rate / 20.0).min(self.max_rate);
+        }
+    }
+
+    /// Calls a second allowed now.
+    pub fn rate(&self) -> f64 {
+        self.state.lock().map(|s| s.rate).unwrap_or(self.max_rate)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Takes `n` tokens as fast as the budget allows, on a clock of its own; the time it took.
+    fn drain(budget: &Budget, n: usize) -> Duration {
+        let start = Instant::now();
+        let mut now = start;
+        let mut s = budget.state.lock().expect("lock");
+        s.last = start;
+        for _ in 0..n {
+            while let Some(wait) = s.take(now, budget.burst) {
+                now += wait;
+            }
+        }
+        now - start
+    }
+
+    #[test]
+    fn a_burst_is_spread_to_the_rate_after_the_first_tokens() {
+        let budget = Budget::new(10.0, 5);
+        // 5 at once, then 20 more at 10 a second.
+        let took = drain(&budget, 25).as_secs_f64();
+        assert!((1.99..=2.01).contains(&took), "{took}");
+    }
+
+    #[test]
+    fn throttling_halves_the_rate_and_successes_restore_it() {
+        let budget = Budget::new(10.0, 1);
+        budget.throttled();
+        budget.throttled();
+        assert_eq!(budget.rate(), 2.5);
+        for _ in 0..3 {
+            budget.throttled();
+        }
+        assert_eq!(budget.rate(), MIN_RATE, "never below the floor");
+        let took = drain(&budget, 3).as_secs_f64();
+        assert!((3.99..=4.01).contains(&took), "one call every two seconds at the floor: {took}");
+        for _ in 0..30 {
+            budget.succeeded();
+        }
+        assert_eq!(budget.rate(), 10.0, "back to the maximum, never above");
+    }
+
+    #[tokio::test]
+    async fn unlimited_never_waits() {
+        let budget = Budget::unlimited();
+        for _ in 0..1000 {
+            assert_eq!(budget.acquire().await, Duration::ZERO);
+        }
+        budget.throttled();
+        assert!(budget.rate().is_infinite());
+        assert!(Budget::new(0.0, 5).rate().is_infinite(), "0 means no limit");
+    }
+}
