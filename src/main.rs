@@ -96,12 +96,7 @@ fn size(args: SizeArgs) -> Result<String, String> {
             };
             let mut w =
                 Workload::oms(args.orders, args.positions, args.instruments, args.idempotency_keys, args.leader_keys);
-            w.families.extend(args.family.iter().map(|(name, count, bytes)| KeyFamily {
-                name: name.clone(),
-                key: format!("{name}:…"),
-                count: *count,
-                bytes_per_key: *bytes,
-            }));
+            w.families.extend(args.family.iter().map(|(name, count, bytes)| KeyFamily::custom(name, *count, *bytes)));
             if w.families.is_empty() {
                 return Err("give the workload: --orders, --positions, --instruments, --idempotency-keys, --leader-keys or --family (or -f an OmsRedis manifest with spec.workload)".into());
             }

@@ -10,7 +10,7 @@ use oms_data_operator::redis::OmsRedis;
 use oms_data_operator::redis::template::{TEMPLATE_BODY, param};
 use serde_json::json;
 use std::time::Duration;
-use support::operator::{Operator, OperatorProcess, ProcessOptions, test_settings};
+use support::operator::{Operator, OperatorProcess, test_settings};
 use support::world::{WAIT, World, stack, stack_params};
 use support::{eventually, unique_name};
 
@@ -295,21 +295,7 @@ async fn an_operator_killed_at_each_change_set_step_leaves_no_stray_change_set_a
     w.emu.configure(json!({ "stack_delays": { name.clone(): 1.0 } }));
     let ns = support::controlplane::test_namespace(&w.client, "cskill-bin").await;
     let api: kube::Api<OmsRedis> = kube::Api::namespaced(w.client.clone(), &ns);
-    let spawn = |access_key: &str| {
-        OperatorProcess::spawn(
-            w.emu,
-            ProcessOptions {
-                kubeconfig: &w.cp.kubeconfig,
-                access_key,
-                args: ["--namespaces", &ns, "--poll-interval", "0.3", "--max-poll-interval", "1"]
-                    .map(String::from)
-                    .to_vec(),
-                log: None,
-                pod_name: None,
-                env: &[],
-            },
-        )
-    };
+    let spawn = |access_key: &str| OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &ns, access_key, &[]);
     let ready = |generation: i64| {
         let api = api.clone();
         let name = name.clone();

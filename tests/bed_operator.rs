@@ -11,7 +11,7 @@ use oms_data_operator::stack::ownership;
 use serde_json::json;
 use std::time::Duration;
 use support::controlplane;
-use support::operator::{Operator, OperatorProcess, ProcessOptions};
+use support::operator::{Operator, OperatorProcess};
 use support::world::{WAIT, World, condition, secret_data, seed, stack, stack_params, stack_tags};
 use support::{eventually, unique_name};
 
@@ -356,21 +356,7 @@ async fn an_operator_killed_mid_create_and_restarted_makes_exactly_one_stack() {
     w.emu.configure(json!({ "stack_delays": { name.clone(): 4.0 } }));
     let crash_ns = controlplane::test_namespace(&w.client, "crash-bin").await;
     let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &crash_ns);
-    let spawn = |access_key: &str| {
-        OperatorProcess::spawn(
-            w.emu,
-            ProcessOptions {
-                kubeconfig: &w.cp.kubeconfig,
-                access_key,
-                args: ["--namespaces", &crash_ns, "--poll-interval", "0.3", "--max-poll-interval", "1"]
-                    .map(String::from)
-                    .to_vec(),
-                log: None,
-                pod_name: None,
-                env: &[],
-            },
-        )
-    };
+    let spawn = |access_key: &str| OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &crash_ns, access_key, &[]);
     let mut first = spawn("crash-first");
     let mut manifest = w.manifest(&name, "dev", json!({}));
     manifest.metadata.namespace = Some(crash_ns.clone());
@@ -537,32 +523,9 @@ async fn a_burst_of_creates_stays_within_the_aws_call_budget_and_rides_out_throt
     let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &ns);
     let key = "budget-operator";
     let (rate, burst) = (4.0, 4.0);
-    let op = OperatorProcess::spawn(
-        w.emu,
-        ProcessOptions {
-            kubeconfig: &w.cp.kubeconfig,
-            access_key: key,
-            args: [
-                "--namespaces",
-                &ns,
-                "--poll-interval",
-                "0.3",
-                "--max-poll-interval",
-                "1",
-                "--concurrency",
-                "8",
-                "--aws-max-rps",
-                "4",
-                "--aws-burst",
-                "4",
-            ]
-            .map(String::from)
-            .to_vec(),
-            log: None,
-            pod_name: None,
-            env: &[],
-        },
-    );
+    let (max_rps, burst_flag) = (rate.to_string(), burst.to_string());
+    let extra = ["--concurrency", "8", "--aws-max-rps", max_rps.as_str(), "--aws-burst", burst_flag.as_str()];
+    let op = OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &ns, key, &extra);
     let names: Vec<String> = (0..8).map(|_| unique_name("oms-redis-budget")).collect();
     // A short storm on one stack: its next DescribeStacks calls answer Throttling (the SDK's own
     // retries included).

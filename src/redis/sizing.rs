@@ -37,6 +37,11 @@ pub struct KeyFamily {
 }
 
 impl KeyFamily {
+    /// A family of the user's own (its keys shown as `<name>:…`).
+    pub fn custom(name: &str, count: u64, bytes_per_key: u64) -> KeyFamily {
+        KeyFamily { name: name.to_string(), key: format!("{name}:…"), count, bytes_per_key }
+    }
+
     pub fn bytes(&self) -> u64 {
         self.count.saturating_mul(self.bytes_per_key)
     }
@@ -189,12 +194,9 @@ pub fn from_spec(spec: &super::spec::WorkloadSpec) -> (Workload, u8) {
         n(spec.idempotency_keys),
         n(spec.leader_keys),
     );
-    workload.families.extend(spec.families.iter().map(|f| KeyFamily {
-        name: f.name.clone(),
-        key: format!("{}:…", f.name),
-        count: f.count.max(0) as u64,
-        bytes_per_key: f.bytes_per_key.max(0) as u64,
-    }));
+    workload.families.extend(
+        spec.families.iter().map(|f| KeyFamily::custom(&f.name, f.count.max(0) as u64, f.bytes_per_key.max(0) as u64)),
+    );
     let headroom = spec.headroom_percent.map(|h| h.clamp(0, 90) as u8).unwrap_or(DEFAULT_HEADROOM_PERCENT);
     (workload, headroom)
 }

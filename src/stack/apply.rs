@@ -371,10 +371,8 @@ async fn act<K: DataStack>(
         Step::Publish => {
             let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
             // The spec went back to what the stack has: a preview it left behind is dropped.
-            if next.plan.as_ref().is_some_and(|p| {
-                ![changeset::EXECUTING, changeset::APPLIED, changeset::ROLLED_BACK].contains(&p.state.as_str())
-            }) {
-                changeset::discard(ops, &obs.id, next.plan.take().as_ref()).await?;
+            if let Some(left) = next.plan.take_if(|p| changeset::never_ran(p)) {
+                changeset::discard(ops, &obs.id, &left).await?;
             }
             match &desired.credential {
                 Some(c) => settle_credential(obj, ctx, ops, c, obs, desired, next).await?,

@@ -143,12 +143,14 @@ pub async fn advance(
     })
 }
 
-/// Deletes the change set a plan recorded if it never ran (its update was dropped or replaced).
-pub async fn discard(ops: &Ops, stack_id: &str, plan: Option<&ChangePlan>) -> Result<()> {
-    if let Some(p) = plan.filter(|p| [PREVIEWING, REFUSED, FAILED].contains(&p.state.as_str())) {
-        ops.delete_change_set(stack_id, &p.change_set).await?;
-    }
-    Ok(())
+/// Whether a plan's change set never ran (still previewing, refused, or failed to be made).
+pub fn never_ran(plan: &ChangePlan) -> bool {
+    [PREVIEWING, REFUSED, FAILED].contains(&plan.state.as_str())
+}
+
+/// Deletes the change set of a plan that never ran (its update was dropped or replaced).
+pub async fn discard(ops: &Ops, stack_id: &str, plan: &ChangePlan) -> Result<()> {
+    ops.delete_change_set(stack_id, &plan.change_set).await
 }
 
 /// CloudFormation's two answers for an update that changes nothing.

@@ -159,6 +159,25 @@ impl OperatorProcess {
         OperatorProcess { child, http_port, log: opts.log }
     }
 
+    /// The binary watching only `namespace`, polling fast (0.3 s, backing off to 1 s), its calls
+    /// signed with `access_key`; `extra` are more flags.
+    pub fn watching(
+        emu: &Emulator,
+        kubeconfig: &std::path::Path,
+        namespace: &str,
+        access_key: &str,
+        extra: &[&str],
+    ) -> OperatorProcess {
+        let mut args: Vec<String> = ["--namespaces", namespace, "--poll-interval", "0.3", "--max-poll-interval", "1"]
+            .map(String::from)
+            .to_vec();
+        args.extend(extra.iter().map(|a| a.to_string()));
+        OperatorProcess::spawn(
+            emu,
+            ProcessOptions { kubeconfig, access_key, args, log: None, pod_name: None, env: &[] },
+        )
+    }
+
     /// GET on the operator's HTTP port: status and body (status 0 when nothing answers).
     pub fn get(&self, path: &str) -> (u16, String) {
         super::proc::http_request(self.http_port, "GET", path, "").unwrap_or((0, String::new()))
