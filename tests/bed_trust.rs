@@ -206,8 +206,14 @@ async fn a_stack_deleted_outside_the_operator_is_reported_and_a_staging_cache_is
     for n in [&dev, &staging] {
         cfn.delete_stack().stack_name(n.as_str()).send().await.expect("delete the stack behind the operator's back");
     }
+    // Gone is told by the old stack's id: by name, the dev cache may already have its new stack.
     for n in [&dev, &staging] {
-        eventually("the stack to vanish", WAIT, || async { stack(w.emu, n).await.is_none().then_some(()) }).await;
+        eventually("the stack to vanish", WAIT, || async {
+            let out = cfn.describe_stacks().stack_name(old_ids[n].as_str()).send().await.ok()?;
+            let status = out.stacks().first()?.stack_status()?.as_str().to_string();
+            (status == "DELETE_COMPLETE").then_some(())
+        })
+        .await;
     }
 
     // Staging: loud, and nothing is created until someone asks.
