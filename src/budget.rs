@@ -22,6 +22,8 @@ struct State {
     rate: f64,
     tokens: f64,
     last: Instant,
+    /// When AWS began throttling with no success since.
+    storm_since: Option<Instant>,
 }
 
 impl State {
@@ -46,7 +48,11 @@ impl Budget {
     pub fn new(max_rps: f64, burst: u32) -> Budget {
         let max_rate = if max_rps.is_finite() && max_rps > 0.0 { max_rps.max(MIN_RATE) } else { f64::INFINITY };
         let burst = f64::from(burst.max(1));
-        Budget { max_rate, burst, state: Mutex::new(State { rate: max_rate, tokens: burst, last: Instant::now() }) }
+        Budget {
+            max_rate,
+            burst,
+            state: Mutex::new(State { rate: max_rate, tokens: burst, last: Instant::now(), storm_since: None }),
+        }
     }
 
     /// No limit (tests and tools that bring their own).
@@ -74,19 +80,26 @@ impl Budget {
 
     /// AWS answered Throttling: halve the rate.
     pub fn throttled(&self) {
-        if let Ok(mut s) = self.state.lock()
-            && s.rate.is_finite()
-        {
-            s.rate = (s.rate / 2.0).max(MIN_RATE);
+        if let Ok(mut s) = self.state.lock() {
+            s.storm_since.get_or_insert_with(Instant::now);
+            if s.rate.is_finite() {
+                s.rate = (s.rate / 2.0).max(MIN_RATE);
+            }
         }
+    }
+
+    /// How long AWS has been throttling every call (none went through since the first throttle).
+    pub fn storm(&self) -> Option<Duration> {
+        self.state.lock().ok()?.storm_since.map(|t| t.elapsed())
     }
 
     /// A call went through: give back part of the rate.
     pub fn succeeded(&self) {
-        if let Ok(mut s) = self.state.lock()
-            && s.rate < self.max_rate
-        {
-            s.rate = (s.rate + self.max_rate / 20.0).min(self.max_rate);
+        if let Ok(mut s) = self.state.lock() {
+            s.storm_since = None;
+            if s.rate < self.max_rate {
+                s.rate = (s.rate + self.max_rate / 20.0).min(self.max_rate);
+            }
         }
     }
 

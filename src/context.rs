@@ -23,6 +23,9 @@ pub struct Settings {
     pub kube_timeout: Duration,
     /// Resources reconciled at once.
     pub concurrency: u16,
+    /// How long AWS may throttle every call before it shows in conditions and Events: a short
+    /// storm is the call budget's to absorb, not the user's.
+    pub throttling_grace: Duration,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             resync: Duration::from_secs(600),
             kube_timeout: Duration::from_secs(30),
             concurrency: 4,
+            throttling_grace: Duration::from_secs(120),
         }
     }
 }

@@ -164,6 +164,9 @@ struct RunArgs {
     /// Resources reconciled at once.
     #[arg(long, default_value_t = 4)]
     concurrency: u16,
+    /// Seconds AWS may throttle every call before it shows in conditions and Events.
+    #[arg(long, default_value_t = 120.0)]
+    throttling_grace: f64,
     /// Deadline of each AWS call, in seconds.
     #[arg(long, default_value_t = 30.0)]
     aws_timeout: f64,
@@ -285,6 +288,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         poll_interval: secs(args.poll_interval),
         max_poll_interval: secs(args.max_poll_interval),
         resync: secs(args.resync),
+        throttling_grace: secs(args.throttling_grace),
         kube_timeout: secs(args.kube_timeout),
         concurrency: args.concurrency,
     };

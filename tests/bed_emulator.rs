@@ -1665,3 +1665,46 @@ async fn drift_detection_reports_a_property_changed_outside_cloudformation() {
     wait_for(&cfn, &stack, StackStatus::UpdateComplete).await;
     assert_eq!(detect().await.stack_drift_status(), Some(&StackDriftStatus::InSync));
 }
+
+#[tokio::test]
+async fn list_stacks_pages_its_summaries_and_filters_by_status() {
+    // An emulator of this test's own, so the listing holds only this test's stacks.
+    let emu = Emulator::start(Options { stack_delay_seconds: 0.2, ..Options::default() }).expect("start");
+    let cfn = emu.cloudformation();
+    let template = r#"{"Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}"#;
+    for i in 0..105 {
+        cfn.create_stack().stack_name(format!("page-{i:03}")).template_body(template).send().await.expect("create");
+    }
+    let mut names = Vec::new();
+    let mut pages = 0;
+    let mut token = None;
+    loop {
+        let out = cfn
+            .list_stacks()
+            .stack_status_filter(StackStatus::CreateInProgress)
+            .stack_status_filter(StackStatus::CreateComplete)
+            .set_next_token(token.take())
+            .send()
+            .await
+            .expect("list");
+        pages += 1;
+        names.extend(out.stack_summaries().iter().filter_map(|s| s.stack_name().map(String::from)));
+        match out.next_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    names.sort();
+    names.dedup();
+    assert_eq!((pages, names.len()), (2, 105), "two pages of at most 100, every stack once");
+    cfn.delete_stack().stack_name("page-000").send().await.expect("delete");
+    let deleted = loop {
+        let out = cfn.list_stacks().stack_status_filter(StackStatus::DeleteComplete).send().await.expect("list");
+        if let Some(s) = out.stack_summaries().first() {
+            break s.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(deleted.stack_name(), Some("page-000"));
+    assert!(deleted.deletion_time().is_some(), "a deleted stack's summary says when");
+}

@@ -517,7 +517,7 @@ async fn cost_column(w: &World, name: &str) -> Option<String> {
 }
 
 #[tokio::test]
-async fn a_burst_of_creates_stays_within_the_aws_call_budget_and_rides_out_throttling() {
+async fn a_burst_of_creates_stays_within_the_aws_call_budget_and_a_short_throttling_storm_stays_quiet() {
     let w = World::new("budget").await;
     let ns = controlplane::test_namespace(&w.client, "budget-bin").await;
     let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &ns);
@@ -550,7 +550,64 @@ async fn a_burst_of_creates_stays_within_the_aws_call_budget_and_rides_out_throt
     let allowed = burst + rate * took + f64::from(throttles);
     assert!(calls as f64 <= allowed, "{calls} AWS calls in {took:.1}s, the budget allows {allowed:.0}");
     assert!(calls >= 8 * 3, "8 creates, each polled: {calls}");
+    // The storm was short: the budget absorbed it, and the user never saw it.
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(w.client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .expect("events");
+    let throttled: Vec<_> = events.items.iter().filter(|e| e.reason.as_deref() == Some("AwsThrottled")).collect();
+    assert!(throttled.is_empty(), "a short storm reached the user: {throttled:?}");
+    assert!(
+        w.emu.calls_by_key(key).keys().any(|k| k == "cloudformation:DescribeStacks"),
+        "the throttled stack was read"
+    );
     let waited = op.metric("oms_data_operator_aws_budget_wait_seconds_total").unwrap_or(0.0);
     assert!(waited > 0.0, "the burst waited for the budget");
     assert!(op.metric("oms_data_operator_aws_budget_rate").is_some_and(|r| r > 0.0 && r <= rate));
+}
+
+#[tokio::test]
+async fn stacks_in_progress_are_polled_together_and_a_settled_stack_is_read_once() {
+    let w = World::new("survey").await;
+    let ns = controlplane::test_namespace(&w.client, "survey-bin").await;
+    let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &ns);
+    let key = "survey-operator";
+    // Resync every 2 s: idle passes come often enough to count within the test.
+    let op = OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &ns, key, &["--resync", "2"]);
+    let names: Vec<String> = (0..10).map(|_| unique_name("oms-redis-survey")).collect();
+    let delays: serde_json::Map<String, serde_json::Value> = names.iter().map(|n| (n.clone(), json!(4.0))).collect();
+    w.emu.configure(json!({ "stack_delays": delays }));
+    let started = std::time::Instant::now();
+    for n in &names {
+        let mut manifest = w.manifest(n, "dev", json!({}));
+        manifest.metadata.namespace = Some(ns.clone());
+        api.create(&PostParams::default(), &manifest).await.expect("create");
+    }
+    for n in &names {
+        eventually(&format!("{n} Ready"), WAIT, || async {
+            let o = api.get(n).await.ok()?;
+            (condition(&o, "Ready")?.status == "True").then_some(())
+        })
+        .await;
+    }
+    let took = started.elapsed().as_secs_f64();
+    let calls = w.emu.calls_by_key(key);
+    let n = |action: &str| calls.get(&format!("cloudformation:{action}")).copied().unwrap_or(0);
+    // Each stack was 4 s in progress with a 0.3 s poll: 13 DescribeStacks each if polled one by one.
+    assert_eq!(n("CreateStack"), 10, "{calls:?}");
+    assert!(n("DescribeStacks") <= 10 * 2, "one read after each create settles, at most: {calls:?}");
+    let sweeps_allowed = (took / 0.3).ceil() as u64 * 2 + 4;
+    assert!(n("ListStacks") <= sweeps_allowed, "{} ListStacks in {took:.1}s: {calls:?}", n("ListStacks"));
+    // Settled: six resyncs of each resource cost no DescribeStacks and a few shared sweeps.
+    let before = w.emu.calls_by_key(key);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let after = w.emu.calls_by_key(key);
+    let delta = |action: &str| {
+        let k = format!("cloudformation:{action}");
+        after.get(&k).copied().unwrap_or(0) - before.get(&k).copied().unwrap_or(0)
+    };
+    assert_eq!(delta("DescribeStacks"), 0, "idle resyncs reuse the descriptions: {after:?}");
+    assert!(delta("ListStacks") <= 12 + 2, "at most one sweep per max poll interval (1 s): {after:?}");
+    assert!(delta("ListStacks") >= 1, "the resyncs still look: {after:?}");
+    drop(op);
 }

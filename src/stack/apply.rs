@@ -68,7 +68,10 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
             return finish(api, obj, ctx, &prev, outcome).await;
         }
     };
-    let observed = ops.describe(&desired.stack_name).await?;
+    let observed = match fresh_read_needed(obj, &prev) {
+        true => ops.describe(&desired.stack_name).await?,
+        false => ops.observe(&desired.stack_name, sweep_age(&prev, ctx)).await?,
+    };
     next.stack_name = Some(desired.stack_name.clone());
     next.secret_name = Some(desired.secret_name.clone());
     next.region = Some(region);
@@ -155,6 +158,22 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         outcome.requeue = Action::requeue(soonest.min(ctx.settings.resync));
     }
     finish(api, obj, ctx, &prev, outcome).await
+}
+
+/// A spec edit or a retry request is decided on a read of the stack made now; everything else
+/// (polling, resync) on the shared sweep.
+fn fresh_read_needed<K: DataStack>(obj: &K, prev: &StackStatus) -> bool {
+    let edited = obj.meta().generation != prev.observed_generation;
+    let retry = obj.annotations().get(plan::REQUESTED_AT) != prev.last_handled_requested_at.as_ref();
+    prev.stack_id.is_some() && (edited || retry)
+}
+
+/// How old a sweep may be: a poll interval while CloudFormation works, longer once it settled.
+pub(super) fn sweep_age(prev: &StackStatus, ctx: &Context) -> Duration {
+    match prev.stack_status.as_deref().map(plan::phase) {
+        Some(plan::Phase::InProgress) => ctx.settings.poll_interval,
+        _ => ctx.settings.max_poll_interval.max(ctx.settings.poll_interval),
+    }
 }
 
 /// The stack this resource had, if it held data and CloudFormation no longer has it by name.

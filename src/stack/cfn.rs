@@ -3,6 +3,7 @@
 //! it) and maps failures to a static [`AwsCategory`].
 
 use super::accounts::{AssumedRole, Role};
+use super::survey::{Seen, Summary, Survey};
 use crate::error::{AwsCategory, Error, Result};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
@@ -14,7 +15,7 @@ use std::time::Duration;
 /// Every AWS action the operator itself calls, as `service:Action` (CloudFormation makes the
 /// stack's resources with the caller's permissions too; docs/iam-policy.json grants both, and a
 /// test holds it to this list).
-pub const ACTIONS: [&str; 25] = [
+pub const ACTIONS: [&str; 26] = [
     "cloudformation:CreateStack",
     "cloudformation:UpdateStack",
     "cloudformation:CreateChangeSet",
@@ -25,6 +26,7 @@ pub const ACTIONS: [&str; 25] = [
     "cloudformation:ContinueUpdateRollback",
     "cloudformation:DeleteStack",
     "cloudformation:DescribeStacks",
+    "cloudformation:ListStacks",
     "cloudformation:DescribeStackEvents",
     "cloudformation:GetTemplate",
     "cloudformation:DetectStackDrift",
@@ -76,6 +78,9 @@ pub struct RegionClients {
 /// Where clients act: a region, and the role to assume (none: the operator's own account).
 type ClientKey = (String, Option<Role>);
 
+/// What one account and region has: its clients, the role's credentials, and the shared polling.
+type AtPlace = (RegionClients, Option<AssumedRole>, std::sync::Arc<Survey>);
+
 /// AWS clients, one set per region and account, all from one base configuration (the default
 /// credential chain in production, so IRSA works; an endpoint override only for emulators). Another
 /// account is reached through a role the resource's namespace names (see [`super::accounts`]).
@@ -84,7 +89,7 @@ pub struct Aws {
     budget: std::sync::Arc<crate::budget::Budget>,
     base: aws_config::SdkConfig,
     default_region: Option<String>,
-    by_place: Mutex<HashMap<ClientKey, (RegionClients, Option<AssumedRole>)>>,
+    by_place: Mutex<HashMap<ClientKey, AtPlace>>,
     deadline: Duration,
 }
 
@@ -112,7 +117,7 @@ impl Aws {
                 .map(str::to_string)
                 .unwrap_or_else(|| format!("https://{service}.{region}.amazonaws.com"))
         };
-        let (clients, assumed) = {
+        let (clients, assumed, survey) = {
             let mut map = self.by_place.lock().map_err(|_| Error::Internal("AWS client cache poisoned".into()))?;
             map.entry((region.clone(), role.cloned()))
                 .or_insert_with(|| {
@@ -126,7 +131,7 @@ impl Aws {
                         cloudformation: aws_sdk_cloudformation::Client::new(&conf),
                         elasticache: aws_sdk_elasticache::Client::new(&conf),
                     };
-                    (clients, assumed)
+                    (clients, assumed, std::sync::Arc::new(Survey::default()))
                 })
                 .clone()
         };
@@ -144,6 +149,7 @@ impl Aws {
             deadline: self.deadline,
             metrics: self.metrics.clone(),
             budget: self.budget.clone(),
+            survey,
         })
     }
 
@@ -151,6 +157,11 @@ impl Aws {
     pub fn with_budget(mut self, budget: crate::budget::Budget) -> Aws {
         self.budget = std::sync::Arc::new(budget);
         self
+    }
+
+    /// The process-wide AWS call budget.
+    pub fn budget(&self) -> &crate::budget::Budget {
+        &self.budget
     }
 
     /// The region a resource's stack goes to: its own, else the operator's default.
@@ -168,6 +179,7 @@ pub struct Ops {
     deadline: Duration,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
     budget: std::sync::Arc<crate::budget::Budget>,
+    pub(super) survey: std::sync::Arc<Survey>,
 }
 
 pub(crate) fn categorize<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> AwsCategory {
@@ -309,13 +321,65 @@ impl Ops {
         result.map_err(|_| Error::Timeout { action, after: self.deadline })
     }
 
-    /// The stack by name or id; `None` when CloudFormation has no live stack by that name.
+    /// The stack by name or id, as the shared sweep ([`super::survey`]) knows it when it can tell
+    /// from a sweep no older than `within`, else as DescribeStacks answers.
+    pub async fn observe(&self, stack: &str, within: Duration) -> Result<Option<ObservedStack>> {
+        match self.survey.look(self, stack, within).await {
+            Seen::Stack(s) => Ok(Some(s)),
+            Seen::Absent => Ok(None),
+            Seen::Ask => self.describe(stack).await,
+        }
+    }
+
+    /// The stack by name or id, read now; `None` when CloudFormation has no live stack by that name.
     pub async fn describe(&self, stack: &str) -> Result<Option<ObservedStack>> {
         let action = "DescribeStacks";
         match self.call(action, self.clients.cloudformation.describe_stacks().stack_name(stack).send()).await? {
-            Ok(out) => Ok(out.stacks().first().map(observed)),
+            Ok(out) => {
+                let seen = out.stacks().first().map(observed);
+                if let Some(s) = &seen {
+                    self.survey.described(s);
+                }
+                Ok(seen)
+            }
             Err(e) if is_missing_stack(&e) => Ok(None),
             Err(e) => Err(aws_error(action, &self.cloudformation, e)),
+        }
+    }
+
+    /// Every stack of the account and region that is not deleted, by name, page by page.
+    pub(super) async fn list_live_stacks(&self) -> Result<Vec<(String, Summary)>> {
+        use aws_sdk_cloudformation::types::StackStatus;
+        let action = "ListStacks";
+        let live: Vec<StackStatus> =
+            StackStatus::values().iter().filter(|s| **s != "DELETE_COMPLETE").map(|s| StackStatus::from(*s)).collect();
+        let mut stacks = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let req = self
+                .clients
+                .cloudformation
+                .list_stacks()
+                .set_stack_status_filter(Some(live.clone()))
+                .set_next_token(token.take())
+                .send();
+            let out = match self.call(action, req).await? {
+                Ok(out) => out,
+                Err(e) => return Err(aws_error(action, &self.cloudformation, e)),
+            };
+            stacks.extend(out.stack_summaries().iter().filter_map(|s| {
+                let summary = Summary {
+                    id: s.stack_id()?.to_string(),
+                    status: s.stack_status()?.as_str().to_string(),
+                    status_reason: s.stack_status_reason().map(str::to_string),
+                    last_updated: s.last_updated_time().map(|t| t.to_string()),
+                };
+                Some((s.stack_name()?.to_string(), summary))
+            }));
+            match out.next_token() {
+                Some(t) if !t.is_empty() => token = Some(t.to_string()),
+                _ => return Ok(stacks),
+            }
         }
     }
 
@@ -330,6 +394,7 @@ impl Ops {
         token: &str,
     ) -> Result<Option<String>> {
         let action = "CreateStack";
+        self.survey.writing(stack);
         let req = self
             .clients
             .cloudformation
@@ -341,7 +406,13 @@ impl Ops {
             .client_request_token(token)
             .send();
         match self.call(action, req).await? {
-            Ok(out) => Ok(out.stack_id().map(str::to_string)),
+            Ok(out) => {
+                let id = out.stack_id().map(str::to_string);
+                if let Some(id) = &id {
+                    self.survey.created(id, tags);
+                }
+                Ok(id)
+            }
             Err(e) if e.code() == Some("AlreadyExistsException") => Ok(None),
             Err(e) => Err(aws_error(action, &self.cloudformation, e)),
         }
@@ -427,6 +498,7 @@ impl Ops {
     /// Continues the rollback of a failed update (UPDATE_ROLLBACK_FAILED), skipping nothing.
     pub async fn continue_rollback(&self, stack_id: &str, token: &str) -> Result<()> {
         let action = "ContinueUpdateRollback";
+        self.survey.writing(stack_id);
         let req = self
             .clients
             .cloudformation
@@ -448,6 +520,7 @@ impl Ops {
         token: &str,
     ) -> Result<UpdateOutcome> {
         let action = "UpdateStack";
+        self.survey.writing(&stack.id);
         let keep: Vec<Parameter> = stack
             .parameters
             .keys()
@@ -486,6 +559,7 @@ impl Ops {
 
     pub async fn delete(&self, stack_id: &str, token: &str) -> Result<()> {
         let action = "DeleteStack";
+        self.survey.writing(stack_id);
         let req = self.clients.cloudformation.delete_stack().stack_name(stack_id).client_request_token(token).send();
         match self.call(action, req).await? {
             Ok(_) => Ok(()),

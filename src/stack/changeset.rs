@@ -330,6 +330,7 @@ impl Ops {
 
     async fn execute_change_set(&self, stack_id: &str, name: &str, token: &str) -> Result<()> {
         let action = "ExecuteChangeSet";
+        self.survey.writing(stack_id);
         let call = self
             .clients
             .cloudformation

@@ -46,7 +46,7 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
             return Ok(Cleanup::Requeue(retry));
         }
     };
-    let observed = ops.describe(&stack).await?;
+    let observed = ops.observe(&stack, ctx.settings.poll_interval).await?;
     if let Some(o) = &observed {
         next.stack_id = Some(o.id.clone());
         next.stack_status = Some(o.status.clone());

@@ -23,6 +23,7 @@ pub mod publish;
 pub mod reconcile;
 mod restore;
 pub mod status;
+pub mod survey;
 
 pub use kind::{
     Advisory, BackupTarget, Credential, CredentialTarget, DataStack, DeletionPolicy, Desired, FailoverTarget, Probe,

@@ -83,7 +83,16 @@ pub async fn reconcile<K: DataStack>(obj: Arc<K>, ctx: Arc<Context>) -> Result<A
         ctx.metrics.forget(&*obj);
     }
     ctx.metrics.reconciled(started.elapsed(), result.as_ref().err().map(Error::category));
-    if let Err(e) = &result {
+    if let Err(e) = &result
+        && quiet_throttling(e, &ctx)
+    {
+        tracing::info!(
+            namespace = obj.namespace().unwrap_or_default(),
+            name = obj.name_any(),
+            error = %e,
+            "AWS throttled; the call budget slows down and the pass is retried"
+        );
+    } else if let Err(e) = &result {
         tracing::warn!(
             namespace = obj.namespace().unwrap_or_default(),
             name = obj.name_any(),
@@ -95,6 +104,13 @@ pub async fn reconcile<K: DataStack>(obj: Arc<K>, ctx: Arc<Context>) -> Result<A
         record_error(&*obj, &ctx, e).await;
     }
     result
+}
+
+/// A Throttling answer within the grace of a storm (see [`crate::context::Settings`]) is the call
+/// budget's to absorb (it halves its rate at each one): the pass is retried without telling the user.
+fn quiet_throttling(e: &Error, ctx: &Context) -> bool {
+    matches!(e, Error::Aws { category: AwsCategory::Throttled, .. })
+        && ctx.aws.budget().storm().is_some_and(|d| d < ctx.settings.throttling_grace)
 }
 
 /// Puts a failed reconcile into the conditions, so `kubectl get`/`describe` and GitOps tools see

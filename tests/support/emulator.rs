@@ -167,8 +167,7 @@ impl Emulator {
 
     /// Calls signed with one access key id, by `service:Action`.
     pub fn calls_by_key(&self, access_key: &str) -> std::collections::BTreeMap<String, u64> {
-        let v = self.control("GET", &format!("/_oms/calls?access_key={access_key}"), None);
-        serde_json::from_value(v["counts"].clone()).unwrap_or_default()
+        calls_at(self.port, access_key)
     }
 
     /// Calls that acted in one account (signed with a key of that account), by `service:Action`.
@@ -388,4 +387,13 @@ pub fn shared() -> &'static Emulator {
         eprintln!("bed: AWS emulator ready in {:.1}s", emu.startup.as_secs_f64());
         Ok(emu)
     })
+}
+
+/// The calls signed with `access_key` by the emulator on `port` (from any thread; empty when it
+/// does not answer).
+pub fn calls_at(port: u16, access_key: &str) -> std::collections::BTreeMap<String, u64> {
+    match http_json(port, "GET", &format!("/_oms/calls?access_key={access_key}"), None) {
+        Ok((200, v)) => serde_json::from_value(v["counts"].clone()).unwrap_or_default(),
+        _ => Default::default(),
+    }
 }

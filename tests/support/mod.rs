@@ -12,6 +12,7 @@ pub mod emulator;
 pub mod health;
 pub mod operator;
 pub mod proc;
+pub mod proxy;
 pub mod redis;
 pub mod world;
 

@@ -48,6 +48,8 @@ pub fn test_settings() -> Settings {
         resync: Duration::from_secs(30),
         kube_timeout: Duration::from_secs(20),
         concurrency: 4,
+        // Throttling shows at once, so the tests of its reporting need no two-minute storm.
+        throttling_grace: Duration::ZERO,
     }
 }
 

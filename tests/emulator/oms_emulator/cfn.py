@@ -1305,11 +1305,25 @@ def list_stack_resources(self: CloudFormationResponse) -> ActionResult:
     return ActionResult({"StackResourceSummaries": out})
 
 
+LIST_STACKS_PAGE = 100  # AWS documents no page size for ListStacks; see the README
+
+
 def list_stacks(self: CloudFormationResponse) -> ActionResult:
     state.advance()
     filt = self._get_param("StackStatusFilter", []) or []
     out = [s.summary() for s in sorted(_states_for(self), key=lambda s: -s.creation_time) if not filt or s.status in filt]
-    return ActionResult({"StackSummaries": out})
+    token = self._get_param("NextToken")
+    start = 0
+    if token:
+        try:
+            start = int(token.removeprefix("page-"))
+        except ValueError:
+            raise ValidationError(message="Invalid NextToken") from None
+    page = out[start : start + LIST_STACKS_PAGE]
+    result: dict[str, Any] = {"StackSummaries": page}
+    if start + LIST_STACKS_PAGE < len(out):
+        result["NextToken"] = f"page-{start + LIST_STACKS_PAGE}"
+    return ActionResult(result)
 
 
 def list_exports(self: CloudFormationResponse) -> ActionResult:

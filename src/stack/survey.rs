@@ -1,0 +1,231 @@
+//! Shared polling. Every stack of one account and region is looked at with one paginated
+//! ListStacks per interval, however many of them are in progress, and a stack is described on its
+//! own only when its summary says it changed. At a thousand stacks in progress that is one call
+//! every few seconds where a DescribeStacks per stack would be a hundred a second.
+//!
+//! Why ListStacks: AWS's DescribeStacks page says of a call without a stack name that it "can
+//! impact performance" and to "consider using the ListStacks API"; ListStacks returns summaries
+//! (id, name, status, reason, last update) and a NextToken for the next page. Deleted stacks stay
+//! listed for 90 days unless filtered, so the sweep asks for every status but DELETE_COMPLETE.
+//!
+//! What a summary cannot show (tags, parameters, outputs) comes from the last description of the
+//! same stack, reused only while the stack's status, reason and last-update time are what they were
+//! when it was described. A sweep is used for a stack only if it started after the operator's own
+//! last write to that stack, so it never answers with the state from before an action just taken.
+
+use super::cfn::{ObservedStack, Ops};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A stack as ListStacks shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    pub id: String,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub last_updated: Option<String>,
+}
+
+/// What a sweep says about one stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Known without a call of its own.
+    Stack(ObservedStack),
+    /// No live stack of that name when a recent enough sweep ran.
+    Absent,
+    /// The sweep cannot tell (never described, changed since, asked by an older id, or no sweep).
+    Ask,
+}
+
+/// The sweeps and descriptions of one account and region.
+#[derive(Default)]
+pub struct Survey {
+    sweep: tokio::sync::Mutex<Sweep>,
+    /// The last description of each stack, by id.
+    described: Mutex<HashMap<String, ObservedStack>>,
+    /// When the operator last changed each stack (by name).
+    written: Mutex<HashMap<String, Instant>>,
+}
+
+#[derive(Default)]
+struct Sweep {
+    started: Option<Instant>,
+    failed: Option<Instant>,
+    by_name: HashMap<String, Summary>,
+}
+
+/// The stack name in a stack id (`arn:aws:cloudformation:<region>:<account>:stack/<name>/<uuid>`),
+/// or the argument itself when it is a name.
+pub fn stack_name(name_or_id: &str) -> &str {
+    match name_or_id.strip_prefix("arn:").and_then(|rest| rest.split_once(":stack/")) {
+        Some((_, tail)) => tail.split('/').next().unwrap_or(tail),
+        None => name_or_id,
+    }
+}
+
+fn in_progress(status: &str) -> bool {
+    status.ends_with("_IN_PROGRESS")
+}
+
+/// Pure: what a sweep's summary and the last description say about `key` (a name or an id).
+pub fn judge(key: &str, summary: Option<&Summary>, described: Option<&ObservedStack>) -> Seen {
+    let by_id = key.starts_with("arn:");
+    let Some(s) = summary else {
+        // By id CloudFormation still answers for a deleted stack: only a description tells how it ended.
+        return if by_id { Seen::Ask } else { Seen::Absent };
+    };
+    if by_id && s.id != key {
+        return Seen::Ask;
+    }
+    let Some(d) = described.filter(|d| d.id == s.id) else {
+        return Seen::Ask;
+    };
+    if d.status == s.status && d.status_reason == s.status_reason && d.last_updated == s.last_updated {
+        return Seen::Stack(d.clone());
+    }
+    // While CloudFormation works only the status matters; the rest is read once it settles.
+    if in_progress(&s.status) {
+        let mut seen = d.clone();
+        seen.status = s.status.clone();
+        seen.status_reason = s.status_reason.clone();
+        seen.last_updated = s.last_updated.clone();
+        return Seen::Stack(seen);
+    }
+    Seen::Ask
+}
+
+impl Survey {
+    /// What is known of `key` from a sweep no older than `within` and newer than the operator's last
+    /// write to that stack; sweeps again when there is none (one at a time: concurrent callers
+    /// wait for it and share it). A failed sweep is not retried for `within`.
+    pub async fn look(&self, ops: &Ops, key: &str, within: Duration) -> Seen {
+        let name = stack_name(key).to_string();
+        let now = Instant::now();
+        let wrote = self.written.lock().ok().and_then(|w| w.get(&name).copied());
+        let oldest = now.checked_sub(within).unwrap_or(now);
+        let needed = wrote.map_or(oldest, |w| w.max(oldest));
+        let mut sweep = self.sweep.lock().await;
+        if sweep.started.is_none_or(|s| s < needed) {
+            if sweep.failed.is_some_and(|f| now.saturating_duration_since(f) < within) {
+                return Seen::Ask;
+            }
+            let started = Instant::now();
+            match ops.list_live_stacks().await {
+                Ok(stacks) => {
+                    sweep.by_name = stacks.into_iter().collect();
+                    sweep.started = Some(started);
+                    sweep.failed = None;
+                }
+                Err(e) => {
+                    tracing::debug!(error = %e, "the shared ListStacks sweep failed; stacks are described one by one");
+                    sweep.failed = Some(started);
+                    return Seen::Ask;
+                }
+            }
+        }
+        let summary = sweep.by_name.get(&name).cloned();
+        drop(sweep);
+        let described = self.described.lock().ok().and_then(|d| summary.as_ref().and_then(|s| d.get(&s.id).cloned()));
+        judge(key, summary.as_ref(), described.as_ref())
+    }
+
+    /// Keeps a description for the sweeps to come.
+    pub fn described(&self, stack: &ObservedStack) {
+        if let Ok(mut d) = self.described.lock() {
+            if stack.status == "DELETE_COMPLETE" {
+                d.remove(&stack.id);
+            } else {
+                d.insert(stack.id.clone(), stack.clone());
+            }
+        }
+    }
+
+    /// The operator is about to change the stack: sweeps from before do not speak for it.
+    pub fn writing(&self, name_or_id: &str) {
+        if let Ok(mut w) = self.written.lock() {
+            w.insert(stack_name(name_or_id).to_string(), Instant::now());
+        }
+    }
+
+    /// A stack the operator just asked CloudFormation to create: its tags are the ones sent, so a
+    /// sweep can follow its creation without describing it.
+    pub fn created(&self, id: &str, tags: &std::collections::BTreeMap<String, String>) {
+        let stack = ObservedStack {
+            id: id.to_string(),
+            status: "CREATE_IN_PROGRESS".into(),
+            status_reason: None,
+            tags: tags.clone(),
+            outputs: Default::default(),
+            parameters: Default::default(),
+            deletion_time: None,
+            last_updated: None,
+        };
+        self.described(&stack);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "arn:aws:cloudformation:eu-west-1:123456789012:stack/oms-redis-a/1111";
+
+    fn summary(status: &str, updated: Option<&str>) -> Summary {
+        Summary { id: ID.into(), status: status.into(), status_reason: None, last_updated: updated.map(String::from) }
+    }
+
+    fn described(status: &str, updated: Option<&str>) -> ObservedStack {
+        ObservedStack {
+            id: ID.into(),
+            status: status.into(),
+            status_reason: None,
+            tags: [("team".to_string(), "payments".to_string())].into(),
+            outputs: [("PrimaryEndpoint".to_string(), "a:6379".to_string())].into(),
+            parameters: Default::default(),
+            deletion_time: None,
+            last_updated: updated.map(String::from),
+        }
+    }
+
+    #[test]
+    fn the_stack_name_is_read_from_an_id_and_a_name_is_kept() {
+        assert_eq!(stack_name(ID), "oms-redis-a");
+        assert_eq!(stack_name("oms-redis-a"), "oms-redis-a");
+    }
+
+    #[test]
+    fn an_unchanged_summary_reuses_the_description_and_a_settled_change_asks() {
+        let d = described("CREATE_COMPLETE", None);
+        assert_eq!(judge("oms-redis-a", Some(&summary("CREATE_COMPLETE", None)), Some(&d)), Seen::Stack(d.clone()));
+        // Updated since (by anyone): parameters, tags and outputs may differ.
+        let later = summary("UPDATE_COMPLETE", Some("2026-11-29T10:00:00Z"));
+        assert_eq!(judge("oms-redis-a", Some(&later), Some(&d)), Seen::Ask);
+        let same_status_later = summary("CREATE_COMPLETE", Some("2026-11-29T10:00:00Z"));
+        assert_eq!(judge("oms-redis-a", Some(&same_status_later), Some(&d)), Seen::Ask);
+    }
+
+    #[test]
+    fn in_progress_takes_the_status_from_the_summary_and_the_rest_from_the_description() {
+        let d = described("CREATE_COMPLETE", None);
+        let Seen::Stack(seen) = judge(ID, Some(&summary("UPDATE_IN_PROGRESS", Some("t1"))), Some(&d)) else {
+            panic!("an in-progress stack with a description needs no call");
+        };
+        assert_eq!((seen.status.as_str(), seen.tags.clone()), ("UPDATE_IN_PROGRESS", d.tags.clone()));
+    }
+
+    #[test]
+    fn a_stack_never_described_or_asked_for_by_an_older_id_is_asked_for() {
+        assert_eq!(judge("oms-redis-a", Some(&summary("CREATE_IN_PROGRESS", None)), None), Seen::Ask);
+        let other = "arn:aws:cloudformation:eu-west-1:123456789012:stack/oms-redis-a/2222";
+        let d = described("CREATE_COMPLETE", None);
+        assert_eq!(judge(other, Some(&summary("CREATE_COMPLETE", None)), Some(&d)), Seen::Ask);
+    }
+
+    #[test]
+    fn absent_by_name_is_absent_but_by_id_it_is_asked() {
+        assert_eq!(judge("oms-redis-a", None, None), Seen::Absent);
+        assert_eq!(judge(ID, None, None), Seen::Ask);
+    }
+}
