@@ -24,6 +24,8 @@ struct State {
     last: Instant,
     /// When AWS began throttling with no success since.
     storm_since: Option<Instant>,
+    /// When AWS stopped answering (unreachable, timed out) with no success since.
+    outage_since: Option<Instant>,
 }
 
 impl State {
@@ -51,7 +53,13 @@ impl Budget {
         Budget {
             max_rate,
             burst,
-            state: Mutex::new(State { rate: max_rate, tokens: burst, last: Instant::now(), storm_since: None }),
+            state: Mutex::new(State {
+                rate: max_rate,
+                tokens: burst,
+                last: Instant::now(),
+                storm_since: None,
+                outage_since: None,
+            }),
         }
     }
 
@@ -88,6 +96,25 @@ impl Budget {
         }
     }
 
+    /// AWS could not be reached or did not answer in time.
+    pub fn unreachable(&self) {
+        if let Ok(mut s) = self.state.lock() {
+            s.outage_since.get_or_insert_with(Instant::now);
+        }
+    }
+
+    /// How long AWS has been unreachable (no call went through since the first that failed so).
+    pub fn outage(&self) -> Option<Duration> {
+        self.state.lock().ok()?.outage_since.map(|t| t.elapsed())
+    }
+
+    /// How long to wait before trying AWS again during an outage: `fastest` at first, then a fifth
+    /// of the outage so far, at most `slowest`, so a long outage costs few calls, whatever the
+    /// number of resources waiting on it.
+    pub fn outage_delay(&self, fastest: Duration, slowest: Duration) -> Duration {
+        (self.outage().unwrap_or_default() / 5).clamp(fastest, slowest.max(fastest))
+    }
+
     /// How long AWS has been throttling every call (none went through since the first throttle).
     pub fn storm(&self) -> Option<Duration> {
         self.state.lock().ok()?.storm_since.map(|t| t.elapsed())
@@ -97,6 +124,7 @@ impl Budget {
     pub fn succeeded(&self) {
         if let Ok(mut s) = self.state.lock() {
             s.storm_since = None;
+            s.outage_since = None;
             if s.rate < self.max_rate {
                 s.rate = (s.rate + self.max_rate / 20.0).min(self.max_rate);
             }
@@ -162,5 +190,39 @@ mod tests {
         budget.throttled();
         assert!(budget.rate().is_infinite());
         assert!(Budget::new(0.0, 5).rate().is_infinite(), "0 means no limit");
+    }
+
+    /// Moves the start of the outage or storm `by` into the past.
+    fn age(budget: &Budget, by: Duration) {
+        let mut s = budget.state.lock().expect("lock");
+        s.outage_since = s.outage_since.and_then(|t| t.checked_sub(by));
+        s.storm_since = s.storm_since.and_then(|t| t.checked_sub(by));
+    }
+
+    #[test]
+    fn an_outage_backs_off_to_a_fifth_of_its_length_within_bounds_and_a_success_ends_it() {
+        // Short spans: the monotonic clock cannot go back further than the machine's uptime.
+        let budget = Budget::new(10.0, 1);
+        let (fast, slow) = (Duration::from_secs(1), Duration::from_secs(6));
+        assert_eq!(budget.outage_delay(fast, slow), fast);
+        budget.unreachable();
+        age(&budget, Duration::from_secs(10));
+        let delay = budget.outage_delay(fast, slow).as_secs_f64();
+        assert!((2.0..2.1).contains(&delay), "{delay}");
+        age(&budget, Duration::from_secs(30));
+        assert_eq!(budget.outage_delay(fast, slow), slow);
+        budget.succeeded();
+        assert_eq!((budget.outage(), budget.outage_delay(fast, slow)), (None, fast));
+    }
+
+    #[test]
+    fn a_storm_lasts_until_a_call_goes_through() {
+        let budget = Budget::new(10.0, 1);
+        budget.throttled();
+        age(&budget, Duration::from_secs(5));
+        budget.throttled();
+        assert!(budget.storm().is_some_and(|d| d >= Duration::from_secs(5)), "the storm began at the first throttle");
+        budget.succeeded();
+        assert_eq!(budget.storm(), None);
     }
 }

@@ -54,7 +54,7 @@ pub async fn run<K: Operation>(
 }
 
 fn error_policy<K>(_obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
-    Action::requeue(crate::stack::reconcile::retry_after(err, &ctx.settings))
+    Action::requeue(crate::stack::reconcile::retry_after(err, &ctx))
 }
 
 async fn reconcile<K: Operation>(obj: Arc<K>, ctx: Arc<Context>) -> Result<Action> {

@@ -310,6 +310,8 @@ impl Ops {
         match &result {
             Ok(Ok(_)) => self.budget.succeeded(),
             Ok(Err(e)) if categorize(e) == AwsCategory::Throttled => self.budget.throttled(),
+            Ok(Err(e)) if categorize(e) == AwsCategory::Transient => self.budget.unreachable(),
+            Err(_) => self.budget.unreachable(),
             _ => {}
         }
         self.metrics.aws_budget(self.budget.rate(), waited);
@@ -328,7 +330,13 @@ impl Ops {
             Seen::Stack(s) => Ok(Some(s)),
             Seen::Absent => Ok(None),
             Seen::Ask => self.describe(stack).await,
+            Seen::Unreachable(e) => Err(e),
         }
+    }
+
+    /// How long to wait before trying again during an AWS outage (see [`crate::budget::Budget::outage_delay`]).
+    pub fn outage_delay(&self, fastest: Duration, slowest: Duration) -> Duration {
+        self.budget.outage_delay(fastest, slowest)
     }
 
     /// The stack by name or id, read now; `None` when CloudFormation has no live stack by that name.

@@ -135,7 +135,7 @@ async fn record_error<K: DataStack>(obj: &K, ctx: &Context, e: &Error) {
 
 /// Requeues after an error: refusals and throttling wait longer than passing failures.
 pub fn error_policy<K: DataStack>(_obj: Arc<K>, err: &Error, ctx: Arc<Context>) -> Action {
-    Action::requeue(retry_after(err, &ctx.settings))
+    Action::requeue(retry_after(err, &ctx))
 }
 
 async fn reconcile_inner<K: DataStack>(obj: Arc<K>, ctx: &Context) -> Result<Action> {
@@ -314,13 +314,18 @@ pub(crate) async fn reach_namespace(
 }
 
 /// How long to wait after a failed pass: refusals and throttling wait longer than passing failures.
-pub(crate) fn retry_after(err: &Error, s: &crate::context::Settings) -> Duration {
+pub(crate) fn retry_after(err: &Error, ctx: &Context) -> Duration {
+    let s = &ctx.settings;
     match err {
         // Refusals repeat until someone acts (or a dependency appears): ask again slowly.
         Error::Aws { category: AwsCategory::Validation | AwsCategory::AccessDenied, .. } => {
             s.max_poll_interval.max(s.poll_interval)
         }
         Error::Aws { category: AwsCategory::Throttled, .. } => s.poll_interval * 3,
+        // AWS unreachable: every resource backs off with the outage, so a long one costs little.
+        Error::Aws { category: AwsCategory::Transient, .. } | Error::Timeout { .. } => {
+            ctx.aws.budget().outage_delay(s.poll_interval, s.max_poll_interval)
+        }
         _ => s.poll_interval,
     }
 }

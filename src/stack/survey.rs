@@ -14,6 +14,7 @@
 //! last write to that stack, so it never answers with the state from before an action just taken.
 
 use super::cfn::{ObservedStack, Ops};
+use crate::error::{AwsCategory, Error};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -29,7 +30,7 @@ pub struct Summary {
 }
 
 /// What a sweep says about one stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Seen {
     /// Known without a call of its own.
     Stack(ObservedStack),
@@ -37,6 +38,9 @@ pub enum Seen {
     Absent,
     /// The sweep cannot tell (never described, changed since, asked by an older id, or no sweep).
     Ask,
+    /// AWS could not be reached for the sweep: every stack waits on the next one, none is read on
+    /// its own meanwhile. Holds the sweep's failure, in its words.
+    Unreachable(Error),
 }
 
 /// The sweeps and descriptions of one account and region.
@@ -52,7 +56,8 @@ pub struct Survey {
 #[derive(Default)]
 struct Sweep {
     started: Option<Instant>,
-    failed: Option<Instant>,
+    /// The last sweep's failure: when, whether AWS was unreachable, and what it said.
+    failed: Option<(Instant, bool, String)>,
     by_name: HashMap<String, Summary>,
 }
 
@@ -96,6 +101,15 @@ pub fn judge(key: &str, summary: Option<&Summary>, described: Option<&ObservedSt
     Seen::Ask
 }
 
+/// The failure a held-back sweep stands for.
+fn unreachable_error(message: &str) -> Error {
+    Error::Aws {
+        action: "ListStacks",
+        category: AwsCategory::Transient,
+        message: format!("{message} (not tried again yet: AWS did not answer the last time)"),
+    }
+}
+
 impl Survey {
     /// What is known of `key` from a sweep no older than `within` and newer than the operator's last
     /// write to that stack; sweeps again when there is none (one at a time: concurrent callers
@@ -108,8 +122,15 @@ impl Survey {
         let needed = wrote.map_or(oldest, |w| w.max(oldest));
         let mut sweep = self.sweep.lock().await;
         if sweep.started.is_none_or(|s| s < needed) {
-            if sweep.failed.is_some_and(|f| now.saturating_duration_since(f) < within) {
-                return Seen::Ask;
+            // After a failure, the next sweep waits: `within`, or longer while AWS stays unreachable.
+            let hold = ops.outage_delay(within, within.max(Duration::from_secs(60)));
+            if let Some((at, unreachable, message)) = &sweep.failed
+                && now.saturating_duration_since(*at) < if *unreachable { hold } else { within }
+            {
+                return match unreachable {
+                    true => Seen::Unreachable(unreachable_error(message)),
+                    false => Seen::Ask,
+                };
             }
             let started = Instant::now();
             match ops.list_live_stacks().await {
@@ -119,8 +140,17 @@ impl Survey {
                     sweep.failed = None;
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "the shared ListStacks sweep failed; stacks are described one by one");
-                    sweep.failed = Some(started);
+                    let unreachable = matches!(
+                        e,
+                        Error::Timeout { .. }
+                            | Error::Aws { category: AwsCategory::Transient | AwsCategory::Throttled, .. }
+                    );
+                    sweep.failed = Some((started, unreachable, e.to_string()));
+                    if unreachable {
+                        return Seen::Unreachable(e);
+                    }
+                    // Refused (an IAM policy without ListStacks, say): each stack is read on its own.
+                    tracing::warn!(error = %e, "the shared ListStacks sweep was refused; stacks are described one by one");
                     return Seen::Ask;
                 }
             }
@@ -198,12 +228,14 @@ mod tests {
     #[test]
     fn an_unchanged_summary_reuses_the_description_and_a_settled_change_asks() {
         let d = described("CREATE_COMPLETE", None);
-        assert_eq!(judge("oms-redis-a", Some(&summary("CREATE_COMPLETE", None)), Some(&d)), Seen::Stack(d.clone()));
+        assert!(
+            matches!(judge("oms-redis-a", Some(&summary("CREATE_COMPLETE", None)), Some(&d)), Seen::Stack(s) if s == d)
+        );
         // Updated since (by anyone): parameters, tags and outputs may differ.
         let later = summary("UPDATE_COMPLETE", Some("2026-11-29T10:00:00Z"));
-        assert_eq!(judge("oms-redis-a", Some(&later), Some(&d)), Seen::Ask);
+        assert!(matches!(judge("oms-redis-a", Some(&later), Some(&d)), Seen::Ask));
         let same_status_later = summary("CREATE_COMPLETE", Some("2026-11-29T10:00:00Z"));
-        assert_eq!(judge("oms-redis-a", Some(&same_status_later), Some(&d)), Seen::Ask);
+        assert!(matches!(judge("oms-redis-a", Some(&same_status_later), Some(&d)), Seen::Ask));
     }
 
     #[test]
@@ -217,15 +249,15 @@ mod tests {
 
     #[test]
     fn a_stack_never_described_or_asked_for_by_an_older_id_is_asked_for() {
-        assert_eq!(judge("oms-redis-a", Some(&summary("CREATE_IN_PROGRESS", None)), None), Seen::Ask);
+        assert!(matches!(judge("oms-redis-a", Some(&summary("CREATE_IN_PROGRESS", None)), None), Seen::Ask));
         let other = "arn:aws:cloudformation:eu-west-1:123456789012:stack/oms-redis-a/2222";
         let d = described("CREATE_COMPLETE", None);
-        assert_eq!(judge(other, Some(&summary("CREATE_COMPLETE", None)), Some(&d)), Seen::Ask);
+        assert!(matches!(judge(other, Some(&summary("CREATE_COMPLETE", None)), Some(&d)), Seen::Ask));
     }
 
     #[test]
     fn absent_by_name_is_absent_but_by_id_it_is_asked() {
-        assert_eq!(judge("oms-redis-a", None, None), Seen::Absent);
-        assert_eq!(judge(ID, None, None), Seen::Ask);
+        assert!(matches!(judge("oms-redis-a", None, None), Seen::Absent));
+        assert!(matches!(judge(ID, None, None), Seen::Ask));
     }
 }
