@@ -398,14 +398,17 @@ fn report(op: &OperatorFigures, floor: &Run, n: usize) -> String {
             r.took
         )
     };
-    let per = |calls: &BTreeMap<String, u64>| {
+    // The operator made one more stack than the floor: the latecomer of the fairness figure.
+    let (op_stacks, floor_stacks) = ((n + 1) as f64, n as f64);
+    let per = |calls: &BTreeMap<String, u64>, stacks: f64| {
         calls
             .iter()
             .filter(|(k, _)| k.starts_with("cloudformation:"))
-            .map(|(k, v)| format!("{} {:.2}", k.trim_start_matches("cloudformation:"), *v as f64 / n as f64))
+            .map(|(k, v)| format!("{} {:.2}", k.trim_start_matches("cloudformation:"), *v as f64 / stacks))
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let (op_per, floor_per) = (total(&op.run.calls) as f64 / op_stacks, total(&floor.calls) as f64 / floor_stacks);
     let (op_max, floor_max) =
         (op.run.ready.last().copied().unwrap_or(f64::NAN), floor.ready.last().copied().unwrap_or(f64::NAN));
     let mut md = String::new();
@@ -423,15 +426,16 @@ fn report(op: &OperatorFigures, floor: &Run, n: usize) -> String {
     let _ = writeln!(md, "| time until all Ready | {op_max:.1} s | {floor_max:.1} s | {:.2} |", op_max / floor_max);
     let _ = writeln!(
         md,
-        "| CloudFormation calls | {} | {} | {:.2} |",
+        "| CloudFormation calls per stack | {op_per:.2} ({} in all, {} stacks) | {floor_per:.2} ({} in all, {n} stacks) | {:.2} |",
         total(&op.run.calls),
+        n + 1,
         total(&floor.calls),
-        total(&op.run.calls) as f64 / total(&floor.calls).max(1) as f64
+        op_per / floor_per
     );
     let _ = writeln!(md, "\n- Operator time to Ready: {}", line(&op.run));
     let _ = writeln!(md, "- Floor time to Ready: {}", line(floor));
-    let _ = writeln!(md, "- Operator calls per resource: {}", per(&op.run.calls));
-    let _ = writeln!(md, "- Floor calls per resource: {}", per(&floor.calls));
+    let _ = writeln!(md, "- Operator calls per stack: {}", per(&op.run.calls, op_stacks));
+    let _ = writeln!(md, "- Floor calls per stack: {}", per(&floor.calls, floor_stacks));
     let _ = writeln!(
         md,
         "- Operator: peak RSS {:.1} MiB, CPU {:.1} s; kube-apiserver requests during the run {:.0} (all clients: the bench itself made {} of them)",

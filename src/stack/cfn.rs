@@ -402,7 +402,6 @@ impl Ops {
         token: &str,
     ) -> Result<Option<String>> {
         let action = "CreateStack";
-        self.survey.writing(stack);
         let req = self
             .clients
             .cloudformation
@@ -506,7 +505,6 @@ impl Ops {
     /// Continues the rollback of a failed update (UPDATE_ROLLBACK_FAILED), skipping nothing.
     pub async fn continue_rollback(&self, stack_id: &str, token: &str) -> Result<()> {
         let action = "ContinueUpdateRollback";
-        self.survey.writing(stack_id);
         let req = self
             .clients
             .cloudformation
@@ -515,7 +513,10 @@ impl Ops {
             .client_request_token(token)
             .send();
         match self.call(action, req).await? {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.survey.wrote(stack_id, "UPDATE_ROLLBACK_IN_PROGRESS");
+                Ok(())
+            }
             Err(e) => Err(aws_error(action, &self.cloudformation, e)),
         }
     }
@@ -528,7 +529,6 @@ impl Ops {
         token: &str,
     ) -> Result<UpdateOutcome> {
         let action = "UpdateStack";
-        self.survey.writing(&stack.id);
         let keep: Vec<Parameter> = stack
             .parameters
             .keys()
@@ -544,7 +544,11 @@ impl Ops {
             .set_tags(Some(sdk_tags(tags)))
             .client_request_token(token)
             .send();
-        self.update_outcome(action, req).await
+        let outcome = self.update_outcome(action, req).await?;
+        if outcome == UpdateOutcome::Started {
+            self.survey.wrote(&stack.id, "UPDATE_IN_PROGRESS");
+        }
+        Ok(outcome)
     }
 
     async fn update_outcome<T, E, R>(
@@ -567,10 +571,12 @@ impl Ops {
 
     pub async fn delete(&self, stack_id: &str, token: &str) -> Result<()> {
         let action = "DeleteStack";
-        self.survey.writing(stack_id);
         let req = self.clients.cloudformation.delete_stack().stack_name(stack_id).client_request_token(token).send();
         match self.call(action, req).await? {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.survey.wrote(stack_id, "DELETE_IN_PROGRESS");
+                Ok(())
+            }
             Err(e) => Err(aws_error(action, &self.cloudformation, e)),
         }
     }

@@ -330,7 +330,6 @@ impl Ops {
 
     async fn execute_change_set(&self, stack_id: &str, name: &str, token: &str) -> Result<()> {
         let action = "ExecuteChangeSet";
-        self.survey.writing(stack_id);
         let call = self
             .clients
             .cloudformation
@@ -340,7 +339,10 @@ impl Ops {
             .client_request_token(token)
             .send();
         match self.call(action, call).await? {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.survey.wrote(stack_id, "UPDATE_IN_PROGRESS");
+                Ok(())
+            }
             Err(e) => Err(aws_error(action, &self.cloudformation, e)),
         }
     }

@@ -47,10 +47,15 @@ pub enum Seen {
 #[derive(Default)]
 pub struct Survey {
     sweep: tokio::sync::Mutex<Sweep>,
-    /// The last description of each stack, by id.
-    described: Mutex<HashMap<String, ObservedStack>>,
-    /// When the operator last changed each stack (by name).
-    written: Mutex<HashMap<String, Instant>>,
+    /// What the operator last knew of each stack, by name.
+    known: Mutex<HashMap<String, Known>>,
+}
+
+/// A stack's last description, and when the operator last changed it (if after that description).
+#[derive(Clone)]
+struct Known {
+    stack: ObservedStack,
+    written: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -111,15 +116,14 @@ fn unreachable_error(message: &str) -> Error {
 }
 
 impl Survey {
-    /// What is known of `key` from a sweep no older than `within` and newer than the operator's last
-    /// write to that stack; sweeps again when there is none (one at a time: concurrent callers
-    /// wait for it and share it). A failed sweep is not retried for `within`.
+    /// What is known of `key` from a sweep no older than `within`; sweeps again when there is none
+    /// (one at a time: concurrent callers wait for it and share it). Of a stack the operator changed
+    /// after that sweep began, what the change left (kept by [`Survey::wrote`]) is newer than the
+    /// sweep and is what counts.
     pub async fn look(&self, ops: &Ops, key: &str, within: Duration) -> Seen {
         let name = stack_name(key).to_string();
         let now = Instant::now();
-        let wrote = self.written.lock().ok().and_then(|w| w.get(&name).copied());
-        let oldest = now.checked_sub(within).unwrap_or(now);
-        let needed = wrote.map_or(oldest, |w| w.max(oldest));
+        let needed = now.checked_sub(within).unwrap_or(now);
         let mut sweep = self.sweep.lock().await;
         if sweep.started.is_none_or(|s| s < needed) {
             // After a failure, the next sweep waits: `within`, or longer while AWS stays unreachable.
@@ -155,32 +159,45 @@ impl Survey {
                 }
             }
         }
-        let summary = sweep.by_name.get(&name).cloned();
+        let (summary, swept_at) = (sweep.by_name.get(&name).cloned(), sweep.started);
         drop(sweep);
-        let described = self.described.lock().ok().and_then(|d| summary.as_ref().and_then(|s| d.get(&s.id).cloned()));
-        judge(key, summary.as_ref(), described.as_ref())
+        let Some(known) = self.known.lock().ok().and_then(|k| k.get(&name).cloned()) else {
+            return judge(key, summary.as_ref(), None);
+        };
+        if known.written.is_some_and(|w| swept_at.is_none_or(|s| s < w)) {
+            let by_older_id = key.starts_with("arn:") && known.stack.id != key;
+            return if by_older_id { Seen::Ask } else { Seen::Stack(known.stack) };
+        }
+        judge(key, summary.as_ref(), Some(&known.stack))
     }
 
     /// Keeps a description for the sweeps to come.
     pub fn described(&self, stack: &ObservedStack) {
-        if let Ok(mut d) = self.described.lock() {
-            if stack.status == "DELETE_COMPLETE" {
-                d.remove(&stack.id);
-            } else {
-                d.insert(stack.id.clone(), stack.clone());
+        let Ok(mut known) = self.known.lock() else { return };
+        let name = stack_name(&stack.id).to_string();
+        if stack.status == "DELETE_COMPLETE" {
+            if known.get(&name).is_some_and(|k| k.stack.id == stack.id) {
+                known.remove(&name);
             }
+            return;
+        }
+        // Read after the last write: as new as anything the write left.
+        known.insert(name, Known { stack: stack.clone(), written: None });
+    }
+
+    /// The operator changed the stack (`name_or_id`), which CloudFormation now has `status` for:
+    /// sweeps that began before this do not speak for it.
+    pub fn wrote(&self, name_or_id: &str, status: &str) {
+        let Ok(mut known) = self.known.lock() else { return };
+        if let Some(k) = known.get_mut(stack_name(name_or_id)) {
+            k.stack.status = status.to_string();
+            k.stack.status_reason = None;
+            k.written = Some(Instant::now());
         }
     }
 
-    /// The operator is about to change the stack: sweeps from before do not speak for it.
-    pub fn writing(&self, name_or_id: &str) {
-        if let Ok(mut w) = self.written.lock() {
-            w.insert(stack_name(name_or_id).to_string(), Instant::now());
-        }
-    }
-
-    /// A stack the operator just asked CloudFormation to create: its tags are the ones sent, so a
-    /// sweep can follow its creation without describing it.
+    /// A stack the operator just created: its tags are the ones sent, so sweeps can follow its
+    /// creation without describing it.
     pub fn created(&self, id: &str, tags: &std::collections::BTreeMap<String, String>) {
         let stack = ObservedStack {
             id: id.to_string(),
@@ -192,7 +209,9 @@ impl Survey {
             deletion_time: None,
             last_updated: None,
         };
-        self.described(&stack);
+        if let Ok(mut known) = self.known.lock() {
+            known.insert(stack_name(id).to_string(), Known { stack, written: Some(Instant::now()) });
+        }
     }
 }
 
