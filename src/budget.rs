@@ -29,7 +29,10 @@ struct State {
 }
 
 impl State {
-    /// Takes a token at `now`: `None` when one was there, else how long until one will be.
+    /// Takes a token at `now`, one not yet earned if need be: `None` when one was there, else how
+    /// long until the token taken is earned. Callers are served in the order they asked (each waits
+    /// behind the debt of those before it), so none is passed over for good: a new resource's first
+    /// call waits at most for the calls asked before it, at the rate.
     fn take(&mut self, now: Instant, burst: f64) -> Option<Duration> {
         if self.rate.is_infinite() {
             return None;
@@ -37,11 +40,8 @@ impl State {
         let earned = now.saturating_duration_since(self.last).as_secs_f64() * self.rate;
         self.tokens = (self.tokens + earned).min(burst);
         self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            return None;
-        }
-        Some(Duration::from_secs_f64((1.0 - self.tokens) / self.rate))
+        self.tokens -= 1.0;
+        (self.tokens < 0.0).then(|| Duration::from_secs_f64(-self.tokens / self.rate))
     }
 }
 
@@ -68,20 +68,17 @@ impl Budget {
         Budget::new(f64::INFINITY, 1)
     }
 
-    /// Waits for a token; how long it waited.
+    /// Waits for a token, in turn; how long it waited.
     pub async fn acquire(&self) -> Duration {
-        let mut waited = Duration::ZERO;
-        loop {
-            let wait = match self.state.lock() {
-                Ok(mut s) => s.take(Instant::now(), self.burst),
-                Err(_) => None,
-            };
-            match wait {
-                None => return waited,
-                Some(wait) => {
-                    tokio::time::sleep(wait).await;
-                    waited += wait;
-                }
+        let wait = match self.state.lock() {
+            Ok(mut s) => s.take(Instant::now(), self.burst),
+            Err(_) => None,
+        };
+        match wait {
+            None => Duration::ZERO,
+            Some(wait) => {
+                tokio::time::sleep(wait).await;
+                wait
             }
         }
     }
@@ -141,18 +138,26 @@ impl Budget {
 mod tests {
     use super::*;
 
-    /// Takes `n` tokens as fast as the budget allows, on a clock of its own; the time it took.
+    /// Asks for `n` tokens at once, on a clock of its own; when the last may go.
     fn drain(budget: &Budget, n: usize) -> Duration {
         let start = Instant::now();
-        let mut now = start;
         let mut s = budget.state.lock().expect("lock");
         s.last = start;
-        for _ in 0..n {
-            while let Some(wait) = s.take(now, budget.burst) {
-                now += wait;
-            }
-        }
-        now - start
+        (0..n).filter_map(|_| s.take(start, budget.burst)).max().unwrap_or_default()
+    }
+
+    #[test]
+    fn callers_are_served_in_the_order_they_asked() {
+        let budget = Budget::new(10.0, 2);
+        let start = Instant::now();
+        let mut s = budget.state.lock().expect("lock");
+        s.last = start;
+        let waits: Vec<Duration> = (0..5).map(|_| s.take(start, budget.burst).unwrap_or_default()).collect();
+        let secs: Vec<f64> = waits.iter().map(|w| (w.as_secs_f64() * 10.0).round() / 10.0).collect();
+        assert_eq!(secs, [0.0, 0.0, 0.1, 0.2, 0.3], "each waits behind those before it, one rate step apart");
+        // A latecomer a little later waits only for the debt still ahead of it.
+        let later = s.take(start + Duration::from_millis(250), budget.burst).unwrap_or_default().as_secs_f64();
+        assert!((0.14..0.16).contains(&later), "{later}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The fault suite on the bed: AWS unreachable, then hung, for 30 s each while stacks are being
-//! made. Each ends with every resource Ready, exactly one CreateStack per resource, and figures
-//! (calls a second while AWS was away, time to recover) printed for the notes.
+//! made, a 30 s storm of Throttling answers during a burst, and the operator killed at each step
+//! of a snapshot deletion. Each ends with every resource Ready (or gone), exactly one stack per
+//! resource, and figures (calls a second during the fault, time to recover) printed for the notes.
 
 mod support;
 
@@ -92,10 +93,117 @@ async fn aws_unreachable_then_hung_for_30_s_each_is_ridden_out_without_a_hot_loo
     let mut names = ride_out(&w, &api, &ns, &op, &proxy, "unreachable", Proxy::down).await;
     names.extend(ride_out(&w, &api, &ns, &op, &proxy, "hung", Proxy::hang).await);
     let calls = w.emu.calls_by_key(key);
-    assert_eq!(calls.get("cloudformation:CreateStack").copied(), Some(names.len() as u64), "{calls:?}");
-    let cfn = w.emu.cloudformation();
-    for n in &names {
-        let out = cfn.describe_stacks().stack_name(n).send().await.expect("one live stack by that name");
-        assert_eq!(out.stacks().len(), 1);
+    // A CreateStack whose reply was lost is sent again with its ClientRequestToken, which
+    // CloudFormation answers with the same stack: calls may repeat, stacks may not.
+    println!("faults: AWS calls over both outages: {calls:?}");
+    one_stack_each(w.emu, &names).await;
+}
+
+/// Every stack CloudFormation ever had (deleted ones included) by those names: exactly one each.
+async fn one_stack_each(emu: &support::emulator::Emulator, names: &[String]) {
+    let cfn = emu.cloudformation();
+    let mut ids: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut token = None;
+    loop {
+        let out = cfn.list_stacks().set_next_token(token.take()).send().await.expect("list");
+        for s in out.stack_summaries() {
+            if let (Some(n), Some(id)) = (s.stack_name(), s.stack_id())
+                && names.iter().any(|x| x == n)
+            {
+                ids.entry(n.to_string()).or_default().push(id.to_string());
+            }
+        }
+        match out.next_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
     }
+    for n in names {
+        assert_eq!(ids.get(n).map(Vec::len), Some(1), "{n}: {ids:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_30_s_throttling_storm_during_a_burst_slows_the_budget_down_and_never_reaches_the_user() {
+    let w = World::new("storm").await;
+    let ns = controlplane::test_namespace(&w.client, "storm-bin").await;
+    let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &ns);
+    let key = "storm-operator";
+    // The default budget (20 calls a second) and throttling grace (120 s).
+    let op = OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &ns, key, &["--concurrency", "8"]);
+    let names: Vec<String> = (0..6).map(|_| unique_name("oms-redis-storm")).collect();
+    for n in &names {
+        let mut m = w.manifest(n, "dev", json!({}));
+        m.metadata.namespace = Some(ns.clone());
+        api.create(&PostParams::default(), &m).await.expect("create");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.emu.storm(key, OUTAGE.as_secs_f64());
+    let (before, started) = (aws_calls(&op), Instant::now());
+    let mut slowest = f64::INFINITY;
+    while started.elapsed() < OUTAGE {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        slowest = slowest.min(op.metric("oms_data_operator_aws_budget_rate").unwrap_or(f64::INFINITY));
+    }
+    let during = aws_calls(&op) - before;
+    let back = Instant::now();
+    all_ready(&api, &names).await;
+    let recovered = back.elapsed().as_secs_f64();
+    let rate = during / OUTAGE.as_secs_f64();
+    println!(
+        "faults: Throttling storm for 30 s: {during} calls ({rate:.2}/s), budget down to {slowest:.2}/s, all Ready {recovered:.1} s after"
+    );
+    assert!(slowest <= 1.0, "the budget slowed down to its floor: {slowest}");
+    assert!(rate <= 2.0, "{rate:.2} calls a second into a storm");
+    let events = Api::<k8s_openapi::api::core::v1::Event>::namespaced(w.client.clone(), &ns)
+        .list(&Default::default())
+        .await
+        .expect("events");
+    let warnings: Vec<_> = events.items.iter().filter(|e| e.type_.as_deref() == Some("Warning")).collect();
+    assert!(warnings.is_empty(), "a 30 s storm reached the user: {warnings:?}");
+    one_stack_each(w.emu, &names).await;
+}
+
+#[tokio::test]
+async fn an_operator_killed_at_each_step_of_a_snapshot_deletion_takes_one_snapshot_and_deletes_the_stack_once() {
+    let w = World::new("delkill").await;
+    let ns = controlplane::test_namespace(&w.client, "delkill-bin").await;
+    let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &ns);
+    let name = unique_name("oms-redis-delkill");
+    let spawn = |key: &str| OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &ns, key, &[]);
+    let mut operator = spawn("delkill-0");
+    let mut m = w.manifest(&name, "staging", json!({ "deletionPolicy": "Snapshot" }));
+    m.metadata.namespace = Some(ns.clone());
+    api.create(&PostParams::default(), &m).await.expect("create");
+    all_ready(&api, std::slice::from_ref(&name)).await;
+    // Each step: its reply is lost, the operator is SIGKILLed while it waits, a new one goes on.
+    for (i, (action, service)) in
+        [("CreateSnapshot", "elasticache"), ("DeleteStack", "cloudformation")].iter().enumerate()
+    {
+        let key = format!("{service}:{action}");
+        let seen = w.count(&name, &key);
+        w.emu.hold(action, &name, 1, 60.0);
+        if i == 0 {
+            api.delete(&name, &Default::default()).await.expect("delete");
+        }
+        eventually(&format!("the operator to call {action}"), WAIT, || async {
+            (w.count(&name, &key) > seen).then_some(())
+        })
+        .await;
+        operator.child.kill().expect("kill -9 the operator");
+        let _ = operator.child.wait();
+        w.emu.hold(action, &name, 0, 0.0);
+        operator = spawn(&format!("delkill-{}", i + 1));
+    }
+    eventually(&format!("{name} to be deleted"), WAIT, || async {
+        matches!(api.get_opt(&name).await, Ok(None)).then_some(())
+    })
+    .await;
+    let snaps = w.emu.elasticache().describe_snapshots().replication_group_id(&name).send().await.expect("snapshots");
+    assert_eq!(snaps.snapshots().len(), 1, "one snapshot, however often the operator died: {snaps:?}");
+    let cfn = w.emu.cloudformation();
+    assert!(cfn.describe_stacks().stack_name(&name).send().await.is_err(), "the stack is deleted");
+    let calls = w.emu.calls(Some(&name));
+    println!("faults: snapshot deletion killed at CreateSnapshot and DeleteStack: {calls:?}");
+    drop(operator);
 }

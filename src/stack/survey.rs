@@ -61,8 +61,8 @@ struct Known {
 #[derive(Default)]
 struct Sweep {
     started: Option<Instant>,
-    /// The last sweep's failure: when, whether AWS was unreachable, and what it said.
-    failed: Option<(Instant, bool, String)>,
+    /// The last sweep's failure and when it came.
+    failed: Option<(Instant, Failure)>,
     by_name: HashMap<String, Summary>,
 }
 
@@ -106,12 +106,38 @@ pub fn judge(key: &str, summary: Option<&Summary>, described: Option<&ObservedSt
     Seen::Ask
 }
 
-/// The failure a held-back sweep stands for.
-fn unreachable_error(message: &str) -> Error {
-    Error::Aws {
-        action: "ListStacks",
-        category: AwsCategory::Transient,
-        message: format!("{message} (not tried again yet: AWS did not answer the last time)"),
+/// How a sweep failed, kept to answer for it until the next one may be tried.
+#[derive(Debug, Clone)]
+enum Failure {
+    /// AWS did not answer (unreachable, throttled): every stack waits for the next sweep.
+    Unanswered(AwsCategory, String),
+    TimedOut(Duration),
+    /// AWS refused (an IAM policy without ListStacks, say): each stack is read on its own.
+    Refused,
+}
+
+impl Failure {
+    fn of(e: &Error) -> Failure {
+        match e {
+            Error::Aws { category: c @ (AwsCategory::Transient | AwsCategory::Throttled), message, .. } => {
+                Failure::Unanswered(*c, message.clone())
+            }
+            Error::Timeout { after, .. } => Failure::TimedOut(*after),
+            _ => Failure::Refused,
+        }
+    }
+
+    /// What a held-back sweep answers: the failure it stands for, in its category.
+    fn seen(&self) -> Seen {
+        match self {
+            Failure::Unanswered(category, message) => Seen::Unreachable(Error::Aws {
+                action: "ListStacks",
+                category: *category,
+                message: format!("{message} (the last sweep's answer; tried again shortly)"),
+            }),
+            Failure::TimedOut(after) => Seen::Unreachable(Error::Timeout { action: "ListStacks", after: *after }),
+            Failure::Refused => Seen::Ask,
+        }
     }
 }
 
@@ -128,13 +154,11 @@ impl Survey {
         if sweep.started.is_none_or(|s| s < needed) {
             // After a failure, the next sweep waits: `within`, or longer while AWS stays unreachable.
             let hold = ops.outage_delay(within, within.max(Duration::from_secs(60)));
-            if let Some((at, unreachable, message)) = &sweep.failed
-                && now.saturating_duration_since(*at) < if *unreachable { hold } else { within }
-            {
-                return match unreachable {
-                    true => Seen::Unreachable(unreachable_error(message)),
-                    false => Seen::Ask,
-                };
+            if let Some((at, failure)) = &sweep.failed {
+                let wait = if matches!(failure, Failure::Refused) { within } else { hold };
+                if now.saturating_duration_since(*at) < wait {
+                    return failure.seen();
+                }
             }
             let started = Instant::now();
             match ops.list_live_stacks().await {
@@ -144,18 +168,13 @@ impl Survey {
                     sweep.failed = None;
                 }
                 Err(e) => {
-                    let unreachable = matches!(
-                        e,
-                        Error::Timeout { .. }
-                            | Error::Aws { category: AwsCategory::Transient | AwsCategory::Throttled, .. }
-                    );
-                    sweep.failed = Some((started, unreachable, e.to_string()));
-                    if unreachable {
-                        return Seen::Unreachable(e);
+                    let failure = Failure::of(&e);
+                    sweep.failed = Some((started, failure.clone()));
+                    if matches!(failure, Failure::Refused) {
+                        tracing::warn!(error = %e, "the shared ListStacks sweep was refused; stacks are described one by one");
+                        return Seen::Ask;
                     }
-                    // Refused (an IAM policy without ListStacks, say): each stack is read on its own.
-                    tracing::warn!(error = %e, "the shared ListStacks sweep was refused; stacks are described one by one");
-                    return Seen::Ask;
+                    return Seen::Unreachable(e);
                 }
             }
         }

@@ -140,6 +140,11 @@ impl Emulator {
     }
 
     /// Makes the next `count` calls of `action` for `stack` answer Throttling.
+    /// Every request signed with `access_key` answers Throttling for `seconds`.
+    pub fn storm(&self, access_key: &str, seconds: f64) {
+        self.control("POST", "/_oms/storm", Some(serde_json::json!({"access_key": access_key, "seconds": seconds})));
+    }
+
     pub fn throttle(&self, action: &str, count: u32, stack: &str) {
         self.control(
             "POST",

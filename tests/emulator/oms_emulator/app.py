@@ -196,6 +196,8 @@ class OmsApp:
                     name = m.group(1) if m else v
                     names.append(name)
                     state.CALLS_BY_NAME.setdefault(name, state.Counter())[key] += 1
+            if access_key and state.STORMS.get(access_key, 0.0) > time.monotonic():
+                return _xml(start_response, 400, error_xml("Throttling", "Rate exceeded"))
             # A throttle scoped to one stack (or replication group) keeps concurrent tests apart.
             for tkey in [f"{action}@{n}" for n in names] + [action]:
                 left = state.THROTTLES.get(tkey, 0)
@@ -354,6 +356,14 @@ class OmsApp:
                     return _json(start_response, 400, {"error": "stack_name must be a string"})
                 state.THROTTLES[f"{action}@{scope}" if scope else action] = count
                 return _json(start_response, 200, {"throttles": state.THROTTLES})
+            if path == "/_oms/storm" and method == "POST":
+                key, seconds = data.get("access_key"), data.get("seconds", 30)
+                if not isinstance(key, str) or not key:
+                    return _json(start_response, 400, {"error": "need access_key (str)"})
+                if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= 600:
+                    return _json(start_response, 400, {"error": "seconds must be a number from 0 to 600"})
+                state.STORMS[key] = time.monotonic() + float(seconds)
+                return _json(start_response, 200, {"storm_seconds": seconds})
             if path == "/_oms/hold" and method == "POST":
                 action, scope = data.get("action"), data.get("stack_name")
                 count, seconds = data.get("count", 1), data.get("seconds", 30)

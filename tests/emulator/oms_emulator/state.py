@@ -38,6 +38,7 @@ CONFIG: dict[str, Any] = copy.deepcopy(DEFAULT_CONFIG)
 
 FAILS: dict[tuple[str, str], dict[str, str]] = {}  # (stack_name, operation) -> spec
 THROTTLES: dict[str, int] = {}  # action -> remaining count
+STORMS: dict[str, float] = {}  # access key id -> time.monotonic() until which every request is throttled
 # action@stack -> {"count": replies left to hold, "seconds": how long}: the call is carried out, its reply held back
 HOLDS: dict[str, dict[str, float]] = {}
 CALLS: Counter = Counter()  # "service:Action" -> n
@@ -89,6 +90,7 @@ def reset_all() -> None:
     CONFIG.update(copy.deepcopy(STARTUP_CONFIG))
     FAILS.clear()
     THROTTLES.clear()
+    STORMS.clear()
     HOLDS.clear()
     CALLS.clear()
     CALLS_BY_NAME.clear()
