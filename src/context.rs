@@ -15,7 +15,8 @@ pub struct Settings {
     pub cluster_id: String,
     /// The fastest the operator polls a stack that is in progress.
     pub poll_interval: Duration,
-    /// The slowest it polls one (long operations back off up to this).
+    /// How old the shared sweep may be for a settled stack, and the longest back-off while AWS is
+    /// unreachable (and for long day-2 operations).
     pub max_poll_interval: Duration,
     /// How often a settled resource is looked at again (drift, lost events).
     pub resync: Duration,

@@ -8,8 +8,9 @@ use crate::stack::reconcile::{error_policy, reconcile};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
+use kube::ResourceExt;
 use kube::runtime::controller::{self, Controller};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use std::sync::Arc;
 
 /// Runs the controller for kind `K` until `shutdown` resolves. `namespace` limits the watch to one
@@ -24,7 +25,14 @@ pub async fn run<K: DataStack>(
         None => (Api::all(ctx.client.clone()), Api::all(ctx.client.clone())),
     };
     let managed = format!("{MANAGED_BY_LABEL}={MANAGED_BY}");
-    Controller::new(resources, watcher::Config::default().any_semantic())
+    // The cache holds every resource; their managed fields (server-side apply bookkeeping, often
+    // the larger part of an object) are never read here, so they are not kept.
+    let (reader, writer) = reflector::store();
+    let watched = watcher(resources, watcher::Config::default().any_semantic())
+        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    Controller::for_stream(watched, reader)
         .owns(secrets, watcher::Config::default().labels(&managed))
         .with_config(controller::Config::default().concurrency(ctx.settings.concurrency))
         .graceful_shutdown_on(shutdown)

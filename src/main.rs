@@ -155,7 +155,8 @@ struct RunArgs {
     /// Fastest poll of a stack in progress, in seconds.
     #[arg(long, default_value_t = 10.0)]
     poll_interval: f64,
-    /// Slowest poll of a long-running stack operation, in seconds.
+    /// Seconds a settled stack's shared ListStacks sweep may be old, and the longest back-off while
+    /// AWS is unreachable or a day-2 operation runs long.
     #[arg(long, default_value_t = 60.0)]
     max_poll_interval: f64,
     /// Seconds before a settled resource is looked at again.

@@ -567,7 +567,7 @@ async fn settle_credential<K: DataStack>(
     mut next: StackStatus,
 ) -> Result<Outcome> {
     let target = obj.credential_target(&obs.outputs);
-    let poll = poll_delay(&next, ctx);
+    let poll = poll_delay(ctx);
     let settled = credential::settle(obj, ctx, ops, c, target.as_ref(), &next, poll).await?;
     if let Some((reason, note)) = &settled.news {
         publish_event(ctx, obj, EventType::Normal, reason, "AuthToken", note.clone()).await;

@@ -202,7 +202,7 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
     };
     let requeue_after = match &outcome.health {
         Health::Stalled { .. } => ctx.settings.resync,
-        _ => poll_delay(&outcome.next, ctx),
+        _ => poll_delay(ctx),
     };
     finish(&api, obj, ctx, &prev, outcome).await?;
     Ok(Cleanup::Requeue(requeue_after))

@@ -352,7 +352,7 @@ pub(super) struct Outcome {
 /// Still working: report it and look again soon.
 pub(super) fn waiting(ctx: &Context, next: StackStatus, reason: &'static str, message: String) -> Outcome {
     Outcome {
-        requeue: Action::requeue(poll_delay(&next, ctx)),
+        requeue: Action::requeue(poll_delay(ctx)),
         next,
         health: Health::Reconciling { reason, message },
         published: None,
@@ -395,21 +395,11 @@ pub(super) fn short_hash(s: &str) -> String {
     publish::content_hash(&data)[..10].to_string()
 }
 
-/// While CloudFormation works: poll at the configured interval at first, then back off to a fifth
-/// of the time already waited, capped.
-pub(super) fn poll_delay(status: &StackStatus, ctx: &Context) -> Duration {
-    let since = status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == status::RECONCILING && c.status == "True")
-        .map(|c| c.last_transition_time.0);
-    let waited = since
-        .and_then(|t| {
-            let now = k8s_openapi::jiff::Timestamp::now();
-            now.duration_since(t).try_into().ok()
-        })
-        .unwrap_or(Duration::ZERO);
-    (waited / 5).clamp(ctx.settings.poll_interval, ctx.settings.max_poll_interval.max(ctx.settings.poll_interval))
+/// While CloudFormation works: look again at the poll interval. A look costs no AWS call of its own
+/// (the shared sweep answers it, see [`super::survey`]) and no write when nothing changed, so it
+/// does not back off: the stack is seen settled at most a poll interval or two after it settles.
+pub(super) fn poll_delay(ctx: &Context) -> Duration {
+    ctx.settings.poll_interval
 }
 
 /// Writes status (and the Secret when there is something to publish) and reports a transition.
@@ -498,7 +488,12 @@ async fn write_status<K: DataStack>(
     if let Ok(serde_json::Value::Object(lifecycle)) = serde_json::to_value(&next) {
         status.extend(lifecycle);
     }
-    publish::apply_status(api, obj, serde_json::Value::Object(status), ctx.settings.kube_timeout).await?;
+    let status = serde_json::Value::Object(status);
+    // A pass that changed nothing writes nothing: polling a thousand stacks costs no API writes.
+    if serde_json::to_value(obj).is_ok_and(|o| o["status"] == status) {
+        return Ok(next);
+    }
+    publish::apply_status(api, obj, status, ctx.settings.kube_timeout).await?;
     Ok(next)
 }
 
