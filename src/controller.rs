@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::Api;
 use kube::ResourceExt;
 use kube::runtime::controller::{self, Controller};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, reflector, watcher};
 use std::sync::Arc;
 
@@ -32,13 +33,42 @@ pub async fn run<K: DataStack>(
         .modify(|o: &mut K| o.managed_fields_mut().clear())
         .reflect(writer)
         .applied_objects();
+    let prompts = stack_changes::<K>(ctx.aws.stack_changes(), reader.clone());
     Controller::for_stream(watched, reader)
         .owns(secrets, watcher::Config::default().labels(&managed))
+        .reconcile_on(prompts)
         .with_config(controller::Config::default().concurrency(ctx.settings.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::<K>, error_policy::<K>, ctx.clone())
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+/// The resources whose stack a shared sweep just saw change: looked at now, not at their next poll,
+/// so a settled stack is published as soon as a sweep shows it.
+fn stack_changes<K: DataStack>(
+    changes: tokio::sync::broadcast::Receiver<String>,
+    store: reflector::Store<K>,
+) -> impl futures::Stream<Item = ObjectRef<K>> + Send + 'static {
+    futures::stream::unfold((changes, store), |(mut changes, store)| async move {
+        loop {
+            match changes.recv().await {
+                Ok(name) => {
+                    let owners: Vec<ObjectRef<K>> = store
+                        .state()
+                        .iter()
+                        .filter(|o| o.stack_status().and_then(|s| s.stack_name.as_deref()) == Some(name.as_str()))
+                        .map(|o| ObjectRef::from_obj(o.as_ref()))
+                        .collect();
+                    return Some((futures::stream::iter(owners), (changes, store)));
+                }
+                // Missed names are looked at on their next poll anyway.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    })
+    .flatten()
 }
 
 /// Every controller the operator runs, for one namespace (`None`: all), until `stop` turns true:

@@ -90,6 +90,8 @@ pub struct Aws {
     base: aws_config::SdkConfig,
     default_region: Option<String>,
     by_place: Mutex<HashMap<ClientKey, AtPlace>>,
+    /// Stacks whose summary changed in any account's or region's sweep (see [`super::survey`]).
+    changed: tokio::sync::broadcast::Sender<String>,
     deadline: Duration,
 }
 
@@ -101,7 +103,8 @@ impl Aws {
     ) -> Aws {
         let default_region = base.region().map(|r| r.to_string());
         let budget = std::sync::Arc::new(crate::budget::Budget::unlimited());
-        Aws { metrics, budget, base, default_region, by_place: Mutex::new(HashMap::new()), deadline }
+        let (changed, _) = tokio::sync::broadcast::channel(4096);
+        Aws { metrics, budget, base, default_region, by_place: Mutex::new(HashMap::new()), deadline, changed }
     }
 
     /// Clients for `region` (or the operator's default region), in the operator's own account or,
@@ -131,7 +134,7 @@ impl Aws {
                         cloudformation: aws_sdk_cloudformation::Client::new(&conf),
                         elasticache: aws_sdk_elasticache::Client::new(&conf),
                     };
-                    (clients, assumed, std::sync::Arc::new(Survey::default()))
+                    (clients, assumed, std::sync::Arc::new(Survey::new(self.changed.clone())))
                 })
                 .clone()
         };
@@ -157,6 +160,11 @@ impl Aws {
     pub fn with_budget(mut self, budget: crate::budget::Budget) -> Aws {
         self.budget = std::sync::Arc::new(budget);
         self
+    }
+
+    /// Names of stacks whose summary just changed in a shared sweep.
+    pub fn stack_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changed.subscribe()
     }
 
     /// The process-wide AWS call budget.

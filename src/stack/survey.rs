@@ -44,11 +44,19 @@ pub enum Seen {
 }
 
 /// The sweeps and descriptions of one account and region.
-#[derive(Default)]
 pub struct Survey {
     sweep: tokio::sync::Mutex<Sweep>,
     /// What the operator last knew of each stack, by name.
     known: Mutex<HashMap<String, Known>>,
+    /// Names of stacks whose summary changed from one sweep to the next, so the resources that
+    /// own them are looked at now rather than at their next poll.
+    changed: tokio::sync::broadcast::Sender<String>,
+}
+
+impl Survey {
+    pub fn new(changed: tokio::sync::broadcast::Sender<String>) -> Survey {
+        Survey { sweep: Default::default(), known: Default::default(), changed }
+    }
 }
 
 /// A stack's last description, and when the operator last changed it (if after that description).
@@ -104,6 +112,18 @@ pub fn judge(key: &str, summary: Option<&Summary>, described: Option<&ObservedSt
         return Seen::Stack(seen);
     }
     Seen::Ask
+}
+
+/// Pure: the stacks whose summary differs between two sweeps (new, gone, or moved on).
+pub fn changed_names(before: &HashMap<String, Summary>, after: &HashMap<String, Summary>) -> Vec<String> {
+    let mut names: Vec<String> = after
+        .iter()
+        .filter(|(n, s)| before.get(*n) != Some(*s))
+        .map(|(n, _)| n.clone())
+        .chain(before.keys().filter(|n| !after.contains_key(*n)).cloned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// How a sweep failed, kept to answer for it until the next one may be tried.
@@ -163,7 +183,14 @@ impl Survey {
             let started = Instant::now();
             match ops.list_live_stacks().await {
                 Ok(stacks) => {
-                    sweep.by_name = stacks.into_iter().collect();
+                    let by_name: HashMap<String, Summary> = stacks.into_iter().collect();
+                    // The first sweep only sets the scene: every stack would look changed.
+                    if sweep.started.is_some() {
+                        for name in changed_names(&sweep.by_name, &by_name) {
+                            let _ = self.changed.send(name);
+                        }
+                    }
+                    sweep.by_name = by_name;
                     sweep.started = Some(started);
                     sweep.failed = None;
                 }
@@ -255,6 +282,23 @@ mod tests {
             deletion_time: None,
             last_updated: updated.map(String::from),
         }
+    }
+
+    #[test]
+    fn a_sweep_names_the_stacks_that_moved_on_appeared_or_went() {
+        let before: HashMap<String, Summary> = [
+            ("same".to_string(), summary("CREATE_IN_PROGRESS", None)),
+            ("done".to_string(), summary("CREATE_IN_PROGRESS", None)),
+            ("gone".to_string(), summary("DELETE_IN_PROGRESS", None)),
+        ]
+        .into();
+        let after: HashMap<String, Summary> = [
+            ("same".to_string(), summary("CREATE_IN_PROGRESS", None)),
+            ("done".to_string(), summary("CREATE_COMPLETE", None)),
+            ("new".to_string(), summary("CREATE_IN_PROGRESS", None)),
+        ]
+        .into();
+        assert_eq!(changed_names(&before, &after), ["done", "gone", "new"]);
     }
 
     #[test]
