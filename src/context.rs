@@ -51,13 +51,15 @@ pub struct Context {
     pub settings: Settings,
     /// Endpoint checks under way (see [`crate::stack::endpoint`]).
     pub probes: crate::stack::endpoint::Probes,
+    /// Namespaces' annotations (which AWS account), read at most once a second each.
+    pub namespaces: crate::stack::accounts::Namespaces,
 }
 
 impl Context {
     pub fn new(client: Client, aws: Aws, metrics: Arc<Metrics>, settings: Settings) -> Context {
         let reporter = Reporter { controller: "oms-data-operator".into(), instance: std::env::var("POD_NAME").ok() };
         let recorder = Recorder::new(client.clone(), reporter);
-        Context { client, aws, recorder, metrics, settings, probes: Default::default() }
+        Context { client, aws, recorder, metrics, settings, probes: Default::default(), namespaces: Default::default() }
     }
 }
 

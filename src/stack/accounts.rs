@@ -18,6 +18,7 @@ use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, error::CredentialsError, future};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -89,16 +90,50 @@ pub fn from_annotations(
     Ok(Some(Role { arn: arn.to_string(), external_id }))
 }
 
-/// The role a resource in `namespace` acts through, read from the namespace; the inner error is
-/// malformed annotations, in words for the user (no AWS call was made).
+/// The role a resource in `namespace` acts through, read from the namespace (through `seen`); the
+/// inner error is malformed annotations, in words for the user (no AWS call was made).
 pub async fn role_for(
     client: &kube::Client,
+    seen: &Namespaces,
     namespace: &str,
     deadline: Duration,
 ) -> Result<std::result::Result<Option<Role>, String>> {
-    let namespaces: Api<Namespace> = Api::all(client.clone());
-    let ns = kube_call("get namespace", deadline, namespaces.get_metadata(namespace)).await?;
-    Ok(from_annotations(&ns.metadata.annotations.unwrap_or_default()))
+    Ok(from_annotations(&seen.annotations(client, namespace, deadline).await?))
+}
+
+/// Namespaces' annotations as last read, so the thousand resources of a namespace polling their
+/// stacks do not read it a thousand times. A read is reused for [`Namespaces::MAX_AGE`]: an
+/// annotation edit takes effect within that.
+#[derive(Default)]
+pub struct Namespaces {
+    read: Mutex<HashMap<String, Read>>,
+}
+
+/// When a namespace was read, and its annotations then.
+type Read = (std::time::Instant, BTreeMap<String, String>);
+
+impl Namespaces {
+    pub const MAX_AGE: Duration = Duration::from_secs(1);
+
+    async fn annotations(
+        &self,
+        client: &kube::Client,
+        namespace: &str,
+        deadline: Duration,
+    ) -> Result<BTreeMap<String, String>> {
+        let fresh = |(at, _): &Read| at.elapsed() < Self::MAX_AGE;
+        if let Some((_, a)) = self.read.lock().ok().and_then(|r| r.get(namespace).filter(|e| fresh(e)).cloned()) {
+            return Ok(a);
+        }
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let ns = kube_call("get namespace", deadline, namespaces.get_metadata(namespace)).await?;
+        let annotations = ns.metadata.annotations.unwrap_or_default();
+        if let Ok(mut r) = self.read.lock() {
+            r.retain(|_, e| fresh(e));
+            r.insert(namespace.to_string(), (std::time::Instant::now(), annotations.clone()));
+        }
+        Ok(annotations)
+    }
 }
 
 /// Whether the stack recorded in status may be reached through `role`: a stack made in one account is

@@ -275,7 +275,7 @@ pub(super) async fn reach<K: DataStack>(
     region: Option<&str>,
 ) -> Result<std::result::Result<(Owner, Ops, Option<Role>), Refusal>> {
     let namespace = obj.namespace().unwrap_or_default();
-    let role = match accounts::role_for(&ctx.client, &namespace, ctx.settings.kube_timeout).await? {
+    let role = match accounts::role_for(&ctx.client, &ctx.namespaces, &namespace, ctx.settings.kube_timeout).await? {
         Ok(role) => role,
         Err(message) => {
             let retry = ctx.settings.max_poll_interval;
@@ -301,7 +301,7 @@ pub(crate) async fn reach_namespace(
     region: Option<&str>,
     stack: Option<(Option<&str>, Option<&str>)>,
 ) -> Result<std::result::Result<Ops, String>> {
-    let role = match accounts::role_for(&ctx.client, namespace, ctx.settings.kube_timeout).await? {
+    let role = match accounts::role_for(&ctx.client, &ctx.namespaces, namespace, ctx.settings.kube_timeout).await? {
         Ok(role) => role,
         Err(message) => return Ok(Err(message)),
     };
