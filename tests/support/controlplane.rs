@@ -30,6 +30,8 @@ pub struct ControlPlane {
     pub url: String,
     pub startup: Duration,
     procs: Vec<Proc>,
+    /// How kube-apiserver was started (program, arguments, log), to start it again.
+    apiserver: (PathBuf, Vec<String>, PathBuf),
 }
 
 /// Where the control-plane binaries are: `KUBEBUILDER_ASSETS`, or whatever the build script
@@ -184,40 +186,42 @@ impl ControlPlane {
             .enable_all()
             .build()
             .map_err(|e| BedError(format!("tokio runtime: {e}")))?;
-        let (api, url) = retry_lost_ports("kube-apiserver", opts.apiserver_port.is_some(), || {
+        let (api, url, api_args) = retry_lost_ports("kube-apiserver", opts.apiserver_port.is_some(), || {
             let api_port = opts.apiserver_port.map(Ok).unwrap_or_else(free_port)?;
             let url = format!("https://127.0.0.1:{api_port}");
+            let args = [
+                format!("--etcd-servers={etcd_url}"),
+                "--bind-address=127.0.0.1".into(),
+                "--advertise-address=127.0.0.1".into(),
+                format!("--secure-port={api_port}"),
+                format!("--cert-dir={}", d.display()),
+                format!("--tls-cert-file={}", d.join("serving.crt").display()),
+                format!("--tls-private-key-file={}", d.join("serving.key").display()),
+                format!("--token-auth-file={}", d.join("tokens.csv").display()),
+                "--authorization-mode=RBAC".into(),
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+                format!("--service-account-key-file={}", d.join("sa.pub").display()),
+                format!("--service-account-signing-key-file={}", d.join("sa.key").display()),
+                "--service-cluster-ip-range=10.0.0.0/24".into(),
+                "--endpoint-reconciler-type=none".into(),
+                "--enable-priority-and-fairness=false".into(),
+                "--profiling=false".into(),
+                "--v=0".into(),
+            ];
             let mut api = Proc::spawn(
                 "kube-apiserver",
                 &assets.join("kube-apiserver"),
-                &[
-                    format!("--etcd-servers={etcd_url}"),
-                    "--bind-address=127.0.0.1".into(),
-                    "--advertise-address=127.0.0.1".into(),
-                    format!("--secure-port={api_port}"),
-                    format!("--cert-dir={}", d.display()),
-                    format!("--tls-cert-file={}", d.join("serving.crt").display()),
-                    format!("--tls-private-key-file={}", d.join("serving.key").display()),
-                    format!("--token-auth-file={}", d.join("tokens.csv").display()),
-                    "--authorization-mode=RBAC".into(),
-                    "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                    format!("--service-account-key-file={}", d.join("sa.pub").display()),
-                    format!("--service-account-signing-key-file={}", d.join("sa.key").display()),
-                    "--service-cluster-ip-range=10.0.0.0/24".into(),
-                    "--endpoint-reconciler-type=none".into(),
-                    "--enable-priority-and-fairness=false".into(),
-                    "--profiling=false".into(),
-                    "--v=0".into(),
-                ],
+                &args,
                 &[],
                 d.join("kube-apiserver.log"),
             )?;
             write_kubeconfig(&kubeconfig, &url, &d.join("ca.crt"), ADMIN_TOKEN)?;
             let probe_kc = kubeconfig.clone();
             api.wait_ready(Duration::from_secs(60), || rt.block_on(readyz(&probe_kc)))?;
-            Ok((api, url))
+            Ok((api, url, args.to_vec()))
         })?;
         procs.push(api);
+        let apiserver = (assets.join("kube-apiserver"), api_args, d.join("kube-apiserver.log"));
 
         let mut kcm = Proc::spawn(
             "kube-controller-manager",
@@ -238,7 +242,17 @@ impl ControlPlane {
         kcm.ensure_running()?;
         procs.push(kcm);
 
-        Ok(ControlPlane { dir, kubeconfig, url, startup: started.elapsed(), procs })
+        Ok(ControlPlane { dir, kubeconfig, url, startup: started.elapsed(), procs, apiserver })
+    }
+
+    /// Stops kube-apiserver (SIGKILL) and starts it again on the same port and etcd, from the
+    /// calling thread (the new process dies with it); wait for it with [`ControlPlane::client`] calls.
+    pub fn restart_apiserver(&mut self) -> Result<()> {
+        self.procs.retain(|p| p.name != "kube-apiserver");
+        let (program, args, log) = &self.apiserver;
+        let api = Proc::spawn("kube-apiserver", program, args, &[], log.with_extension("restarted.log"))?;
+        self.procs.push(api);
+        Ok(())
     }
 
     /// A client for the admin identity, made in the calling test's runtime.
