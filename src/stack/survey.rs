@@ -190,6 +190,10 @@ impl Survey {
                             let _ = self.changed.send(name);
                         }
                     }
+                    // What is known of stacks that are gone goes with them, unless written since.
+                    if let Ok(mut known) = self.known.lock() {
+                        known.retain(|n, k| by_name.contains_key(n) || k.written.is_some_and(|w| w >= started));
+                    }
                     sweep.by_name = by_name;
                     sweep.started = Some(started);
                     sweep.failed = None;
