@@ -164,7 +164,8 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
 /// (polling, resync) on the shared sweep.
 fn fresh_read_needed<K: DataStack>(obj: &K, prev: &StackStatus) -> bool {
     let edited = obj.meta().generation != prev.observed_generation;
-    let retry = obj.annotations().get(plan::REQUESTED_AT) != prev.last_handled_requested_at.as_ref();
+    let retry =
+        obj.annotations().get(plan::REQUESTED_AT).is_some_and(|v| prev.last_handled_requested_at.as_ref() != Some(v));
     prev.stack_id.is_some() && (edited || retry)
 }
 
@@ -592,4 +593,36 @@ async fn settle_credential<K: DataStack>(
         return Ok(working);
     }
     Ok(outcome)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::redis::OmsRedis;
+
+    fn redis(generation: i64, requested_at: Option<&str>) -> OmsRedis {
+        let annotations = requested_at.map(|v| serde_json::json!({ plan::REQUESTED_AT: v }));
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "data.oms-spider.io/v1alpha1", "kind": "OmsRedis",
+            "metadata": { "name": "a", "namespace": "n", "generation": generation, "annotations": annotations },
+            "spec": { "environment": "dev", "vpcStackName": "vpc" },
+        }))
+        .expect("an OmsRedis")
+    }
+
+    #[test]
+    fn only_an_edit_or_an_open_retry_request_reads_the_stack_now() {
+        let prev = StackStatus {
+            stack_id: Some("arn:aws:cloudformation:us-east-1:1:stack/a/1".into()),
+            observed_generation: Some(2),
+            last_handled_requested_at: Some("t1".into()),
+            ..Default::default()
+        };
+        assert!(!fresh_read_needed(&redis(2, None), &prev), "settled, nothing asked: the sweep answers");
+        assert!(!fresh_read_needed(&redis(2, Some("t1")), &prev), "a handled request is not asked again");
+        assert!(fresh_read_needed(&redis(3, None), &prev), "an edit");
+        assert!(fresh_read_needed(&redis(2, Some("t2")), &prev), "a new request");
+        let new = StackStatus { stack_id: None, ..prev };
+        assert!(!fresh_read_needed(&redis(3, Some("t2")), &new), "no stack yet: the sweep says whether one exists");
+    }
 }
