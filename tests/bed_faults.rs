@@ -5,13 +5,13 @@
 
 mod support;
 
-use kube::api::{Api, PostParams};
+use kube::api::Api;
 use oms_data_operator::redis::OmsRedis;
 use serde_json::json;
 use std::time::{Duration, Instant};
 use support::operator::{OperatorProcess, ProcessOptions};
 use support::proxy::Proxy;
-use support::world::{WAIT, World, condition};
+use support::world::{WAIT, World, all_ready, assert_one_stack_each, create_in};
 use support::{controlplane, eventually, unique_name};
 
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -23,16 +23,6 @@ fn aws_calls(op: &OperatorProcess) -> f64 {
         .filter(|l| l.starts_with("oms_data_operator_aws_calls_total{"))
         .filter_map(|l| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<f64>().ok()))
         .sum()
-}
-
-async fn all_ready(api: &Api<OmsRedis>, names: &[String]) {
-    for n in names {
-        eventually(&format!("{n} Ready"), WAIT, || async {
-            let o = api.get(n).await.ok()?;
-            (condition(&o, "Ready")?.status == "True").then_some(())
-        })
-        .await;
-    }
 }
 
 /// Applies `count` resources, takes AWS away with `outage` for 30 s, brings it back; calls a second
@@ -47,11 +37,7 @@ async fn ride_out(
     outage: impl Fn(&Proxy),
 ) -> Vec<String> {
     let names: Vec<String> = (0..3).map(|_| unique_name(&format!("oms-redis-{what}"))).collect();
-    for n in &names {
-        let mut m = w.manifest(n, "dev", json!({}));
-        m.metadata.namespace = Some(ns.to_string());
-        api.create(&PostParams::default(), &m).await.expect("create");
-    }
+    create_in(w, api, ns, &names, "dev", json!({})).await;
     // Let the first passes reach AWS, then take it away mid-create.
     tokio::time::sleep(Duration::from_millis(400)).await;
     outage(proxy);
@@ -96,31 +82,7 @@ async fn aws_unreachable_then_hung_for_30_s_each_is_ridden_out_without_a_hot_loo
     // A CreateStack whose reply was lost is sent again with its ClientRequestToken, which
     // CloudFormation answers with the same stack: calls may repeat, stacks may not.
     println!("faults: AWS calls over both outages: {calls:?}");
-    one_stack_each(w.emu, &names).await;
-}
-
-/// Every stack CloudFormation ever had (deleted ones included) by those names: exactly one each.
-async fn one_stack_each(emu: &support::emulator::Emulator, names: &[String]) {
-    let cfn = emu.cloudformation();
-    let mut ids: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-    let mut token = None;
-    loop {
-        let out = cfn.list_stacks().set_next_token(token.take()).send().await.expect("list");
-        for s in out.stack_summaries() {
-            if let (Some(n), Some(id)) = (s.stack_name(), s.stack_id())
-                && names.iter().any(|x| x == n)
-            {
-                ids.entry(n.to_string()).or_default().push(id.to_string());
-            }
-        }
-        match out.next_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
-    }
-    for n in names {
-        assert_eq!(ids.get(n).map(Vec::len), Some(1), "{n}: {ids:?}");
-    }
+    assert_one_stack_each(w.emu, &names).await;
 }
 
 #[tokio::test]
@@ -132,11 +94,7 @@ async fn a_30_s_throttling_storm_during_a_burst_slows_the_budget_down_and_never_
     // The default budget (20 calls a second) and throttling grace (120 s).
     let op = OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &ns, key, &["--concurrency", "8"]);
     let names: Vec<String> = (0..6).map(|_| unique_name("oms-redis-storm")).collect();
-    for n in &names {
-        let mut m = w.manifest(n, "dev", json!({}));
-        m.metadata.namespace = Some(ns.clone());
-        api.create(&PostParams::default(), &m).await.expect("create");
-    }
+    create_in(&w, &api, &ns, &names, "dev", json!({})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     w.emu.storm(key, OUTAGE.as_secs_f64());
     let (before, started) = (aws_calls(&op), Instant::now());
@@ -161,7 +119,7 @@ async fn a_30_s_throttling_storm_during_a_burst_slows_the_budget_down_and_never_
         .expect("events");
     let warnings: Vec<_> = events.items.iter().filter(|e| e.type_.as_deref() == Some("Warning")).collect();
     assert!(warnings.is_empty(), "a 30 s storm reached the user: {warnings:?}");
-    one_stack_each(w.emu, &names).await;
+    assert_one_stack_each(w.emu, &names).await;
 }
 
 #[tokio::test]
@@ -172,9 +130,8 @@ async fn an_operator_killed_at_each_step_of_a_snapshot_deletion_takes_one_snapsh
     let name = unique_name("oms-redis-delkill");
     let spawn = |key: &str| OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &ns, key, &[]);
     let mut operator = spawn("delkill-0");
-    let mut m = w.manifest(&name, "staging", json!({ "deletionPolicy": "Snapshot" }));
-    m.metadata.namespace = Some(ns.clone());
-    api.create(&PostParams::default(), &m).await.expect("create");
+    let snapshot = json!({ "deletionPolicy": "Snapshot" });
+    create_in(&w, &api, &ns, std::slice::from_ref(&name), "staging", snapshot).await;
     all_ready(&api, std::slice::from_ref(&name)).await;
     // Each step: its reply is lost, the operator is SIGKILLed while it waits, a new one goes on.
     for (i, (action, service)) in

@@ -212,21 +212,5 @@ async fn a_leader_killed_in_the_middle_of_a_burst_leaves_one_stack_per_resource_
         "leader killed after {by_a} of 30 creates: the standby made {by_b}, all Ready {:.1}s after the kill",
         killed.elapsed().as_secs_f64()
     );
-    // Every stack CloudFormation ever had by those names (deleted ones included): one each.
-    let cfn = emu.cloudformation();
-    let mut seen: std::collections::BTreeMap<String, u32> = Default::default();
-    let mut token = None;
-    loop {
-        let out = cfn.list_stacks().set_next_token(token.take()).send().await.expect("list");
-        for s in out.stack_summaries() {
-            if let Some(n) = s.stack_name().filter(|n| names.iter().any(|x| x == n)) {
-                *seen.entry(n.to_string()).or_default() += 1;
-            }
-        }
-        match out.next_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
-    }
-    assert!(names.iter().all(|n| seen.get(n) == Some(&1)), "one stack per resource: {seen:?}");
+    support::world::assert_one_stack_each(emu, &names).await;
 }

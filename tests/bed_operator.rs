@@ -12,7 +12,9 @@ use serde_json::json;
 use std::time::Duration;
 use support::controlplane;
 use support::operator::{Operator, OperatorProcess};
-use support::world::{WAIT, World, condition, secret_data, seed, stack, stack_params, stack_tags};
+use support::world::{
+    WAIT, World, all_ready, condition, create_in, secret_data, seed, stack, stack_params, stack_tags,
+};
 use support::{eventually, unique_name};
 
 #[tokio::test]
@@ -532,18 +534,8 @@ async fn a_burst_of_creates_stays_within_the_aws_call_budget_and_a_short_throttl
     let throttles = 6;
     w.emu.throttle("DescribeStacks", throttles, &names[0]);
     let started = std::time::Instant::now();
-    for n in &names {
-        let mut manifest = w.manifest(n, "dev", json!({}));
-        manifest.metadata.namespace = Some(ns.clone());
-        api.create(&PostParams::default(), &manifest).await.expect("create");
-    }
-    for n in &names {
-        eventually(&format!("{n} Ready"), WAIT, || async {
-            let o = api.get(n).await.ok()?;
-            (condition(&o, "Ready")?.status == "True").then_some(())
-        })
-        .await;
-    }
+    create_in(&w, &api, &ns, &names, "dev", json!({})).await;
+    all_ready(&api, &names).await;
     let took = started.elapsed().as_secs_f64();
     let calls: u64 = w.emu.calls_by_key(key).values().sum();
     // Every call took a token; the SDK's own retries of throttled calls did not.
@@ -578,18 +570,8 @@ async fn stacks_in_progress_are_polled_together_and_a_settled_stack_is_read_once
     let delays: serde_json::Map<String, serde_json::Value> = names.iter().map(|n| (n.clone(), json!(4.0))).collect();
     w.emu.configure(json!({ "stack_delays": delays }));
     let started = std::time::Instant::now();
-    for n in &names {
-        let mut manifest = w.manifest(n, "dev", json!({}));
-        manifest.metadata.namespace = Some(ns.clone());
-        api.create(&PostParams::default(), &manifest).await.expect("create");
-    }
-    for n in &names {
-        eventually(&format!("{n} Ready"), WAIT, || async {
-            let o = api.get(n).await.ok()?;
-            (condition(&o, "Ready")?.status == "True").then_some(())
-        })
-        .await;
-    }
+    create_in(&w, &api, &ns, &names, "dev", json!({})).await;
+    all_ready(&api, &names).await;
     let took = started.elapsed().as_secs_f64();
     let calls = w.emu.calls_by_key(key);
     let n = |action: &str| calls.get(&format!("cloudformation:{action}")).copied().unwrap_or(0);

@@ -10,7 +10,7 @@ use std::time::Instant;
 use support::controlplane::{self, ControlPlane, Options};
 use support::emulator;
 use support::operator::{OperatorProcess, install_crds};
-use support::world::{WAIT, condition};
+use support::world::WAIT;
 use support::{eventually, unique_name};
 
 // Not a tokio test: the control plane starts (and restarts) from this thread, which its processes
@@ -62,34 +62,12 @@ async fn ridden_out(
     let emu = emulator::shared();
     let api: Api<OmsRedis> = Api::namespaced(client, ns);
     let creates = || emu.calls_by_key(key).get("cloudformation:CreateStack").copied().unwrap_or(0);
-    for n in names {
-        eventually(&format!("{n} Ready"), WAIT, || async {
-            let o = api.get(n).await.ok()?;
-            (condition(&o, "Ready")?.status == "True").then_some(())
-        })
-        .await;
-    }
+    support::world::all_ready(&api, names).await;
     eprintln!(
         "faults: kube-apiserver restarted with 5 stacks in progress: all Ready {:.1}s after",
         restarted.elapsed().as_secs_f64()
     );
     assert_eq!(creates(), 5, "{:?}", emu.calls_by_key(key));
-    // Every stack CloudFormation ever had by those names (deleted ones included): one each.
-    let cfn = emu.cloudformation();
-    let mut seen: std::collections::BTreeMap<String, u32> = Default::default();
-    let mut token = None;
-    loop {
-        let out = cfn.list_stacks().set_next_token(token.take()).send().await.expect("list");
-        for s in out.stack_summaries() {
-            if let Some(n) = s.stack_name().filter(|n| names.iter().any(|x| x == n)) {
-                *seen.entry(n.to_string()).or_default() += 1;
-            }
-        }
-        match out.next_token() {
-            Some(t) => token = Some(t.to_string()),
-            None => break,
-        }
-    }
-    assert!(names.iter().all(|n| seen.get(n) == Some(&1)), "one stack per resource: {seen:?}");
+    support::world::assert_one_stack_each(emu, names).await;
     assert_eq!(op.get("/healthz").0, 200, "the operator lived through it");
 }

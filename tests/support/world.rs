@@ -149,6 +149,51 @@ impl World {
     }
 }
 
+/// Applies a dev-style resource named each of `names` (with `env` and `extra` spec) in namespace
+/// `ns` of `api`, for tests whose operator watches a namespace of its own.
+pub async fn create_in(w: &World, api: &Api<OmsRedis>, ns: &str, names: &[String], env: &str, extra: Value) {
+    for n in names {
+        let mut m = w.manifest(n, env, extra.clone());
+        m.metadata.namespace = Some(ns.to_string());
+        api.create(&PostParams::default(), &m).await.expect("create");
+    }
+}
+
+/// Waits until every one of `names` is Ready.
+pub async fn all_ready(api: &Api<OmsRedis>, names: &[String]) {
+    for n in names {
+        eventually(&format!("{n} Ready"), WAIT, || async {
+            let o = api.get(n).await.ok()?;
+            (condition(&o, "Ready")?.status == "True").then_some(())
+        })
+        .await;
+    }
+}
+
+/// Every stack CloudFormation ever had by each of `names` (deleted ones included): exactly one.
+pub async fn assert_one_stack_each(emu: &Emulator, names: &[String]) {
+    let cfn = emu.cloudformation();
+    let mut ids: BTreeMap<String, Vec<String>> = Default::default();
+    let mut token = None;
+    loop {
+        let out = cfn.list_stacks().set_next_token(token.take()).send().await.expect("list");
+        for s in out.stack_summaries() {
+            if let (Some(n), Some(id)) = (s.stack_name(), s.stack_id())
+                && names.iter().any(|x| x == n)
+            {
+                ids.entry(n.to_string()).or_default().push(id.to_string());
+            }
+        }
+        match out.next_token() {
+            Some(t) => token = Some(t.to_string()),
+            None => break,
+        }
+    }
+    for n in names {
+        assert_eq!(ids.get(n).map(Vec::len), Some(1), "{n}: one stack, however often it was asked for: {ids:?}");
+    }
+}
+
 pub fn condition<'a>(
     o: &'a OmsRedis,
     type_: &str,
