@@ -72,7 +72,7 @@ fn stack_changes<K: DataStack>(
 }
 
 /// Every controller the operator runs, for one namespace (`None`: all), until `stop` turns true:
-/// OmsRedis, and the day-2 resources OmsBackup and OmsFailoverTest.
+/// OmsRedis and OmsDynamoTable, and the day-2 resources OmsBackup and OmsFailoverTest.
 pub async fn run_all(ctx: Arc<Context>, namespace: Option<String>, stop: tokio::sync::watch::Receiver<bool>) {
     let when_stopped = || {
         let mut rx = stop.clone();
@@ -82,6 +82,7 @@ pub async fn run_all(ctx: Arc<Context>, namespace: Option<String>, stop: tokio::
     };
     futures::join!(
         run::<crate::redis::OmsRedis>(ctx.clone(), namespace.clone(), when_stopped()),
+        run::<crate::dynamo::OmsDynamoTable>(ctx.clone(), namespace.clone(), when_stopped()),
         crate::operation::run::<crate::backup::OmsBackup>(ctx.clone(), namespace.clone(), when_stopped()),
         crate::operation::run::<crate::failover::OmsFailoverTest>(ctx, namespace, when_stopped()),
     );

@@ -8,6 +8,7 @@ use kube::CustomResourceExt;
 pub fn all() -> Vec<CustomResourceDefinition> {
     vec![
         with_status_default(crate::redis::OmsRedis::crd()),
+        with_status_default(crate::dynamo::OmsDynamoTable::crd()),
         with_status_default(crate::backup::OmsBackup::crd()),
         with_status_default(crate::failover::OmsFailoverTest::crd()),
     ]
@@ -74,7 +75,7 @@ mod tests {
     fn the_crd_has_its_identity_columns_and_rules() {
         let crds = all();
         let names: Vec<&str> = crds.iter().map(|c| c.spec.names.kind.as_str()).collect();
-        assert_eq!(names, ["OmsRedis", "OmsBackup", "OmsFailoverTest"]);
+        assert_eq!(names, ["OmsRedis", "OmsDynamoTable", "OmsBackup", "OmsFailoverTest"]);
         let crd = &crds[0];
         assert_eq!(crd.spec.group, "data.oms-spider.io");
         assert_eq!(crd.spec.names.short_names.as_deref(), Some(&["omsr".to_string()][..]));

@@ -2,7 +2,7 @@
 //! CloudFormation stacks.
 //!
 //! [`stack`] is the generic lifecycle (CloudFormation, ownership, deletion policies, status and
-//! Secret); each kind of data stack is one module beside it (today [`redis`]) that implements
+//! Secret); each kind of data stack is one module beside it ([`redis`], [`dynamo`]) that implements
 //! [`stack::DataStack`].
 
 pub mod backup;
@@ -10,6 +10,7 @@ pub mod budget;
 pub mod context;
 pub mod controller;
 pub mod crd;
+pub mod dynamo;
 pub mod error;
 pub mod failover;
 pub mod http;
@@ -17,6 +18,7 @@ pub mod leader;
 pub mod metrics;
 pub mod operation;
 pub mod redis;
+pub mod render;
 pub mod source;
 pub mod stack;
 

@@ -26,11 +26,40 @@ enum Command {
     Run(Box<RunArgs>),
     /// Print the CustomResourceDefinitions (YAML).
     Crd,
-    /// Print the embedded ElastiCache Redis CloudFormation template.
-    Template,
+    /// Print a CloudFormation template: a kind's as shipped, or exactly what a manifest deploys.
+    Template(TemplateArgs),
     /// Estimate memory and monthly cost of an OMS workload, per environment, with the cheapest
     /// node type that holds it.
     Size(SizeArgs),
+}
+
+#[derive(clap::Args)]
+struct TemplateArgs {
+    /// An OmsRedis or OmsDynamoTable manifest ('-' for standard input): print the template its stack
+    /// is made from (a table's indexes written in).
+    #[arg(short = 'f', long = "filename", conflicts_with = "kind")]
+    file: Option<std::path::PathBuf>,
+    /// With --filename: print the stack parameters instead, as `aws cloudformation create-stack
+    /// --parameters file://…` takes them.
+    #[arg(long, requires = "file")]
+    parameters: bool,
+    /// The kind whose template, as shipped, is printed when no manifest is given.
+    #[arg(long, value_enum, default_value = "redis")]
+    kind: oms_data_operator::render::Kind,
+}
+
+/// What `template` prints.
+fn template(args: TemplateArgs) -> Result<String, String> {
+    let Some(file) = args.file else {
+        return Ok(oms_data_operator::render::shipped(args.kind).to_string());
+    };
+    let manifest = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).map_err(|e| format!("standard input: {e}"))?
+    } else {
+        std::fs::read_to_string(&file).map_err(|e| format!("{}: {e}", file.display()))?
+    };
+    let deployment = oms_data_operator::render::deployment(&manifest)?;
+    Ok(if args.parameters { deployment.parameters_json() } else { deployment.template })
 }
 
 #[derive(clap::Args)]
@@ -368,10 +397,16 @@ async fn run(args: RunArgs) -> Result<(), String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Template => {
-            print!("{}", oms_data_operator::redis::template::TEMPLATE_BODY);
-            ExitCode::SUCCESS
-        }
+        Command::Template(args) => match template(args) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("oms-data-operator template: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Size(args) => match size(args) {
             Ok(text) => {
                 print!("{text}");

@@ -123,6 +123,23 @@ async fn namespaced_rbac_suffices_to_reconcile_and_refuses_everything_else() {
     .await;
     let secret = Api::<Secret>::namespaced(admin.clone(), &watched).get(&format!("{name}-redis")).await;
     assert!(secret.is_ok(), "the Secret was written with the chart's RBAC");
+    // The second kind, under the same rules.
+    let table = unique_name("oms-dynamodb-rbac");
+    let tables: Api<oms_data_operator::dynamo::OmsDynamoTable> = Api::namespaced(admin.clone(), &watched);
+    let obj = serde_json::from_value(json!({
+        "apiVersion": "data.oms-spider.io/v1alpha1", "kind": "OmsDynamoTable",
+        "metadata": { "name": table },
+        "spec": { "environment": "dev", "partitionKey": { "name": "id", "type": "String" } },
+    }))
+    .expect("manifest");
+    tables.create(&PostParams::default(), &obj).await.expect("create");
+    eventually("the table Ready under the chart's RBAC", Duration::from_secs(90), || async {
+        let o = tables.get(&table).await.ok()?;
+        o.status?.stack.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(())
+    })
+    .await;
+    let secret = Api::<Secret>::namespaced(admin.clone(), &watched).get(&format!("{table}-dynamodb")).await;
+    assert!(secret.is_ok(), "the table's Secret was written with the chart's RBAC");
     let events = Api::<k8s_openapi::api::events::v1::Event>::namespaced(admin.clone(), &watched)
         .list(&ListParams::default())
         .await

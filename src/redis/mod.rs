@@ -237,6 +237,7 @@ impl DataStack for OmsRedis {
     fn desired(&self) -> Result<Desired, SpecError> {
         Ok(Desired {
             stack_name: self.stack_name(),
+            template: std::borrow::Cow::Borrowed(template::TEMPLATE_BODY),
             parameters: self.parameters()?,
             tags: self.spec.tags.clone().unwrap_or_default(),
             region: self.spec.region.clone(),

@@ -234,7 +234,7 @@ async fn act<K: DataStack>(
                     ..AuthStatus::default()
                 });
             }
-            let id = ops.create(name, K::template_body(), &parameters, &tags, &token).await?;
+            let id = ops.create(name, &desired.template, &parameters, &tags, &token).await?;
             next.applied_parameters = Some(desired.parameters.clone());
             next.stack_id = id;
             next.lost_stack_id = None;
@@ -313,7 +313,7 @@ async fn act<K: DataStack>(
                 .collect();
             let salt = salt.join("\n");
             let request = changeset::Request {
-                template: K::template_body(),
+                template: &desired.template,
                 parameters: &parameters,
                 keep: &keep,
                 tags: &tags,
@@ -394,10 +394,14 @@ async fn act<K: DataStack>(
             if let Some(left) = next.plan.take_if(|p| changeset::never_ran(p)) {
                 changeset::discard(ops, &obs.id, &left).await?;
             }
-            match &desired.credential {
+            let mut outcome = match &desired.credential {
                 Some(c) => settle_credential(obj, ctx, ops, c, obs, desired, next).await?,
                 None => ready(obj, next, obs, desired, None, ctx.settings.resync),
+            };
+            if let Some(published) = outcome.published.as_mut() {
+                published.status.extend(obj.read_live(ops, &obs.outputs).await);
             }
+            outcome
         }
         Step::PublishRolledBack => {
             let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;

@@ -15,7 +15,7 @@ use std::time::Duration;
 /// Every AWS action the operator itself calls, as `service:Action` (CloudFormation makes the
 /// stack's resources with the caller's permissions too; docs/iam-policy.json grants both, and a
 /// test holds it to this list).
-pub const ACTIONS: [&str; 26] = [
+pub const ACTIONS: [&str; 29] = [
     "cloudformation:CreateStack",
     "cloudformation:UpdateStack",
     "cloudformation:CreateChangeSet",
@@ -42,6 +42,9 @@ pub const ACTIONS: [&str; 26] = [
     "elasticache:DescribeReplicationGroups",
     "elasticache:TestFailover",
     "elasticache:DescribeEvents",
+    "dynamodb:DescribeTable",
+    "dynamodb:CreateBackup",
+    "dynamodb:ListBackups",
     "sts:AssumeRole",
 ];
 
@@ -73,6 +76,7 @@ pub enum UpdateOutcome {
 pub struct RegionClients {
     pub cloudformation: aws_sdk_cloudformation::Client,
     pub elasticache: aws_sdk_elasticache::Client,
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 /// Where clients act: a region, and the role to assume (none: the operator's own account).
@@ -133,6 +137,7 @@ impl Aws {
                     let clients = RegionClients {
                         cloudformation: aws_sdk_cloudformation::Client::new(&conf),
                         elasticache: aws_sdk_elasticache::Client::new(&conf),
+                        dynamodb: aws_sdk_dynamodb::Client::new(&conf),
                     };
                     (clients, assumed, std::sync::Arc::new(Survey::new(self.changed.clone())))
                 })
@@ -147,6 +152,7 @@ impl Aws {
         Ok(Ops {
             cloudformation: Place { service: "CloudFormation", endpoint: endpoint("cloudformation") },
             elasticache: Place { service: "ElastiCache", endpoint: endpoint("elasticache") },
+            dynamodb: Place { service: "DynamoDB", endpoint: endpoint("dynamodb") },
             region,
             clients,
             deadline: self.deadline,
@@ -183,6 +189,7 @@ pub struct Ops {
     pub region: String,
     pub(super) cloudformation: Place,
     pub(super) elasticache: Place,
+    pub(super) dynamodb: Place,
     pub(super) clients: RegionClients,
     deadline: Duration,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
@@ -197,12 +204,14 @@ pub(crate) fn categorize<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Aw
             Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException") => {
                 AwsCategory::Throttled
             }
-            Some("ValidationError" | "InvalidParameterValue" | "InvalidParameterCombination") => {
+            Some("ValidationError" | "ValidationException" | "InvalidParameterValue" | "InvalidParameterCombination") => {
                 AwsCategory::Validation
             }
             Some(c) if c.starts_with("AccessDenied") || c == "UnauthorizedOperation" => AwsCategory::AccessDenied,
-            Some(c) if c.ends_with("NotFoundFault") || c.ends_with("NotFound") => AwsCategory::NotFound,
-            Some("InternalFailure" | "ServiceUnavailable") => AwsCategory::Transient,
+            Some(c) if c.ends_with("NotFoundFault") || c.ends_with("NotFound") || c.ends_with("NotFoundException") => {
+                AwsCategory::NotFound
+            }
+            Some("InternalFailure" | "ServiceUnavailable" | "InternalServerError") => AwsCategory::Transient,
             _ => AwsCategory::Other,
         },
     }
@@ -306,7 +315,13 @@ impl Ops {
     where
         E: ProvideErrorMetadata,
     {
-        let service = if super::elasticache::ACTIONS.contains(&action) { "elasticache" } else { "cloudformation" };
+        let service = if super::elasticache::ACTIONS.contains(&action) {
+            "elasticache"
+        } else if super::dynamodb::ACTIONS.contains(&action) {
+            "dynamodb"
+        } else {
+            "cloudformation"
+        };
         // The request is sent when the future is first polled: after its token.
         let waited = self.budget.acquire().await;
         let result = tokio::time::timeout(self.deadline, fut).await;

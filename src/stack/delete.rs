@@ -123,48 +123,54 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
             delete_stack(obj, ctx, &ops, obs, &name, &owner.uid, &backup, target.as_ref(), next).await?
         }
         DeleteStep::NameBackup => {
-            let Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id, snapshot_prefix }) = &target
-            else {
+            let Some(target) = &target else {
                 return Err(crate::error::Error::Internal("a backup without a target".into()));
             };
-            let snapshot = super::elasticache::unique_snapshot_name(snapshot_prefix, &obj.name_any(), &owner.uid);
-            let message = format!("taking snapshot {snapshot} of {replication_group_id} before deleting stack {name}");
-            next.snapshot_name = Some(snapshot);
+            let backup = super::elasticache::unique_snapshot_name(target.prefix(), &obj.name_any(), &owner.uid);
+            let message =
+                format!("taking {} {backup} of {} before deleting stack {name}", target.noun(), target.holder());
+            next.snapshot_name = Some(backup);
             waiting(ctx, next, "SnapshotInProgress", message)
         }
         DeleteStep::StartBackup => {
-            let (Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id: group, .. }), Some(snapshot)) =
-                (&target, prev.snapshot_name.clone())
-            else {
+            let (Some(target), Some(snapshot)) = (&target, prev.snapshot_name.clone()) else {
                 return Err(crate::error::Error::Internal("a backup without a target or a name".into()));
             };
-            match ops.create_snapshot(group, &snapshot, &owner.tags(&Default::default())).await? {
+            let (noun, holder) = (target.noun(), target.holder());
+            let (action, started) = match target {
+                BackupTarget::ElastiCacheReplicationGroup { replication_group_id: group, .. } => {
+                    ("CreateSnapshot", ops.create_snapshot(group, &snapshot, &owner.tags(&Default::default())).await?)
+                }
+                BackupTarget::DynamoDbTable { table_name, .. } => {
+                    ("CreateBackup", ops.create_table_backup(table_name, &snapshot).await?)
+                }
+            };
+            match started {
                 SnapshotStart::Started => {
                     let note =
-                        format!("snapshot {snapshot} of {group} started; stack {name} is deleted once it is available");
-                    publish_event(ctx, obj, EventType::Normal, "SnapshotStarted", "CreateSnapshot", note).await;
-                    let message = format!("taking snapshot {snapshot} of {group} before deleting stack {name}");
+                        format!("{noun} {snapshot} of {holder} started; stack {name} is deleted once it is available");
+                    publish_event(ctx, obj, EventType::Normal, "SnapshotStarted", action, note).await;
+                    let message = format!("taking {noun} {snapshot} of {holder} before deleting stack {name}");
                     waiting(ctx, next, "SnapshotInProgress", message)
                 }
                 SnapshotStart::GroupGone(aws) => {
                     let obs = observed.as_ref().ok_or_else(|| crate::error::Error::Internal("no stack".into()))?;
                     let note = format!(
-                        "replication group {group} no longer exists ({aws}), so it holds no data to snapshot; \
-                         deleting stack {name}"
+                        "{holder} no longer exists ({aws}), so it holds no data to back up; deleting stack {name}"
                     );
-                    publish_event(ctx, obj, EventType::Warning, "SnapshotSkipped", "CreateSnapshot", note).await;
+                    publish_event(ctx, obj, EventType::Warning, "SnapshotSkipped", action, note).await;
                     delete_stack(obj, ctx, &ops, obs, &name, &owner.uid, &Backup::NotNeeded, None, next).await?
                 }
                 SnapshotStart::NameTaken(_) => {
                     // Its own snapshot, started by a call whose answer was lost, or not listed yet: the
-                    // next pass finds it by name and checks it is of this stack's group.
-                    let message = format!("taking snapshot {snapshot} of {group} before deleting stack {name}");
+                    // next pass finds it by name and checks it is of this stack's data.
+                    let message = format!("taking {noun} {snapshot} of {holder} before deleting stack {name}");
                     waiting(ctx, next, "SnapshotInProgress", message)
                 }
                 SnapshotStart::Busy(aws) => {
                     let message = format!(
-                        "replication group {group} cannot be snapshotted yet ({aws}); snapshot {snapshot} is taken \
-                         once it can be, then stack {name} is deleted"
+                        "{holder} cannot be backed up yet ({aws}); {noun} {snapshot} is taken once it can be, then \
+                         stack {name} is deleted"
                     );
                     waiting(ctx, next, "SnapshotWaiting", message)
                 }
@@ -172,7 +178,7 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
                     observed.as_ref(),
                     &owner,
                     policy,
-                    &Backup::Failed(format!("AWS refused snapshot {snapshot} of {group}: {aws}")),
+                    &Backup::Failed(format!("AWS refused {noun} {snapshot} of {holder}: {aws}")),
                 ) {
                     DeleteStep::Stall { reason, message } => stalled(ctx, next, reason, message),
                     _ => return Err(crate::error::Error::Internal("a refused snapshot did not stall".into())),
@@ -181,11 +187,12 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
         }
         DeleteStep::WaitBackup => {
             let snapshot = next.snapshot_name.clone().unwrap_or_default();
+            let noun = target.as_ref().map_or("snapshot", BackupTarget::noun);
             let message = match &backup {
                 Backup::Busy(why) => {
-                    format!("waiting to take snapshot {snapshot} ({why}) before deleting stack {name}")
+                    format!("waiting to take {noun} {snapshot} ({why}) before deleting stack {name}")
                 }
-                _ => format!("taking snapshot {snapshot} before deleting stack {name}"),
+                _ => format!("taking {noun} {snapshot} before deleting stack {name}"),
             };
             waiting(ctx, next, "SnapshotInProgress", message)
         }
@@ -226,26 +233,37 @@ async fn backup_state(
         Phase::InProgress => return Ok(Backup::InProgress),
         _ => {}
     }
-    let Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id: group, .. }) = target else {
+    let Some(target) = target else {
         return Ok(Backup::Failed(format!(
-            "stack {} reports no replication group to snapshot, so the operator cannot tell where the data is",
+            "stack {} reports nothing to back up, so the operator cannot tell where the data is",
             obs.id.rsplit('/').nth(1).unwrap_or(&obs.id)
         )));
     };
     let Some(name) = &prev.snapshot_name else {
         return Ok(Backup::NotNamed);
     };
-    Ok(match ops.snapshot(name).await? {
-        None => Backup::NotStarted,
-        Some(s) if s.replication_group_id.as_deref() != Some(group.as_str()) => Backup::Failed(format!(
-            "a snapshot named {name} already exists and is of {}, not of {group}",
-            s.replication_group_id.as_deref().unwrap_or("no replication group")
-        )),
-        Some(s) => match s.status.as_str() {
-            // Complete, and being copied or restored from: the data is kept either way.
-            "available" | "copying" | "restoring" => Backup::Done,
-            "creating" | "" => Backup::InProgress,
-            other => Backup::Failed(format!("snapshot {name} is {other}")),
+    Ok(match target {
+        BackupTarget::ElastiCacheReplicationGroup { replication_group_id: group, .. } => match ops.snapshot(name).await? {
+            None => Backup::NotStarted,
+            Some(s) if s.replication_group_id.as_deref() != Some(group.as_str()) => Backup::Failed(format!(
+                "a snapshot named {name} already exists and is of {}, not of {group}",
+                s.replication_group_id.as_deref().unwrap_or("no replication group")
+            )),
+            Some(s) => match s.status.as_str() {
+                // Complete, and being copied or restored from: the data is kept either way.
+                "available" | "copying" | "restoring" => Backup::Done,
+                "creating" | "" => Backup::InProgress,
+                other => Backup::Failed(format!("snapshot {name} is {other}")),
+            },
+        },
+        // Listed by table, so a backup of that name is of this table.
+        BackupTarget::DynamoDbTable { table_name, .. } => match ops.table_backup(table_name, name).await? {
+            None => Backup::NotStarted,
+            Some(b) => match b.status.as_str() {
+                "AVAILABLE" => Backup::Done,
+                "CREATING" | "" => Backup::InProgress,
+                other => Backup::Failed(format!("backup {name} of table {table_name} is {other}")),
+            },
         },
     })
 }
@@ -277,19 +295,24 @@ async fn delete_stack<K: DataStack>(
         crate::backup::list_final_snapshot(ctx, &namespace, source, snapshot, replication_group_id, &ops.region)
             .await?;
     }
-    if *backup == Backup::Done && obs.status != "DELETE_FAILED" {
+    if *backup == Backup::Done
+        && obs.status != "DELETE_FAILED"
+        && let Some(target) = target
+    {
         let snapshot = next.snapshot_name.clone().unwrap_or_default();
-        let group = match target {
-            Some(BackupTarget::ElastiCacheReplicationGroup { replication_group_id, .. }) => {
-                replication_group_id.as_str()
+        let listed = match target {
+            BackupTarget::ElastiCacheReplicationGroup { .. } => {
+                format!(" (listed as OmsBackup {})", snapshot.to_lowercase())
             }
-            None => "",
+            BackupTarget::DynamoDbTable { .. } => String::new(),
         };
         let note = format!(
-            "snapshot {snapshot} of {group} is available (listed as OmsBackup {}); deleting stack {name}",
-            snapshot.to_lowercase()
+            "{} {snapshot} of {} is available{listed}; deleting stack {name}",
+            target.noun(),
+            target.holder()
         );
-        publish_event(ctx, obj, EventType::Normal, "SnapshotCompleted", "CreateSnapshot", note).await;
+        let action = if target.noun() == "backup" { "CreateBackup" } else { "CreateSnapshot" };
+        publish_event(ctx, obj, EventType::Normal, "SnapshotCompleted", action, note).await;
     }
     let failed = obs.status == "DELETE_FAILED";
     if failed {

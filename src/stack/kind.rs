@@ -29,6 +29,9 @@ pub struct SpecError(pub String);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     pub stack_name: String,
+    /// The template body this spec deploys: the kind's embedded template, or one generated from the
+    /// spec where parameters cannot say it (a table's list of indexes).
+    pub template: std::borrow::Cow<'static, str>,
     pub parameters: BTreeMap<String, String>,
     /// The user's tags; the operator adds its ownership tags on top.
     pub tags: BTreeMap<String, String>,
@@ -115,6 +118,35 @@ pub struct Published {
 pub enum BackupTarget {
     /// An ElastiCache snapshot of a replication group, named `<snapshot_prefix>-<date>-<time>-…`.
     ElastiCacheReplicationGroup { replication_group_id: String, snapshot_prefix: &'static str },
+    /// A DynamoDB on-demand backup of a table, named `<backup_prefix>-<date>-<time>-…`.
+    DynamoDbTable { table_name: String, backup_prefix: &'static str },
+}
+
+impl BackupTarget {
+    /// What holds the data, in words: "replication group X", "table X".
+    pub fn holder(&self) -> String {
+        match self {
+            BackupTarget::ElastiCacheReplicationGroup { replication_group_id, .. } => {
+                format!("replication group {replication_group_id}")
+            }
+            BackupTarget::DynamoDbTable { table_name, .. } => format!("table {table_name}"),
+        }
+    }
+
+    /// What a backup is called where it is kept: an ElastiCache "snapshot", a DynamoDB "backup".
+    pub fn noun(&self) -> &'static str {
+        match self {
+            BackupTarget::ElastiCacheReplicationGroup { .. } => "snapshot",
+            BackupTarget::DynamoDbTable { .. } => "backup",
+        }
+    }
+
+    pub fn prefix(&self) -> &'static str {
+        match self {
+            BackupTarget::ElastiCacheReplicationGroup { snapshot_prefix, .. } => snapshot_prefix,
+            BackupTarget::DynamoDbTable { backup_prefix, .. } => backup_prefix,
+        }
+    }
 }
 
 /// What a check of the published endpoint found.
@@ -171,6 +203,17 @@ pub trait DataStack:
         parameters: &BTreeMap<String, String>,
         password: Option<&str>,
     ) -> Result<Published, SpecError>;
+
+    /// What the running store says of itself that stack outputs cannot (a table's item count and
+    /// size), merged into the published status fields. The kind decides how often it asks AWS (it
+    /// sees what it published last) and keeps its last answer when AWS does not answer.
+    fn read_live<'a>(
+        &'a self,
+        _ops: &'a super::cfn::Ops,
+        _outputs: &'a BTreeMap<String, String>,
+    ) -> futures::future::BoxFuture<'a, serde_json::Map<String, serde_json::Value>> {
+        Box::pin(async { serde_json::Map::new() })
+    }
 
     /// How often CloudFormation drift detection runs; `None` when the spec does not schedule it.
     fn drift_check_interval(&self) -> Option<std::time::Duration> {

@@ -13,6 +13,7 @@ pub mod changeset;
 pub mod credential;
 mod delete;
 mod drift;
+pub mod dynamodb;
 pub mod elasticache;
 pub mod endpoint;
 pub mod kind;

@@ -35,7 +35,10 @@ pub(super) async fn changed<K: DataStack>(
         Some(seen) if Some(&seen.seen_at) == obs.last_updated.as_ref() => seen,
         _ => OutsideUpdate {
             seen_at: obs.last_updated.clone().unwrap_or_default(),
-            template_differs: !plan::same_template(ops.template(&obs.id).await?.as_ref(), K::template()),
+            template_differs: !plan::same_template(
+                ops.template(&obs.id).await?.as_ref(),
+                &serde_json::from_str(&desired.template).unwrap_or_default(),
+            ),
         },
     };
     if seen.template_differs {

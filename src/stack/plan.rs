@@ -548,6 +548,7 @@ mod tests {
 
     fn desired() -> Desired {
         Desired {
+            template: std::borrow::Cow::Borrowed("{}"),
             stack_name: "oms-redis-dev".into(),
             parameters: BTreeMap::from([("NodeType".into(), "cache.t4g.micro".into())]),
             tags: BTreeMap::new(),

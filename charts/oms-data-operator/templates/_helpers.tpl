@@ -25,15 +25,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{/*
 The rules the operator needs in every namespace it watches. Its finalizer is added and removed by a
-JSON patch of the resource itself (the "patch" verb); omsredises/finalizers would only be needed to
+JSON patch of the resource itself (the "patch" verb); omsredises/finalizers (or omsdynamotables/…) would only be needed to
 set blockOwnerDeletion on the Secret's owner reference, which the operator does not do.
 */}}
 {{- define "oms-data-operator.watchRules" -}}
 - apiGroups: ["data.oms-spider.io"]
-  resources: ["omsredises"]
+  resources: ["omsredises", "omsdynamotables"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["data.oms-spider.io"]
-  resources: ["omsredises/status"]
+  resources: ["omsredises/status", "omsdynamotables/status"]
   verbs: ["get", "patch"]
 # Day-2 resources. Backups are also created by the operator: a snapshot taken by deletion policy
 # Snapshot is listed as an OmsBackup.

@@ -34,6 +34,37 @@ CONFIG_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 _ARN_NAME = re.compile(r"^arn:[^:]+:cloudformation:[^:]*:[^:]*:stack/([^/]+)/")
+# A DynamoDB table ARN, or an ARN under it (backup, index, stream): the table name.
+_TABLE_ARN = re.compile(r"^arn:[^:]+:dynamodb:[^:]*:[^:]*:table/([^/]+)")
+# Request parameters that name the stack (or the group, table) a call is about: call counters,
+# scoped throttles and holds match on them.
+NAME_PARAMS = ("StackName", "ReplicationGroupId", "SourceIdentifier", "TableName", "BackupArn", "ResourceArn")
+
+
+def _name_of(value: str) -> str | None:
+    m = _ARN_NAME.match(value)
+    if m:
+        return m.group(1)
+    m = _TABLE_ARN.match(value)
+    if m:
+        return m.group(1)
+    return None if value.startswith("arn:") else value
+
+
+def _json_protocol(environ: dict[str, Any]) -> bool:
+    """A JSON-protocol request (DynamoDB: X-Amz-Target and application/x-amz-json-1.0), whose
+    errors must be JSON for the SDKs to read them."""
+    return bool(environ.get("HTTP_X_AMZ_TARGET")) and "json" in environ.get("CONTENT_TYPE", "")
+
+
+# Error codes of the Query protocol and their JSON-protocol (DynamoDB) counterparts, per the
+# DynamoDB developer guide's error table (Programming.Errors).
+_JSON_ERRORS = {
+    "Throttling": ("com.amazon.coral.availability#ThrottlingException", "Rate of requests exceeds the allowed throughput.", 400),
+    "InvalidClientTokenId": ("com.amazon.coral.service#UnrecognizedClientException", "The Access Key ID or security token is invalid.", 400),
+    "InvalidAction": ("com.amazon.coral.service#UnknownOperationException", None, 400),
+    "InternalFailure": ("com.amazonaws.dynamodb.v20120810#InternalServerError", None, 500),
+}
 
 
 def error_xml(code: str, message: str, sender: bool = True) -> bytes:
@@ -57,6 +88,21 @@ def _xml(start_response: Callable, status: int, body: bytes) -> list[bytes]:
     start_response(
         f"{status} {reason}",
         [("Content-Type", "text/xml"), ("Content-Length", str(len(body))), ("x-amzn-RequestId", str(uuid.uuid4()))],
+    )
+    return [body]
+
+
+def _error(environ: dict[str, Any], start_response: Callable, status: int, code: str, message: str, sender: bool = True) -> list[bytes]:
+    """An AWS error in the request's protocol: the XML ErrorResponse, or for JSON-protocol
+    services {"__type": ..., "message": ...}."""
+    if not _json_protocol(environ):
+        return _xml(start_response, status, error_xml(code, message, sender))
+    jtype, jmessage, jstatus = _JSON_ERRORS.get(code, (code, None, status))
+    body = json.dumps({"__type": jtype, "message": jmessage or message}).encode()
+    reason = {400: "Bad Request", 403: "Forbidden", 500: "Internal Server Error"}.get(jstatus, "OK")
+    start_response(
+        f"{jstatus} {reason}",
+        [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(body))), ("x-amzn-RequestId", str(uuid.uuid4()))],
     )
     return [body]
 
@@ -156,8 +202,8 @@ def _action_and_params(environ: dict[str, Any], body: bytes) -> tuple[str, dict[
         try:
             j = json.loads(body)
             if isinstance(j, dict):
-                for k in ("StackName", "ReplicationGroupId"):
-                    if isinstance(j.get(k), str):
+                for k in NAME_PARAMS:
+                    if isinstance(j.get(k), str) and k not in params:
                         params[k] = j[k]
         except ValueError:
             pass
@@ -188,26 +234,25 @@ class OmsApp:
             # Per account the request acts in (an unsigned STS call acts in none).
             if access_key:
                 state.CALLS_BY_ACCOUNT.setdefault(sts.account_of(access_key), state.Counter())[key] += 1
-            names = []
-            for pname in ("StackName", "ReplicationGroupId", "SourceIdentifier"):
+            names: list[str] = []
+            for pname in NAME_PARAMS:
                 v = params.get(pname)
-                if v:
-                    m = _ARN_NAME.match(v)
-                    name = m.group(1) if m else v
+                name = _name_of(v) if v else None
+                if name and name not in names:
                     names.append(name)
                     state.CALLS_BY_NAME.setdefault(name, state.Counter())[key] += 1
             if access_key and state.STORMS.get(access_key, 0.0) > time.monotonic():
-                return _xml(start_response, 400, error_xml("Throttling", "Rate exceeded"))
-            # A throttle scoped to one stack (or replication group) keeps concurrent tests apart.
+                return _error(environ, start_response, 400, "Throttling", "Rate exceeded")
+            # A throttle scoped to one stack (or replication group, table) keeps concurrent tests apart.
             for tkey in [f"{action}@{n}" for n in names] + [action]:
                 left = state.THROTTLES.get(tkey, 0)
                 if left > 0:
                     state.THROTTLES[tkey] = left - 1
-                    return _xml(start_response, 400, error_xml("Throttling", "Rate exceeded"))
+                    return _error(environ, start_response, 400, "Throttling", "Rate exceeded")
             refused = sts.refusal(action, params, access_key)
             if refused:
                 status, code, message = refused
-                return _xml(start_response, status, error_xml(code, message))
+                return _error(environ, start_response, status, code, message)
             state.advance()
             held = _take_hold(action, names)
             result = self._call_moto(environ, start_response, action)
@@ -232,19 +277,19 @@ class OmsApp:
                 if hasattr(it, "close"):
                     it.close()
         except NotImplementedError:
-            return _xml(start_response, 400, error_xml("InvalidAction", f"The action {action} is not valid for this web service."))
+            return _error(environ, start_response, 400, "InvalidAction", f"The action {action} is not valid for this web service.")
         except Exception as e:  # noqa: BLE001
             if type(e).__name__ == "OperationNotFoundError":
-                return _xml(start_response, 400, error_xml("InvalidAction", f"The action {action} is not valid for this web service."))
+                return _error(environ, start_response, 400, "InvalidAction", f"The action {action} is not valid for this web service.")
             log.error("internal error in %s: %s\n%s", action, e, traceback.format_exc())
-            return _xml(start_response, 500, error_xml("InternalFailure", f"{type(e).__name__}: {e}", sender=False))
+            return _error(environ, start_response, 500, "InternalFailure", f"{type(e).__name__}: {e}", sender=False)
         status = captured.get("status", "500 Internal Server Error")
         headers = captured.get("headers", [])
         ctype = next((v for k, v in headers if k.lower() == "content-type"), "")
         if status.startswith("5") and "html" in ctype:
-            return _xml(start_response, 500, error_xml("InternalFailure", "internal error", sender=False))
+            return _error(environ, start_response, 500, "InternalFailure", "internal error", sender=False)
         if status.startswith("404") and "html" in ctype:
-            return _xml(start_response, 400, error_xml("InvalidAction", f"The action {action} is not valid for this web service."))
+            return _error(environ, start_response, 400, "InvalidAction", f"The action {action} is not valid for this web service.")
         headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         headers.append(("Content-Length", str(len(chunks))))
         start_response(status, headers)

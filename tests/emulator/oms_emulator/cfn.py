@@ -403,6 +403,9 @@ class StackState:
             elif status == "CREATE_FAILED":
                 r.status = "create-failed"
             r.on_stack_status(status)
+        hook = getattr(r, "oms_resource_status", None)
+        if hook is not None:
+            hook(status)
 
     # ------------------------------------------------------------ moto helpers
     def moto_delete(self, logical: str) -> None:
@@ -550,8 +553,22 @@ def _tiny(a: float, b: float) -> float:
     return a + min(0.001, (b - a) / 10.0)
 
 
-def _fail_reason(spec: dict[str, str], op: str) -> str:
-    return spec.get("reason") or DEFAULT_REASONS[op]
+def _fail_reason(spec: dict[str, str], op: str, rtype: str | None = None) -> str:
+    if spec.get("reason"):
+        return spec["reason"]
+    if rtype == "AWS::DynamoDB::Table":
+        from .dynamodb import DEFAULT_REASONS as TABLE_REASONS
+
+        return TABLE_REASONS[op]
+    return DEFAULT_REASONS[op]
+
+
+def _delete_refusal(st: "StackState", logical: str) -> str | None:
+    """Why the service refuses to delete this resource now (e.g. a DynamoDB table with deletion
+    protection), as the resource's DELETE_FAILED reason; None when it may be deleted."""
+    r = st.stack.resource_map._parsed_resources.get(logical)
+    hook = getattr(r, "oms_delete_refusal", None)
+    return hook() if hook is not None else None
 
 
 def _take_fail(name: str, op: str) -> dict[str, str] | None:
@@ -590,7 +607,7 @@ def plan_create(st: StackState, t0: float, fail: dict[str, str] | None) -> None:
 
         def end(due: float, level: list[str] = level) -> None:
             if target in level:
-                create_failed(st, due, level, target, _fail_reason(fail or {}, "create"))
+                create_failed(st, due, level, target, _fail_reason(fail or {}, "create", st.rtype(target)))
                 return
             for r in level:
                 st.res_event(due, r, "CREATE_COMPLETE")
@@ -645,16 +662,25 @@ def plan_removal(st: StackState, t0: float, logical_ids: list[str], final_status
                 st.res_event(due, r, "DELETE_IN_PROGRESS")
 
         def end(due: float, level: list[str] = level) -> None:
+            failed: dict[str, str] = {}
             if target is not None and target in level:
-                st.gen += 1
-                reason = _fail_reason(fail or {}, "delete")
+                failed[target] = _fail_reason(fail or {}, "delete", st.rtype(target))
+            if op == "delete":
+                # The service refuses (deletion protection, a backup in progress): DELETE_FAILED
+                # with its message, and the resource stays.
                 for r in level:
-                    if r == target:
-                        st.res_event(due, r, "DELETE_FAILED", reason)
+                    why = None if r in failed else _delete_refusal(st, r)
+                    if why:
+                        failed[r] = why
+            if failed:
+                st.gen += 1
+                for r in level:
+                    if r in failed:
+                        st.res_event(due, r, "DELETE_FAILED", failed[r])
                     else:
                         st.moto_delete(r)
                         st.res_event(due, r, "DELETE_COMPLETE")
-                st.stack_event(due, "DELETE_FAILED", f"The following resource(s) failed to delete: [{target}]. ")
+                st.stack_event(due, "DELETE_FAILED", f"The following resource(s) failed to delete: [{', '.join(sorted(failed))}]. ")
                 st.op = None
                 return
             for r in level:
@@ -732,6 +758,10 @@ def _apply_to_moto(st: StackState, body: str, params: dict[str, str], tags: dict
     rm = stack.resource_map
     rm._oms_no_create = False
     stack.update(body, role_arn=st.extra.get("role_arn"), parameters=dict(params), tags=dict(tags))
+    # moto does not pass stack tags on to resources; CloudFormation propagates them.
+    from .dynamodb import refresh_stack_tags
+
+    refresh_stack_tags(rm, dict(tags))
     for lid in rm.__dict__.pop("_oms_skipped", set()):
         if rm._parsed_resources.get(lid) is None:
             rm._parsed_resources.pop(lid, None)
@@ -767,7 +797,8 @@ def plan_update(st: StackState, t0: float, fail: dict[str, str] | None, changes:
     for lid, c in analysis.items():
         if c.get("Action") == "Modify" and lid not in kinds and lid in st.tpl.get("Resources", {}):
             kinds[lid] = "Modify"
-    replace = {lid: c for lid, c in analysis.items() if c.get("Action") == "Modify" and c.get("Replacement") == "True"}
+    # Replacement "True", and a "Conditional" one that does replace at execution (oms_replaces).
+    replace = {lid: c for lid, c in analysis.items() if c.get("Action") == "Modify" and (c.get("Replacement") == "True" or c.get("oms_replaces"))}
     blocked = {lid: c for lid, c in replace.items() if c.get("oms_custom_named")}
     old_pids = {lid: (st.physical_id(lid) or st.res.get(lid, {}).get("PhysicalResourceId")) for lid in replace}
     old_objs = {lid: st.stack.resource_map._parsed_resources.get(lid) for lid in replace}
@@ -806,7 +837,7 @@ def plan_update(st: StackState, t0: float, fail: dict[str, str] | None, changes:
 
         def end(due: float, level: list[str] = level) -> None:
             if target in level:
-                update_failed(st, due, level, target, _fail_reason(fail or {}, "update"), applied=applied["done"])
+                update_failed(st, due, level, target, _fail_reason(fail or {}, "update", st.rtype(target)), applied=applied["done"])
                 return
             stop = next((r for r in level if r in blocked), None)
             if stop is not None:
@@ -897,7 +928,7 @@ def plan_rollback(st: StackState, t0: float, lv: list[list[str]], fail: dict[str
                 st.gen += 1
                 for r in lvl:
                     if r == target:
-                        st.res_event(t, r, "UPDATE_FAILED", _fail_reason(fail or {}, "update_rollback"))
+                        st.res_event(t, r, "UPDATE_FAILED", _fail_reason(fail or {}, "update_rollback", st.rtype(r)))
                     else:
                         st.res_event(t, r, "UPDATE_COMPLETE")
                 st.rollback_left = [[target]] + [list(x) for x in lv[i + 1:]]

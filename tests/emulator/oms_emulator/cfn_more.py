@@ -64,6 +64,15 @@ REQUIRES_RECREATION: dict[str, dict[str, str]] = {
     "AWS::ElastiCache::ParameterGroup": {"CacheParameterGroupFamily": "Always"},
     "AWS::EC2::SecurityGroup": {"GroupName": "Always", "GroupDescription": "Always", "VpcId": "Always"},
     "AWS::CloudWatch::Alarm": {"AlarmName": "Always"},
+    # AWS::DynamoDB::Table (README, "DynamoDB"): TableName, KeySchema and ImportSourceSpecification
+    # Replacement; AttributeDefinitions "Some interruptions. Replacement if you edit an existing
+    # AttributeDefinition"; the others No interruption / Some interruptions.
+    "AWS::DynamoDB::Table": {
+        "TableName": "Always",
+        "KeySchema": "Always",
+        "ImportSourceSpecification": "Always",
+        "AttributeDefinitions": "Conditionally",
+    },
 }
 
 # The property that gives a resource a custom name ("Name type"): such a resource cannot be
@@ -73,10 +82,30 @@ NAME_PROPERTY = {
     "AWS::ElastiCache::SubnetGroup": "CacheSubnetGroupName",
     "AWS::EC2::SecurityGroup": "GroupName",
     "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::DynamoDB::Table": "TableName",
 }
 
 # Types to which CloudFormation propagates stack-level tags (those with a Tags property).
-TAGGED_TYPES = {"AWS::ElastiCache::ReplicationGroup", "AWS::ElastiCache::SubnetGroup", "AWS::ElastiCache::ParameterGroup", "AWS::EC2::SecurityGroup"}
+TAGGED_TYPES = {
+    "AWS::ElastiCache::ReplicationGroup",
+    "AWS::ElastiCache::SubnetGroup",
+    "AWS::ElastiCache::ParameterGroup",
+    "AWS::EC2::SecurityGroup",
+    "AWS::DynamoDB::Table",
+}
+
+
+def _replaces_at_execution(rtype: str, old_props: dict[str, Any], new_props: dict[str, Any]) -> bool:
+    """Whether a change whose Replacement is "Conditional" does replace the resource when it is
+    executed: for a DynamoDB table, an existing AttributeDefinition whose type changes ("Replacement
+    if you edit an existing AttributeDefinition")."""
+    if rtype != "AWS::DynamoDB::Table":
+        return False
+    old_types = {str(a.get("AttributeName")): _norm(a.get("AttributeType")) for a in old_props.get("AttributeDefinitions") or [] if isinstance(a, dict)}
+    for a in new_props.get("AttributeDefinitions") or []:
+        if isinstance(a, dict) and str(a.get("AttributeName")) in old_types and old_types[str(a.get("AttributeName"))] != _norm(a.get("AttributeType")):
+            return True
+    return False
 
 
 # ---------------------------------------------------------------- resolver
@@ -342,7 +371,9 @@ def analyze(st: Any, old_tpl: dict[str, Any], new_tpl: dict[str, Any], old_param
             "Scope": sorted({d["Target"]["Attribute"] for d in details}),
             "Details": details,
         }
-        if replacement == "True":
+        if replacement == "Conditional" and _replaces_at_execution(rtype, old_props, new_props):
+            change["oms_replaces"] = True
+        if replacement == "True" or change.get("oms_replaces"):
             new_physical.add(lid)
             name_prop = NAME_PROPERTY.get(rtype)
             if name_prop and new_props.get(name_prop) not in (None, "") and cfn._s(new_props.get(name_prop)) == cfn._s(old_props.get(name_prop)):

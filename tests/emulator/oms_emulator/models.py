@@ -1174,5 +1174,9 @@ def install() -> None:
         "AWS::ElastiCache::SubnetGroup",
         "AWS::ElastiCache::ParameterGroup",
         "AWS::CloudWatch::Alarm",
+        "AWS::DynamoDB::Table",
     ):
         assert t in types, t
+    from .dynamodb import OmsTable
+
+    assert types["AWS::DynamoDB::Table"] is OmsTable

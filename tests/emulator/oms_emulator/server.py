@@ -9,7 +9,7 @@ from typing import Any
 
 log = logging.getLogger("oms_emulator")
 
-SERVICES = ("cloudformation", "elasticache", "ec2", "cloudwatch", "sts")
+SERVICES = ("cloudformation", "elasticache", "ec2", "cloudwatch", "sts", "dynamodb")
 
 
 def _reset_moto() -> None:
@@ -23,14 +23,16 @@ def build_app() -> Any:
     # engine knows (parsing.py imports ~30 services); do it before the first request.
     import moto.cloudformation.responses  # noqa: F401
     import moto.cloudwatch.responses  # noqa: F401
+    import moto.dynamodb.responses  # noqa: F401
     import moto.ec2.responses  # noqa: F401
     import moto.elasticache.responses  # noqa: F401
     import moto.sts.responses  # noqa: F401
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from . import cfn, cfn_more, models
+    from . import cfn, cfn_more, dynamodb, models
     from .app import OmsApp
 
+    dynamodb.install()
     models.install()
     cfn.install()
     cfn_more.install()
