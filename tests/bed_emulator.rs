@@ -1708,3 +1708,431 @@ async fn list_stacks_pages_its_summaries_and_filters_by_status() {
     assert_eq!(deleted.stack_name(), Some("page-000"));
     assert!(deleted.deletion_time().is_some(), "a deleted stack's summary says when");
 }
+
+// ---------------------------------------------------------------- DynamoDB table stacks
+
+use aws_sdk_dynamodb::types::{AttributeValue, BackupStatus, IndexStatus, PointInTimeRecoveryStatus, TableStatus};
+
+/// `templates/data/dynamodb-table.json`, as shipped.
+const TABLE_TEMPLATE: &str = include_str!("../templates/data/dynamodb-table.json");
+
+/// What DynamoDB answers DeleteTable of a table with deletion protection.
+const PROTECTED: &str =
+    "Resource cannot be deleted as it is currently protected against deletion. Disable deletion protection first.";
+
+fn dynamodb(emu: &Emulator) -> aws_sdk_dynamodb::Client {
+    aws_sdk_dynamodb::Client::new(&emu.sdk_config())
+}
+
+fn dynamodb_no_retry(emu: &Emulator) -> aws_sdk_dynamodb::Client {
+    let config = emu.sdk_config().into_builder().retry_config(aws_config::retry::RetryConfig::disabled()).build();
+    aws_sdk_dynamodb::Client::new(&config)
+}
+
+fn table_params(pairs: &[(&str, &str)]) -> Vec<Parameter> {
+    pairs.iter().map(|(k, v)| Parameter::builder().parameter_key(*k).parameter_value(*v).build()).collect()
+}
+
+/// The table template with string-keyed global secondary indexes `(index name, key attribute)`
+/// written in as the operator writes them: the key attributes appended to both branches of
+/// AttributeDefinitions, Projection ALL.
+fn table_template_with(indexes: &[(&str, &str)]) -> String {
+    let mut t: serde_json::Value = serde_json::from_str(TABLE_TEMPLATE).expect("the template is JSON");
+    let props = &mut t["Resources"]["Table"]["Properties"];
+    let extra: Vec<serde_json::Value> =
+        indexes.iter().map(|(_, a)| serde_json::json!({ "AttributeName": a, "AttributeType": "S" })).collect();
+    for branch in props["AttributeDefinitions"]["Fn::If"].as_array_mut().expect("Fn::If").iter_mut().skip(1) {
+        branch.as_array_mut().expect("a list").extend(extra.iter().cloned());
+    }
+    props["GlobalSecondaryIndexes"] = serde_json::Value::Array(
+        indexes
+            .iter()
+            .map(|(name, attr)| {
+                serde_json::json!({
+                    "IndexName": name,
+                    "KeySchema": [{ "AttributeName": attr, "KeyType": "HASH" }],
+                    "Projection": { "ProjectionType": "ALL" },
+                })
+            })
+            .collect(),
+    );
+    t.to_string()
+}
+
+/// A table stack named `stack` from `body` with `params`, with a stack delay of `delay` seconds.
+async fn create_table_stack(emu: &Emulator, stack: &str, body: &str, params: &[(&str, &str)], delay: f64) {
+    emu.configure(serde_json::json!({ "stack_delays": { stack: delay } }));
+    emu.cloudformation()
+        .create_stack()
+        .stack_name(stack)
+        .template_body(body)
+        .set_parameters(Some(table_params(params)))
+        .send()
+        .await
+        .expect("create the table stack");
+}
+
+async fn update_table_stack(cfn: &aws_sdk_cloudformation::Client, stack: &str, body: &str, params: &[(&str, &str)]) {
+    cfn.update_stack()
+        .stack_name(stack)
+        .template_body(body)
+        .set_parameters(Some(table_params(params)))
+        .send()
+        .await
+        .expect("the update starts");
+}
+
+async fn table(ddb: &aws_sdk_dynamodb::Client, name: &str) -> aws_sdk_dynamodb::types::TableDescription {
+    ddb.describe_table().table_name(name).send().await.expect("DescribeTable").table().cloned().expect("a table")
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_string())
+}
+
+/// The reason of the last event of `logical` with `status`.
+async fn reason_of(cfn: &aws_sdk_cloudformation::Client, stack: &str, logical: &str, status: ResourceStatus) -> String {
+    events(cfn, stack)
+        .await
+        .into_iter()
+        .find(|e| e.logical_resource_id() == Some(logical) && e.resource_status() == Some(&status))
+        .unwrap_or_else(|| panic!("{stack}: no {status:?} event of {logical}"))
+        .resource_status_reason()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_table_stack_goes_through_create_in_progress_to_complete_with_outputs_and_serves_items() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let ddb = dynamodb(emu);
+    let stack = unique_name("oms-ddb-create");
+    let params = [
+        ("SortKeyName", "seq"),
+        ("SortKeyType", "N"),
+        ("StreamViewType", "NEW_AND_OLD_IMAGES"),
+        ("TimeToLiveAttribute", "expiresAt"),
+        ("PointInTimeRecovery", "true"),
+    ];
+    create_table_stack(emu, &stack, TABLE_TEMPLATE, &params, 1.5).await;
+
+    let first = describe(&cfn, &stack).await;
+    assert_eq!(first.stack_status(), Some(&StackStatus::CreateInProgress));
+    assert!(first.outputs().is_empty(), "no outputs while in progress");
+    assert_eq!(table(&ddb, &stack).await.table_status(), Some(&TableStatus::Creating));
+    // Too early in CREATING: the data plane does not find the table yet.
+    let early = ddb.put_item().table_name(&stack).item("pk", s("a")).item("seq", AttributeValue::N("1".into())).send().await;
+    assert_eq!(early.err().and_then(|e| e.code().map(str::to_string)).as_deref(), Some("ResourceNotFoundException"));
+
+    let done = wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
+    let outs = outputs(&done);
+    assert_eq!(outs["TableName"], stack);
+    assert_eq!(outs["TableArn"], format!("arn:aws:dynamodb:{}:{}:table/{stack}", emulator::REGION, emulator::DEFAULT_ACCOUNT));
+    assert!(outs["StreamArn"].starts_with(&format!("{}/stream/", outs["TableArn"])), "{outs:?}");
+    assert!(!outs.contains_key("GlobalSecondaryIndexes"), "{outs:?}");
+    let exports = cfn.list_exports().send().await.expect("list exports");
+    for key in ["TableName", "TableArn", "StreamArn"] {
+        let name = format!("{stack}-{key}");
+        let e = exports.exports().iter().find(|e| e.name() == Some(name.as_str())).unwrap_or_else(|| panic!("export {name}"));
+        assert_eq!(e.value(), Some(outs[key].as_str()));
+    }
+    let mut evs = events(&cfn, &stack).await;
+    evs.reverse();
+    let at = |status: ResourceStatus| {
+        evs.iter().position(|e| e.logical_resource_id() == Some("Table") && e.resource_status() == Some(&status))
+    };
+    assert!(at(ResourceStatus::CreateInProgress) < at(ResourceStatus::CreateComplete), "{evs:?}");
+    assert!(at(ResourceStatus::CreateComplete).is_some(), "{evs:?}");
+
+    let t = table(&ddb, &stack).await;
+    assert_eq!(t.table_status(), Some(&TableStatus::Active));
+    let keys: Vec<(&str, &str)> = t.key_schema().iter().map(|k| (k.attribute_name(), k.key_type().as_str())).collect();
+    assert_eq!(keys, [("pk", "HASH"), ("seq", "RANGE")]);
+    assert_eq!(t.billing_mode_summary().and_then(|b| b.billing_mode()).map(|m| m.as_str()), Some("PAY_PER_REQUEST"));
+    assert_eq!(t.latest_stream_arn(), Some(outs["StreamArn"].as_str()));
+    assert_eq!(t.deletion_protection_enabled(), Some(false));
+    let ttl = ddb.describe_time_to_live().table_name(&stack).send().await.expect("DescribeTimeToLive");
+    let ttl = ttl.time_to_live_description().expect("a TTL description");
+    assert_eq!(ttl.time_to_live_status().map(|s| s.as_str()), Some("ENABLED"));
+    assert_eq!(ttl.attribute_name(), Some("expiresAt"));
+    let backups = ddb.describe_continuous_backups().table_name(&stack).send().await.expect("DescribeContinuousBackups");
+    let pitr = backups
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status());
+    assert_eq!(pitr, Some(&PointInTimeRecoveryStatus::Enabled));
+
+    ddb.put_item()
+        .table_name(&stack)
+        .item("pk", s("order-1"))
+        .item("seq", AttributeValue::N("7".into()))
+        .item("status", s("NEW"))
+        .send()
+        .await
+        .expect("PutItem");
+    let got = ddb
+        .get_item()
+        .table_name(&stack)
+        .key("pk", s("order-1"))
+        .key("seq", AttributeValue::N("7".into()))
+        .send()
+        .await
+        .expect("GetItem");
+    assert_eq!(got.item().and_then(|i| i.get("status")), Some(&s("NEW")));
+    let t = table(&ddb, &stack).await;
+    assert_eq!(t.item_count(), Some(1));
+    assert!(t.table_size_bytes().is_some_and(|n| n > 0), "{t:?}");
+}
+
+#[tokio::test]
+async fn one_new_index_updates_in_place_and_two_at_once_fail_the_update_and_roll_back() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let ddb = dynamodb(emu);
+    let stack = unique_name("oms-ddb-gsi");
+    create_table_stack(emu, &stack, TABLE_TEMPLATE, &[], 0.4).await;
+    wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
+    ddb.put_item()
+        .table_name(&stack)
+        .item("pk", s("o1"))
+        .item("client", s("acme"))
+        .item("symbol", s("XYZ"))
+        .send()
+        .await
+        .expect("PutItem");
+
+    update_table_stack(&cfn, &stack, &table_template_with(&[("by-client", "client")]), &[]).await;
+    wait_for(&cfn, &stack, StackStatus::UpdateComplete).await;
+    let t = table(&ddb, &stack).await;
+    let gsis: Vec<(&str, Option<&IndexStatus>)> =
+        t.global_secondary_indexes().iter().map(|g| (g.index_name().unwrap_or_default(), g.index_status())).collect();
+    assert_eq!(gsis, [("by-client", Some(&IndexStatus::Active))]);
+    let found = ddb
+        .query()
+        .table_name(&stack)
+        .index_name("by-client")
+        .key_condition_expression("client = :c")
+        .expression_attribute_values(":c", s("acme"))
+        .send()
+        .await
+        .expect("Query the index");
+    assert_eq!(found.items().len(), 1);
+    assert_eq!(found.items()[0].get("pk"), Some(&s("o1")));
+
+    // Two new indexes in one update: CloudFormation fails the update and rolls it back.
+    let three = table_template_with(&[("by-client", "client"), ("by-symbol", "symbol"), ("by-desk", "desk")]);
+    update_table_stack(&cfn, &stack, &three, &[]).await;
+    wait_for(&cfn, &stack, StackStatus::UpdateRollbackComplete).await;
+    let reason = reason_of(&cfn, &stack, "Table", ResourceStatus::UpdateFailed).await;
+    assert!(
+        reason.starts_with(
+            "Resource handler returned message: \"Cannot perform more than one GSI creation or deletion in a single update\""
+        ) && reason.contains("HandlerErrorCode: InvalidRequest"),
+        "{reason}"
+    );
+    let t = table(&ddb, &stack).await;
+    let names: Vec<&str> = t.global_secondary_indexes().iter().filter_map(|g| g.index_name()).collect();
+    assert_eq!(names, ["by-client"], "the rolled-back update added no index");
+    let body = cfn.get_template().stack_name(&stack).send().await.expect("GetTemplate");
+    let running: serde_json::Value = serde_json::from_str(body.template_body().unwrap_or_default()).expect("JSON");
+    assert_eq!(running["Resources"]["Table"]["Properties"]["GlobalSecondaryIndexes"].as_array().map(Vec::len), Some(1));
+}
+
+#[tokio::test]
+async fn a_key_schema_change_set_shows_replacement_and_fails_for_the_named_table() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let ddb = dynamodb(emu);
+    let stack = unique_name("oms-ddb-keys");
+    create_table_stack(emu, &stack, TABLE_TEMPLATE, &[], 0.4).await;
+    wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
+
+    cfn.create_change_set()
+        .stack_name(&stack)
+        .change_set_name("new-key")
+        .template_body(TABLE_TEMPLATE)
+        .set_parameters(Some(table_params(&[("PartitionKeyName", "orderId")])))
+        .send()
+        .await
+        .expect("create the change set");
+    let cs = eventually("the change set", Duration::from_secs(30), || async {
+        let d = cfn.describe_change_set().stack_name(&stack).change_set_name("new-key").send().await.ok()?;
+        (d.status() == Some(&ChangeSetStatus::CreateComplete)).then_some(d)
+    })
+    .await;
+    let changes = resource_changes(&cs);
+    let t = &changes["Table"];
+    assert_eq!(t.replacement(), Some(&Replacement::True), "{t:?}");
+    assert_eq!(t.physical_resource_id(), Some(stack.as_str()));
+    let key = t
+        .details()
+        .iter()
+        .find(|d| d.target().and_then(|t| t.name()) == Some("KeySchema"))
+        .expect("KeySchema changes");
+    assert_eq!(key.target().and_then(|t| t.requires_recreation()), Some(&RequiresRecreation::Always));
+    assert_eq!(key.change_source(), Some(&ChangeSource::ParameterReference));
+    assert_eq!(key.causing_entity(), Some("PartitionKeyName"));
+
+    cfn.execute_change_set().stack_name(&stack).change_set_name("new-key").send().await.expect("execute");
+    let done = wait_for(&cfn, &stack, StackStatus::UpdateRollbackComplete).await;
+    assert_eq!(param_value(&done, "PartitionKeyName"), Some("pk"));
+    assert_eq!(
+        reason_of(&cfn, &stack, "Table", ResourceStatus::UpdateFailed).await,
+        format!(
+            "CloudFormation cannot update a stack when a custom-named resource requires replacing. Rename {stack} and update the stack again."
+        )
+    );
+    let t = table(&ddb, &stack).await;
+    assert_eq!(t.key_schema()[0].attribute_name(), "pk");
+    assert_eq!(t.table_status(), Some(&TableStatus::Active));
+}
+
+#[tokio::test]
+async fn delete_stack_of_a_protected_table_fails_and_the_table_keeps_its_items() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let ddb = dynamodb(emu);
+    let stack = unique_name("oms-ddb-protected");
+    create_table_stack(emu, &stack, TABLE_TEMPLATE, &[("DeletionProtection", "true")], 0.4).await;
+    wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
+    ddb.put_item().table_name(&stack).item("pk", s("keep-me")).send().await.expect("PutItem");
+
+    cfn.delete_stack().stack_name(&stack).send().await.expect("delete");
+    assert_eq!(status(&cfn, &stack).await, StackStatus::DeleteInProgress);
+    let failed = wait_for(&cfn, &stack, StackStatus::DeleteFailed).await;
+    assert_eq!(failed.stack_status_reason(), Some("The following resource(s) failed to delete: [Table]. "));
+    let reason = reason_of(&cfn, &stack, "Table", ResourceStatus::DeleteFailed).await;
+    assert!(
+        reason.starts_with(&format!("Resource handler returned message: \"{PROTECTED} (Service: DynamoDb, Status Code: 400"))
+            && reason.ends_with("HandlerErrorCode: InvalidRequest)"),
+        "{reason}"
+    );
+    let t = table(&ddb, &stack).await;
+    assert_eq!(t.table_status(), Some(&TableStatus::Active));
+    assert_eq!(t.item_count(), Some(1));
+    let kept = ddb.get_item().table_name(&stack).key("pk", s("keep-me")).send().await.expect("GetItem");
+    assert!(kept.item().is_some(), "the item is still there");
+    let direct = ddb.delete_table().table_name(&stack).send().await.expect_err("protected");
+    assert_eq!(direct.code(), Some("ValidationException"));
+    assert_eq!(direct.message(), Some(PROTECTED));
+
+    // Turned off outside CloudFormation, the next DeleteStack deletes the table.
+    ddb.update_table().table_name(&stack).deletion_protection_enabled(false).send().await.expect("UpdateTable");
+    cfn.delete_stack().stack_name(&stack).send().await.expect("delete again");
+    eventually("the stack to be gone", Duration::from_secs(30), || async {
+        let e = cfn.describe_stacks().stack_name(&stack).send().await.err()?;
+        e.message().unwrap_or_default().contains("does not exist").then_some(())
+    })
+    .await;
+    let gone = ddb.describe_table().table_name(&stack).send().await.expect_err("deleted");
+    assert_eq!(gone.code(), Some("ResourceNotFoundException"));
+}
+
+#[tokio::test]
+async fn on_demand_backups_go_creating_to_available_are_listed_by_table_and_outlive_the_stack() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let ddb = dynamodb(emu);
+    let stack = unique_name("oms-ddb-backup");
+    create_table_stack(emu, &stack, TABLE_TEMPLATE, &[], 1.5).await;
+    // CreateBackup of a table still being created: TableInUseException.
+    let busy = ddb.create_backup().table_name(&stack).backup_name("too-early").send().await.expect_err("creating");
+    assert_eq!(busy.code(), Some("TableInUseException"));
+    wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
+    ddb.put_item().table_name(&stack).item("pk", s("a")).item("v", s("1")).send().await.expect("PutItem");
+
+    let made = ddb.create_backup().table_name(&stack).backup_name("nightly-1").send().await.expect("CreateBackup");
+    let details = made.backup_details().expect("details");
+    assert_eq!(details.backup_status(), &BackupStatus::Creating);
+    assert_eq!(details.backup_name(), "nightly-1");
+    let arn = details.backup_arn().to_string();
+    assert!(arn.starts_with(&format!("arn:aws:dynamodb:{}:{}:table/{stack}/backup/", emulator::REGION, emulator::DEFAULT_ACCOUNT)), "{arn}");
+    let described = ddb.describe_backup().backup_arn(&arn).send().await.expect("DescribeBackup");
+    let status_of = |d: &aws_sdk_dynamodb::operation::describe_backup::DescribeBackupOutput| {
+        d.backup_description().and_then(|b| b.backup_details()).map(|b| b.backup_status().clone())
+    };
+    assert_eq!(status_of(&described), Some(BackupStatus::Creating));
+    eventually("the backup to be AVAILABLE", Duration::from_secs(30), || async {
+        let d = ddb.describe_backup().backup_arn(&arn).send().await.ok()?;
+        (status_of(&d) == Some(BackupStatus::Available)).then_some(())
+    })
+    .await;
+    let second = ddb.create_backup().table_name(&stack).backup_name("nightly-2").send().await.expect("CreateBackup");
+    let second_arn = second.backup_details().expect("details").backup_arn().to_string();
+
+    // Listed by table, a page at a time.
+    let page1 = ddb.list_backups().table_name(&stack).limit(1).send().await.expect("ListBackups");
+    assert_eq!(page1.backup_summaries().len(), 1);
+    assert_eq!(page1.backup_summaries()[0].backup_arn(), Some(arn.as_str()));
+    let next = page1.last_evaluated_backup_arn().expect("more to come").to_string();
+    let page2 = ddb.list_backups().table_name(&stack).limit(1).exclusive_start_backup_arn(next).send().await.expect("page 2");
+    assert_eq!(page2.backup_summaries()[0].backup_arn(), Some(second_arn.as_str()));
+    assert_eq!(page2.last_evaluated_backup_arn(), None);
+
+    cfn.delete_stack().stack_name(&stack).send().await.expect("delete");
+    eventually("the table to be gone", Duration::from_secs(30), || async {
+        let e = ddb.describe_table().table_name(&stack).send().await.err()?;
+        (e.code() == Some("ResourceNotFoundException")).then_some(())
+    })
+    .await;
+    let listed = ddb.list_backups().table_name(&stack).send().await.expect("ListBackups");
+    let names: Vec<&str> = listed.backup_summaries().iter().filter_map(|b| b.backup_name()).collect();
+    assert_eq!(names, ["nightly-1", "nightly-2"]);
+    assert_eq!(status_of(&ddb.describe_backup().backup_arn(&arn).send().await.expect("DescribeBackup")), Some(BackupStatus::Available));
+    let missing = ddb.create_backup().table_name(&stack).backup_name("after").send().await.expect_err("no table");
+    assert_eq!(missing.code(), Some("TableNotFoundException"));
+}
+
+#[tokio::test]
+async fn table_stacks_take_injected_failures_and_table_calls_are_counted_throttled_and_held() {
+    let emu = emulator::shared();
+    let cfn = emu.cloudformation();
+    let ddb = dynamodb(emu);
+    let stack = unique_name("oms-ddb-faults");
+    let reason = "Resource handler returned message: \"Subscriber limit exceeded\"";
+    emu.fail_next(&stack, "create", "Table", reason);
+    create_table_stack(emu, &stack, TABLE_TEMPLATE, &[], 0.3).await;
+    wait_for(&cfn, &stack, StackStatus::RollbackComplete).await;
+    assert_eq!(reason_of(&cfn, &stack, "Table", ResourceStatus::CreateFailed).await, reason);
+    let gone = ddb.describe_table().table_name(&stack).send().await.expect_err("rolled back");
+    assert_eq!(gone.code(), Some("ResourceNotFoundException"));
+    cfn.delete_stack().stack_name(&stack).send().await.expect("delete the rolled-back stack");
+
+    let stack = unique_name("oms-ddb-calls");
+    create_table_stack(emu, &stack, TABLE_TEMPLATE, &[], 0.3).await;
+    wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
+    let before = emu.calls(Some(&stack));
+    table(&ddb, &stack).await;
+    table(&ddb, &stack).await;
+    let after = emu.calls(Some(&stack));
+    let n = |m: &BTreeMap<String, u64>| m.get("dynamodb:DescribeTable").copied().unwrap_or(0);
+    assert_eq!(n(&after) - n(&before), 2, "{after:?}");
+
+    emu.throttle("DescribeTable", 1, &stack);
+    let throttled = dynamodb_no_retry(emu).describe_table().table_name(&stack).send().await.expect_err("throttled");
+    assert_eq!(throttled.code(), Some("ThrottlingException"));
+    assert_eq!(throttled.raw_response().map(|r| r.status().as_u16()), Some(400));
+    emu.throttle("DescribeTable", 1, &stack);
+    table(&ddb, &stack).await; // the SDK's standard retry rides it out
+
+    emu.hold("CreateBackup", &stack, 1, 1.0);
+    let started = std::time::Instant::now();
+    ddb.create_backup().table_name(&stack).backup_name("held").send().await.expect("CreateBackup");
+    assert!(started.elapsed() >= Duration::from_millis(900), "held {:?}", started.elapsed());
+    let listed = ddb.list_backups().table_name(&stack).send().await.expect("ListBackups");
+    assert_eq!(listed.backup_summaries().len(), 1, "the held call was carried out");
+
+    let reason = "Resource handler returned message: \"Throughput exceeds the current capacity of your table\"";
+    emu.fail_next(&stack, "update", "Table", reason);
+    update_table_stack(&cfn, &stack, TABLE_TEMPLATE, &[("PointInTimeRecovery", "true")]).await;
+    wait_for(&cfn, &stack, StackStatus::UpdateRollbackComplete).await;
+    assert_eq!(reason_of(&cfn, &stack, "Table", ResourceStatus::UpdateFailed).await, reason);
+    let pitr = ddb.describe_continuous_backups().table_name(&stack).send().await.expect("DescribeContinuousBackups");
+    let status = pitr
+        .continuous_backups_description()
+        .and_then(|d| d.point_in_time_recovery_description())
+        .and_then(|p| p.point_in_time_recovery_status())
+        .cloned();
+    assert_eq!(status, Some(PointInTimeRecoveryStatus::Disabled));
+}

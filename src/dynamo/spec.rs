@@ -27,30 +27,37 @@ const ATTRIBUTE_NAME_PATTERN: &str = r"^[!-~]{1,255}$";
 const INDEX_NAME_PATTERN: &str = r"^[a-zA-Z0-9_.-]{3,128}$";
 const DNS_SUBDOMAIN_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
-/// The indexes of `self` (or `oldSelf`) as a list, empty when the field is left out.
-const INDEXES: &str = "(has(self.globalSecondaryIndexes) ? self.globalSecondaryIndexes : [])";
-const OLD_INDEXES: &str = "(has(oldSelf.globalSecondaryIndexes) ? oldSelf.globalSecondaryIndexes : [])";
+/// The indexes (the schema defaults the list to empty, so it is always there and its bound of 20
+/// items holds for the rules' cost).
+const INDEXES: &str = "self.globalSecondaryIndexes";
 
 /// At most one index added or removed per edit, and none changed in place but for its capacity:
-/// what CloudFormation can update on AWS::DynamoDB::Table without failing.
+/// what CloudFormation can update on AWS::DynamoDB::Table without failing. A rule of the list
+/// itself (`self` the new list, `oldSelf` the old).
 fn one_index_change_rule() -> String {
-    format!(
-        "{INDEXES}.filter(i, !{OLD_INDEXES}.exists(o, o.indexName == i.indexName)).size() + \
-         {OLD_INDEXES}.filter(o, !{INDEXES}.exists(i, i.indexName == o.indexName)).size() <= 1 && \
-         {INDEXES}.all(i, {OLD_INDEXES}.all(o, o.indexName != i.indexName || (o.partitionKey == i.partitionKey && \
+    "self.filter(i, !oldSelf.exists(o, o.indexName == i.indexName)).size() + \
+     oldSelf.filter(o, !self.exists(i, i.indexName == o.indexName)).size() <= 1 && \
+     self.all(i, oldSelf.all(o, o.indexName != i.indexName || (o.partitionKey == i.partitionKey && \
          has(o.sortKey) == has(i.sortKey) && (!has(o.sortKey) || o.sortKey == i.sortKey) && \
-         (has(o.projection) ? o.projection : {{'type': 'ALL'}}) == (has(i.projection) ? i.projection : {{'type': 'ALL'}}))))"
-    )
+         (has(o.projection) ? o.projection.type : 'ALL') == (has(i.projection) ? i.projection.type : 'ALL') && \
+         (has(o.projection) && has(o.projection.nonKeyAttributes) ? o.projection.nonKeyAttributes : []) == \
+         (has(i.projection) && has(i.projection.nonKeyAttributes) ? i.projection.nonKeyAttributes : []))))"
+        .to_string()
 }
 
 /// Every key attribute (the table's and its indexes') named twice has the same type both times:
-/// DynamoDB defines each attribute once.
+/// DynamoDB defines each attribute once. Each key becomes "<type>:<name>" (types have no colon), so
+/// two keys of one name agree exactly when the whole strings are equal.
 fn key_types_agree_rule() -> String {
+    let key = |k: &str| format!("{k}.type + ':' + {k}.name");
     let keys = format!(
-        "([self.partitionKey] + (has(self.sortKey) ? [self.sortKey] : []) + {INDEXES}.map(i, i.partitionKey) + \
-         {INDEXES}.filter(i, has(i.sortKey)).map(i, i.sortKey))"
+        "([{pk}] + (has(self.sortKey) ? [{sk}] : []) + {INDEXES}.map(i, {ipk}) + {INDEXES}.filter(i, has(i.sortKey)).map(i, {isk}))",
+        pk = key("self.partitionKey"),
+        sk = key("self.sortKey"),
+        ipk = key("i.partitionKey"),
+        isk = key("i.sortKey"),
     );
-    format!("{keys}.all(a, {keys}.all(b, a.name != b.name || a.type == b.type))")
+    format!("{keys}.all(a, {keys}.all(b, a == b || a.substring(a.indexOf(':')) != b.substring(b.indexOf(':'))))")
 }
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -107,17 +114,8 @@ fn key_types_agree_rule() -> String {
     protected = presets::deletion_protection_cel(),
     policy = presets::deletion_policy_cel()
 )).message(Message::Expression(presets::DELETION_POLICY_MESSAGE_CEL.into())))]
-#[x_kube(validation = Rule::new(format!(
-    "{INDEXES}.all(i, {INDEXES}.exists_one(j, j.indexName == i.indexName))"
-)).message("globalSecondaryIndexes: each index needs its own indexName"))]
 #[x_kube(validation = Rule::new(key_types_agree_rule()).message(
     "an attribute used as a key by the table and an index (or by two indexes) must have the same type in each: DynamoDB defines each attribute once"
-))]
-#[x_kube(validation = Rule::new(format!(
-    "{INDEXES}.map(i, has(i.projection) && has(i.projection.nonKeyAttributes) ? size(i.projection.nonKeyAttributes) : 0).sum() <= 100"
-)).message("globalSecondaryIndexes: at most 100 nonKeyAttributes in all indexes together (DynamoDB's limit)"))]
-#[x_kube(validation = Rule::new(one_index_change_rule()).message(
-    "DynamoDB adds or removes one global secondary index per update and never changes an index's keys or projection in place (only its provisioned capacity). Make one index change per edit; to change an index, remove it in one edit and add it back in the next"
 ))]
 #[serde(rename_all = "camelCase")]
 pub struct OmsDynamoTableSpec {
@@ -150,13 +148,21 @@ pub struct OmsDynamoTableSpec {
     /// Global secondary indexes, at most 20 (DynamoDB's default quota). One index can be added or
     /// removed per edit.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 20))]
+    #[schemars(length(max = 20), extend("default" = []))]
+    #[x_kube(validation = Rule::new("self.all(i, self.exists_one(j, j.indexName == i.indexName))")
+        .message("globalSecondaryIndexes: each index needs its own indexName"))]
+    #[x_kube(validation = Rule::new(
+        "self.map(i, has(i.projection) && has(i.projection.nonKeyAttributes) ? size(i.projection.nonKeyAttributes) : 0).sum() <= 100"
+    ).message("globalSecondaryIndexes: at most 100 nonKeyAttributes in all indexes together (DynamoDB's limit)"))]
+    #[x_kube(validation = Rule::new(one_index_change_rule()).message(
+        "DynamoDB adds or removes one global secondary index per update and never changes an index's keys or projection in place (only its provisioned capacity). Make one index change per edit; to change an index, remove it in one edit and add it back in the next"
+    ))]
     pub global_secondary_indexes: Vec<GlobalSecondaryIndex>,
 
     /// A number attribute holding each item's expiry time (epoch seconds): DynamoDB deletes expired
     /// items. Leave out for no time to live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = ATTRIBUTE_NAME_PATTERN))]
+    #[schemars(length(min = 1, max = 255), regex(pattern = ATTRIBUTE_NAME_PATTERN))]
     pub time_to_live_attribute: Option<String>,
 
     /// A stream of item changes (for audit trails and projections): what its records carry.
@@ -228,7 +234,7 @@ pub struct OmsDynamoTableSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct KeyAttribute {
-    #[schemars(regex(pattern = ATTRIBUTE_NAME_PATTERN))]
+    #[schemars(length(min = 1, max = 255), regex(pattern = ATTRIBUTE_NAME_PATTERN))]
     pub name: String,
     /// String, Number or Binary.
     #[serde(rename = "type")]
@@ -332,7 +338,7 @@ impl StreamViewType {
 #[serde(rename_all = "camelCase")]
 pub struct GlobalSecondaryIndex {
     /// 3 to 128 letters, digits, `_`, `-` and `.`.
-    #[schemars(regex(pattern = INDEX_NAME_PATTERN))]
+    #[schemars(length(min = 3, max = 128), regex(pattern = INDEX_NAME_PATTERN))]
     pub index_name: String,
     pub partition_key: KeyAttribute,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -364,7 +370,7 @@ pub struct Projection {
 /// A non-key attribute name (a newtype, so the schema can bound each name).
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[serde(transparent)]
-pub struct NonKeyAttribute(#[schemars(regex(pattern = ATTRIBUTE_NAME_PATTERN))] pub String);
+pub struct NonKeyAttribute(#[schemars(length(min = 1, max = 255), regex(pattern = ATTRIBUTE_NAME_PATTERN))] pub String);
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
 #[allow(non_camel_case_types, clippy::upper_case_acronyms)]

@@ -9,6 +9,7 @@ use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use oms_data_operator::redis::OmsRedis;
+use oms_data_operator::stack::DataStack;
 use oms_data_operator::redis::template::param;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -70,26 +71,11 @@ impl World {
 
     /// Waits for Ready=True at the current generation.
     pub async fn ready(&self, name: &str) -> OmsRedis {
-        eventually(&format!("{name} to be Ready"), WAIT, || async {
-            let o = self.api.get(name).await.ok()?;
-            let generation = o.metadata.generation;
-            let status = o.status.as_ref()?;
-            let ready = condition(&o, "Ready")?;
-            (ready.status == "True"
-                && status.stack.observed_generation == generation
-                && ready.observed_generation == generation)
-                .then_some(o)
-        })
-        .await
+        ready_in(&self.api, name).await
     }
 
     pub async fn condition_reason(&self, name: &str, type_: &str, status: &str, reason: &str) -> OmsRedis {
-        eventually(&format!("{name} {type_}={status} ({reason})"), WAIT, || async {
-            let o = self.api.get(name).await.ok()?;
-            let c = condition(&o, type_)?;
-            (c.status == status && c.reason == reason).then_some(o)
-        })
-        .await
+        reason_in(&self.api, name, type_, status, reason).await
     }
 
     pub async fn secret(&self, name: &str) -> Option<Secret> {
@@ -194,11 +180,34 @@ pub async fn assert_one_stack_each(emu: &Emulator, names: &[String]) {
     }
 }
 
-pub fn condition<'a>(
-    o: &'a OmsRedis,
+pub fn condition<'a, K: DataStack>(
+    o: &'a K,
     type_: &str,
 ) -> Option<&'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
-    o.status.as_ref()?.stack.conditions.iter().find(|c| c.type_ == type_)
+    o.stack_status()?.conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Waits for a resource of any kind to be Ready=True at its current generation.
+pub async fn ready_in<K: DataStack>(api: &Api<K>, name: &str) -> K {
+    eventually(&format!("{name} to be Ready"), WAIT, || async {
+        let o = api.get(name).await.ok()?;
+        let generation = o.meta().generation;
+        let status = o.stack_status()?;
+        let ready = condition(&o, "Ready")?;
+        (ready.status == "True" && status.observed_generation == generation && ready.observed_generation == generation)
+            .then_some(o)
+    })
+    .await
+}
+
+/// Waits for a resource of any kind to show condition `type_` with this status and reason.
+pub async fn reason_in<K: DataStack>(api: &Api<K>, name: &str, type_: &str, status: &str, reason: &str) -> K {
+    eventually(&format!("{name} {type_}={status} ({reason})"), WAIT, || async {
+        let o = api.get(name).await.ok()?;
+        let c = condition(&o, type_)?;
+        (c.status == status && c.reason == reason).then_some(o)
+    })
+    .await
 }
 
 pub async fn stack(emu: &Emulator, name: &str) -> Option<aws_sdk_cloudformation::types::Stack> {

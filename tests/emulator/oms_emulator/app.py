@@ -52,9 +52,9 @@ def _name_of(value: str) -> str | None:
 
 
 def _json_protocol(environ: dict[str, Any]) -> bool:
-    """A JSON-protocol request (DynamoDB: X-Amz-Target and application/x-amz-json-1.0), whose
-    errors must be JSON for the SDKs to read them."""
-    return bool(environ.get("HTTP_X_AMZ_TARGET")) and "json" in environ.get("CONTENT_TYPE", "")
+    """A DynamoDB request (JSON protocol: X-Amz-Target DynamoDB_20120810.*), whose errors must be
+    JSON for the SDKs to read them. Other services keep the XML ErrorResponse."""
+    return environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB")
 
 
 # Error codes of the Query protocol and their JSON-protocol (DynamoDB) counterparts, per the

@@ -413,8 +413,12 @@ class OmsTable(Table, CloudFormationModel):
     def oms_delete_refusal(self) -> str | None:
         """Why DynamoDB refuses to delete this table now (as a CloudFormation reason), or None."""
         backend = dynamodb_backends[self.account_id][self.region_name]
+        if self.oms_create_error or backend.tables.get(self.name) is not self:
+            return None
         why = delete_refusal(backend, self)
-        return service_message(why[1]) if why else None
+        if not why:
+            return None
+        return service_message(why[1], "ResourceConflict" if why[0] == "ResourceInUseException" else "InvalidRequest")
 
     # ------------------------------------------------------------ CFN model
     @staticmethod
@@ -498,7 +502,7 @@ def _stack_tags(account_id: str, region: str, stack_id: str) -> dict[str, str]:
 def refresh_stack_tags(resource_map: Any, tags: dict[str, str]) -> None:
     """After a stack update: the stack's (possibly new) tags on its tables."""
     for r in list(resource_map._parsed_resources.values()):
-        if isinstance(r, OmsTable):
+        if isinstance(r, OmsTable) and not r.oms_create_error:
             r.refresh_tags(tags)
 
 
@@ -555,7 +559,8 @@ def _create_backup(self: Any, table_name: str, backup_name: str) -> Any:
     size = _table_size(table)
     backup = Backup(self.account_id, self.region_name, backup_name, table, status="CREATING")
     backup.oms_size = size
-    backup.oms_table_id = getattr(table, "table_id", None)
+    # SourceTableDetails.TableId is required; tables made by moto's CreateTable have none.
+    backup.oms_table_id = getattr(table, "table_id", None) or str(uuid.uuid5(uuid.NAMESPACE_URL, table.table_arn))
     self.backups[backup.arn] = backup
     delay = max(0.0, float(state.CONFIG.get("snapshot_delay_seconds", 1.0)))
 

@@ -797,7 +797,23 @@ def parse_and_update_resource(logical_id: str, resource_json: Any, resources_map
     return _orig_parse_and_update(logical_id, resource_json, resources_map, account_id, region_name)
 
 
+def _output_exports(self: Any) -> list[Any]:
+    """moto's OutputMap.exports, without the outputs whose Condition is false (moto evaluated them,
+    and a Fn::GetAtt of an attribute the resource does not have then failed the stack: the
+    DynamoDB template's StreamArn without a stream)."""
+    exports = []
+    conds = self._resource_map.lazy_condition_map
+    for value in (self._output_json_map or {}).values():
+        if value.get("Condition") and not conds.get(value["Condition"]):
+            continue
+        if value.get("Export"):
+            name = parsing.clean_json(value["Export"].get("Name"), self._resource_map)
+            exports.append(parsing.Export(self._stack_id, name, parsing.clean_json(value.get("Value"), self._resource_map)))
+    return exports
+
+
 def install_parsing_patches() -> None:
+    parsing.OutputMap.exports = property(_output_exports)
     parsing.parse_and_update_resource = parse_and_update_resource
     parsing.clean_json = clean_json
     parsing.generate_resource_name = generate_resource_name

@@ -64,8 +64,69 @@ def _call(client: Any, service: str, params: dict[str, str]) -> Any:
     )
 
 
+def _call_json(client: Any, target: str, body: dict[str, Any]) -> Any:
+    """A DynamoDB (JSON protocol) call."""
+    import json
+
+    auth = (
+        "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/"
+        "dynamodb/aws4_request, SignedHeaders=host;x-amz-date, Signature=0"
+    )
+    return client.post(
+        "/",
+        data=json.dumps(body),
+        headers={
+            "Authorization": auth,
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Date": "20260101T000000Z",
+            "X-Amz-Target": f"DynamoDB_20120810.{target}",
+        },
+    )
+
+
+def _warm_dynamodb(client: Any, tdir: str) -> None:
+    """One DynamoDB table stack life cycle: create (sort key, stream, TTL, PITR), items, a backup,
+    an update that adds an index, delete."""
+    import json
+
+    body = open(os.path.join(tdir, "dynamodb-table.json")).read()
+    name = "warmup-table"
+    params = [("SortKeyName", "sk"), ("StreamViewType", "NEW_AND_OLD_IMAGES"), ("TimeToLiveAttribute", "expires"), ("PointInTimeRecovery", "true")]
+
+    def stack_call(action: str, template: str) -> Any:
+        p = {"Action": action, "Version": "2010-05-15", "StackName": name, "TemplateBody": template}
+        for i, (k, v) in enumerate(params, start=1):
+            p[f"Parameters.member.{i}.ParameterKey"] = k
+            p[f"Parameters.member.{i}.ParameterValue"] = v
+        return _call(client, "cloudformation", p)
+
+    r = stack_call("CreateStack", body)
+    if r.status_code != 200:
+        log.warning("warm-up DynamoDB CreateStack failed: %s", r.get_data(as_text=True)[:500])
+    _call(client, "cloudformation", {"Action": "DescribeStacks", "Version": "2010-05-15", "StackName": name})
+    _call_json(client, "DescribeTable", {"TableName": name})
+    _call_json(client, "PutItem", {"TableName": name, "Item": {"pk": {"S": "a"}, "sk": {"S": "b"}, "g": {"S": "c"}}})
+    _call_json(client, "GetItem", {"TableName": name, "Key": {"pk": {"S": "a"}, "sk": {"S": "b"}}})
+    _call_json(client, "DescribeContinuousBackups", {"TableName": name})
+    _call_json(client, "DescribeTimeToLive", {"TableName": name})
+    r = _call_json(client, "CreateBackup", {"TableName": name, "BackupName": "warmup"})
+    arn = (json.loads(r.get_data(as_text=True) or "{}").get("BackupDetails") or {}).get("BackupArn")
+    _call_json(client, "ListBackups", {"TableName": name})
+    if arn:
+        _call_json(client, "DescribeBackup", {"BackupArn": arn})
+    tpl = json.loads(body)
+    props = tpl["Resources"]["Table"]["Properties"]
+    props["AttributeDefinitions"] = {"Fn::If": ["HasSortKey", props["AttributeDefinitions"]["Fn::If"][1] + [{"AttributeName": "g", "AttributeType": "S"}], props["AttributeDefinitions"]["Fn::If"][2]]}
+    props["GlobalSecondaryIndexes"] = [{"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}], "Projection": {"ProjectionType": "ALL"}}]
+    stack_call("UpdateStack", json.dumps(tpl))
+    _call_json(client, "Query", {"TableName": name, "IndexName": "by-g", "KeyConditionExpression": "g = :g", "ExpressionAttributeValues": {":g": {"S": "c"}}})
+    _call(client, "cloudformation", {"Action": "DeleteStack", "Version": "2010-05-15", "StackName": name})
+    _call(client, "cloudformation", {"Action": "DescribeStacks", "Version": "2010-05-15"})
+
+
 def warm_up(app: Any) -> None:
-    """Drive one full VPC + Redis stack life cycle in-process (delay 0), so the
+    """Drive one full VPC + Redis stack life cycle and one DynamoDB table stack life cycle
+    in-process (delay 0), so the
     first real request does not pay for lazy imports, Flask app creation and
     botocore model loading; then reset everything."""
     from werkzeug.test import Client
@@ -76,6 +137,7 @@ def warm_up(app: Any) -> None:
     client = Client(app)
     saved = dict(state.CONFIG)
     state.CONFIG["stack_delay_seconds"] = 0.0
+    state.CONFIG["snapshot_delay_seconds"] = 0.0
     try:
         _call(client, "cloudformation", {"Action": "DescribeStacks", "Version": "2010-05-15"})
         _call(client, "elasticache", {"Action": "DescribeReplicationGroups", "Version": "2015-02-02"})
@@ -108,6 +170,8 @@ def warm_up(app: Any) -> None:
             _call(client, "elasticache", {"Action": "DescribeReplicationGroups", "Version": "2015-02-02", "ReplicationGroupId": "warmup-redis"})
             _call(client, "cloudformation", {"Action": "DeleteStack", "Version": "2010-05-15", "StackName": "warmup-redis"})
             _call(client, "cloudformation", {"Action": "DescribeStacks", "Version": "2010-05-15"})
+            if os.path.exists(os.path.join(tdir, "dynamodb-table.json")):
+                _warm_dynamodb(client, tdir)
     except Exception as e:  # noqa: BLE001
         log.warning("warm-up failed: %s", e)
     finally:
