@@ -27,7 +27,8 @@ fn dynamodb(w: &World) -> aws_sdk_dynamodb::Client {
 /// An example manifest from examples/dynamodb, under a name of this test's own.
 fn example(env: &str, name: &str) -> OmsDynamoTable {
     let path = format!("{}/examples/dynamodb/{env}.yaml", env!("CARGO_MANIFEST_DIR"));
-    let mut t: OmsDynamoTable = serde_saphyr::from_str(&std::fs::read_to_string(path).expect("example")).expect("parses");
+    let mut t: OmsDynamoTable =
+        serde_saphyr::from_str(&std::fs::read_to_string(path).expect("example")).expect("parses");
     t.metadata.name = Some(name.to_string());
     t
 }
@@ -71,8 +72,10 @@ async fn table_gone(w: &World, name: &str) {
 
 async fn gone(w: &World, name: &str) {
     let api = tables(w);
-    eventually(&format!("{name} to be deleted"), WAIT, || async { matches!(api.get_opt(name).await, Ok(None)).then_some(()) })
-        .await;
+    eventually(&format!("{name} to be deleted"), WAIT, || async {
+        matches!(api.get_opt(name).await, Ok(None)).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -243,7 +246,11 @@ async fn an_edit_updates_the_table_in_place_and_changes_dynamodb_cannot_make_are
         let e = patch_spec(&w, &name, spec.clone()).await.expect_err("refused at apply");
         assert!(e.to_string().contains(want), "{spec}: {e}");
     }
-    assert_eq!(api.get(&name).await.expect("get").metadata.generation, after.metadata.generation, "nothing was applied");
+    assert_eq!(
+        api.get(&name).await.expect("get").metadata.generation,
+        after.metadata.generation,
+        "nothing was applied"
+    );
 }
 
 #[tokio::test]
@@ -303,11 +310,17 @@ async fn a_stack_owned_in_another_namespace_is_refused_and_the_secret_heals() {
     let secret_name = format!("{name}-dynamodb");
     let good = secret(&w, &secret_name).await;
     secrets
-        .patch(&secret_name, &PatchParams::default(), &Patch::Merge(json!({ "stringData": { secret_key::TABLE_NAME: "wrong" } })))
+        .patch(
+            &secret_name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "stringData": { secret_key::TABLE_NAME: "wrong" } })),
+        )
         .await
         .expect("edit the Secret");
-    eventually("the edited Secret to be repaired", WAIT, || async { (secret(&w, &secret_name).await == good).then_some(()) })
-        .await;
+    eventually("the edited Secret to be repaired", WAIT, || async {
+        (secret(&w, &secret_name).await == good).then_some(())
+    })
+    .await;
     secrets.delete(&secret_name, &DeleteParams::default()).await.expect("delete the Secret");
     eventually("the deleted Secret to come back", WAIT, || async {
         let s = secrets.get_opt(&secret_name).await.ok()??;

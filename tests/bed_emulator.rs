@@ -1822,19 +1822,27 @@ async fn a_table_stack_goes_through_create_in_progress_to_complete_with_outputs_
     assert!(first.outputs().is_empty(), "no outputs while in progress");
     assert_eq!(table(&ddb, &stack).await.table_status(), Some(&TableStatus::Creating));
     // Too early in CREATING: the data plane does not find the table yet.
-    let early = ddb.put_item().table_name(&stack).item("pk", s("a")).item("seq", AttributeValue::N("1".into())).send().await;
+    let early =
+        ddb.put_item().table_name(&stack).item("pk", s("a")).item("seq", AttributeValue::N("1".into())).send().await;
     assert_eq!(early.err().and_then(|e| e.code().map(str::to_string)).as_deref(), Some("ResourceNotFoundException"));
 
     let done = wait_for(&cfn, &stack, StackStatus::CreateComplete).await;
     let outs = outputs(&done);
     assert_eq!(outs["TableName"], stack);
-    assert_eq!(outs["TableArn"], format!("arn:aws:dynamodb:{}:{}:table/{stack}", emulator::REGION, emulator::DEFAULT_ACCOUNT));
+    assert_eq!(
+        outs["TableArn"],
+        format!("arn:aws:dynamodb:{}:{}:table/{stack}", emulator::REGION, emulator::DEFAULT_ACCOUNT)
+    );
     assert!(outs["StreamArn"].starts_with(&format!("{}/stream/", outs["TableArn"])), "{outs:?}");
     assert!(!outs.contains_key("GlobalSecondaryIndexes"), "{outs:?}");
     let exports = cfn.list_exports().send().await.expect("list exports");
     for key in ["TableName", "TableArn", "StreamArn"] {
         let name = format!("{stack}-{key}");
-        let e = exports.exports().iter().find(|e| e.name() == Some(name.as_str())).unwrap_or_else(|| panic!("export {name}"));
+        let e = exports
+            .exports()
+            .iter()
+            .find(|e| e.name() == Some(name.as_str()))
+            .unwrap_or_else(|| panic!("export {name}"));
         assert_eq!(e.value(), Some(outs[key].as_str()));
     }
     let mut evs = events(&cfn, &stack).await;
@@ -1965,11 +1973,8 @@ async fn a_key_schema_change_set_shows_replacement_and_fails_for_the_named_table
     let t = &changes["Table"];
     assert_eq!(t.replacement(), Some(&Replacement::True), "{t:?}");
     assert_eq!(t.physical_resource_id(), Some(stack.as_str()));
-    let key = t
-        .details()
-        .iter()
-        .find(|d| d.target().and_then(|t| t.name()) == Some("KeySchema"))
-        .expect("KeySchema changes");
+    let key =
+        t.details().iter().find(|d| d.target().and_then(|t| t.name()) == Some("KeySchema")).expect("KeySchema changes");
     assert_eq!(key.target().and_then(|t| t.requires_recreation()), Some(&RequiresRecreation::Always));
     assert_eq!(key.change_source(), Some(&ChangeSource::ParameterReference));
     assert_eq!(key.causing_entity(), Some("PartitionKeyName"));
@@ -2004,8 +2009,9 @@ async fn delete_stack_of_a_protected_table_fails_and_the_table_keeps_its_items()
     assert_eq!(failed.stack_status_reason(), Some("The following resource(s) failed to delete: [Table]. "));
     let reason = reason_of(&cfn, &stack, "Table", ResourceStatus::DeleteFailed).await;
     assert!(
-        reason.starts_with(&format!("Resource handler returned message: \"{PROTECTED} (Service: DynamoDb, Status Code: 400"))
-            && reason.ends_with("HandlerErrorCode: InvalidRequest)"),
+        reason.starts_with(&format!(
+            "Resource handler returned message: \"{PROTECTED} (Service: DynamoDb, Status Code: 400"
+        )) && reason.ends_with("HandlerErrorCode: InvalidRequest)"),
         "{reason}"
     );
     let t = table(&ddb, &stack).await;
@@ -2047,7 +2053,14 @@ async fn on_demand_backups_go_creating_to_available_are_listed_by_table_and_outl
     assert_eq!(details.backup_status(), &BackupStatus::Creating);
     assert_eq!(details.backup_name(), "nightly-1");
     let arn = details.backup_arn().to_string();
-    assert!(arn.starts_with(&format!("arn:aws:dynamodb:{}:{}:table/{stack}/backup/", emulator::REGION, emulator::DEFAULT_ACCOUNT)), "{arn}");
+    assert!(
+        arn.starts_with(&format!(
+            "arn:aws:dynamodb:{}:{}:table/{stack}/backup/",
+            emulator::REGION,
+            emulator::DEFAULT_ACCOUNT
+        )),
+        "{arn}"
+    );
     let described = ddb.describe_backup().backup_arn(&arn).send().await.expect("DescribeBackup");
     let status_of = |d: &aws_sdk_dynamodb::operation::describe_backup::DescribeBackupOutput| {
         d.backup_description().and_then(|b| b.backup_details()).map(|b| b.backup_status().clone())
@@ -2066,7 +2079,8 @@ async fn on_demand_backups_go_creating_to_available_are_listed_by_table_and_outl
     assert_eq!(page1.backup_summaries().len(), 1);
     assert_eq!(page1.backup_summaries()[0].backup_arn(), Some(arn.as_str()));
     let next = page1.last_evaluated_backup_arn().expect("more to come").to_string();
-    let page2 = ddb.list_backups().table_name(&stack).limit(1).exclusive_start_backup_arn(next).send().await.expect("page 2");
+    let page2 =
+        ddb.list_backups().table_name(&stack).limit(1).exclusive_start_backup_arn(next).send().await.expect("page 2");
     assert_eq!(page2.backup_summaries()[0].backup_arn(), Some(second_arn.as_str()));
     assert_eq!(page2.last_evaluated_backup_arn(), None);
 
@@ -2079,7 +2093,10 @@ async fn on_demand_backups_go_creating_to_available_are_listed_by_table_and_outl
     let listed = ddb.list_backups().table_name(&stack).send().await.expect("ListBackups");
     let names: Vec<&str> = listed.backup_summaries().iter().filter_map(|b| b.backup_name()).collect();
     assert_eq!(names, ["nightly-1", "nightly-2"]);
-    assert_eq!(status_of(&ddb.describe_backup().backup_arn(&arn).send().await.expect("DescribeBackup")), Some(BackupStatus::Available));
+    assert_eq!(
+        status_of(&ddb.describe_backup().backup_arn(&arn).send().await.expect("DescribeBackup")),
+        Some(BackupStatus::Available)
+    );
     let missing = ddb.create_backup().table_name(&stack).backup_name("after").send().await.expect_err("no table");
     assert_eq!(missing.code(), Some("TableNotFoundException"));
 }

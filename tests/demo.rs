@@ -5,8 +5,10 @@
 //! `kubectl get omsr` and the Secret; and PINGs Redis with the Secret's values. Then the same for
 //! examples/prod.yaml, whose cache speaks only TLS and requires the password the operator generated
 //! (a redis-server with TLS and ACLs the emulator keeps in step with the AUTH token): PING with
-//! `rediss://` and the Secret's password, and a client without it refused. With DEMO_EXIT=1 it
-//! stops there, otherwise the operator stays in the foreground until Ctrl-C.
+//! `rediss://` and the Secret's password, and a client without it refused. Then the second kind:
+//! examples/dynamodb/dev.yaml becomes a DynamoDB table, and a client that knows only the Secret's
+//! values writes an order, reads it back and queries it by client through the table's index. With
+//! DEMO_EXIT=1 it stops there, otherwise the operator stays in the foreground until Ctrl-C.
 
 mod support;
 
@@ -28,6 +30,8 @@ const VPC: &str = "oms-vpc-dev";
 const PROD_EXAMPLE: &str = "examples/prod.yaml";
 const PROD_NAME: &str = "oms-redis-prod";
 const PROD_VPC: &str = "oms-vpc-prod";
+const TABLE_EXAMPLE: &str = "examples/dynamodb/dev.yaml";
+const TABLE_NAME: &str = "oms-dynamodb-orders-dev";
 
 fn step(text: &str) {
     println!("\n==> {text}");
@@ -112,7 +116,7 @@ async fn demo(bed: &Bed) -> Result<(), String> {
     );
     println!("    /healthz, /readyz and /metrics on 127.0.0.1:{}", operator.http_port);
 
-    apply_and_wait(cp, EXAMPLE, NAME)?;
+    apply_and_wait(cp, EXAMPLE, "omsr", NAME)?;
 
     step("kubectl get omsr");
     print!("{}", kubectl(&cp.kubeconfig, &["get", "omsr", "-n", NAMESPACE])?);
@@ -138,6 +142,7 @@ async fn demo(bed: &Bed) -> Result<(), String> {
     }
 
     prod(bed, &client).await?;
+    table(bed, &client).await?;
 
     if std::env::var("DEMO_EXIT").is_ok_and(|v| v == "1") {
         step("DEMO_EXIT=1: stopping");
@@ -163,12 +168,12 @@ async fn secret_data(client: &kube::Client, name: &str) -> Result<std::collectio
 }
 
 /// `kubectl apply -f <example>`, then `kubectl wait` for its Ready condition, both shown.
-fn apply_and_wait(cp: &ControlPlane, example: &str, name: &str) -> Result<(), String> {
+fn apply_and_wait(cp: &ControlPlane, example: &str, kind: &str, name: &str) -> Result<(), String> {
     step(&format!("kubectl apply -f {example}"));
     let path = repo_root().join(example);
     print!("{}", kubectl(&cp.kubeconfig, &["apply", "-n", NAMESPACE, "-f", &path.to_string_lossy()])?);
-    step(&format!("kubectl wait --for=condition=Ready omsr/{name}"));
-    let target = format!("omsr/{name}");
+    step(&format!("kubectl wait --for=condition=Ready {kind}/{name}"));
+    let target = format!("{kind}/{name}");
     print!(
         "{}",
         kubectl(&cp.kubeconfig, &["wait", "-n", NAMESPACE, "--for=condition=Ready", &target, "--timeout=120s"])?
@@ -181,7 +186,7 @@ async fn prod(bed: &Bed, client: &kube::Client) -> Result<(), String> {
     let (cp, emu, tls) = (&bed.cp, &bed.emu, &bed.tls_redis);
     step(&format!("deploying the VPC stack {PROD_VPC}"));
     emu.deploy_vpc_named(PROD_VPC).await;
-    apply_and_wait(cp, PROD_EXAMPLE, PROD_NAME)?;
+    apply_and_wait(cp, PROD_EXAMPLE, "omsr", PROD_NAME)?;
     step(&format!("the Secret {PROD_NAME}-redis (the password shown as ****)"));
     let data = secret_data(client, &format!("{PROD_NAME}-redis")).await?;
     let password = data.get("REDIS_PASSWORD").cloned().ok_or("the prod Secret has no REDIS_PASSWORD")?;
@@ -211,6 +216,64 @@ async fn prod(bed: &Bed, client: &kube::Client) -> Result<(), String> {
     println!("    {refused}");
     if !refused.contains("NOAUTH") {
         return Err(format!("a client without the password was not refused: {refused:?}"));
+    }
+    Ok(())
+}
+
+/// The DynamoDB example: a table, and a client that knows only its Secret.
+async fn table(bed: &Bed, client: &kube::Client) -> Result<(), String> {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    apply_and_wait(&bed.cp, TABLE_EXAMPLE, "omsdt", TABLE_NAME)?;
+    step("kubectl get omsdt");
+    print!("{}", kubectl(&bed.cp.kubeconfig, &["get", "omsdt", "-n", NAMESPACE])?);
+    step(&format!("the Secret {TABLE_NAME}-dynamodb"));
+    let env = secret_data(client, &format!("{TABLE_NAME}-dynamodb")).await?;
+    for (k, v) in &env {
+        println!("    {k}={v}");
+    }
+    let (table, region) = match (env.get("DYNAMODB_TABLE_NAME"), env.get("AWS_REGION")) {
+        (Some(t), Some(r)) => (t.clone(), r.clone()),
+        _ => return Err("the table's Secret lacks DYNAMODB_TABLE_NAME or AWS_REGION".into()),
+    };
+    step("a workload with the Secret as its environment: PutItem, GetItem, Query on index by-client");
+    let base = bed.emu.sdk_config();
+    let mut config = base.to_builder();
+    config.set_region(Some(aws_config::Region::new(region)));
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config.build());
+    let s = |v: &str| AttributeValue::S(v.to_string());
+    dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("orderId", s("ord-1001"))
+        .item("clientId", s("client-42"))
+        .item("createdAt", AttributeValue::N("1764374400".into()))
+        .item("status", s("NEW"))
+        .send()
+        .await
+        .map_err(|e| format!("PutItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    println!("    PutItem orderId=ord-1001 clientId=client-42 status=NEW");
+    let got = dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("orderId", s("ord-1001"))
+        .send()
+        .await
+        .map_err(|e| format!("GetItem: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    let status = got.item().and_then(|i| i.get("status")).and_then(|v| v.as_s().ok()).cloned();
+    println!("    GetItem orderId=ord-1001 -> status={}", status.as_deref().unwrap_or("(none)"));
+    let found = dynamodb
+        .query()
+        .table_name(&table)
+        .index_name("by-client")
+        .key_condition_expression("clientId = :c")
+        .expression_attribute_values(":c", s("client-42"))
+        .send()
+        .await
+        .map_err(|e| format!("Query: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+    let orders: Vec<String> = found.items().iter().filter_map(|i| i.get("orderId")?.as_s().ok().cloned()).collect();
+    println!("    Query by-client clientId=client-42 -> {}", orders.join(", "));
+    if status.as_deref() != Some("NEW") || orders != ["ord-1001"] {
+        return Err(format!("expected the order back, got status {status:?} and {orders:?}"));
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ pub mod presets;
 pub mod spec;
 pub mod template;
 
-use crate::stack::{BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError};
 pub use crate::redis::Environment;
+use crate::stack::{BackupTarget, DataStack, DeletionPolicy, Desired, Published, SpecError};
 use kube::ResourceExt;
 use presets::preset;
 pub use spec::{BillingMode, OmsDynamoTable, OmsDynamoTableSpec, OmsDynamoTableStatus};
@@ -289,7 +289,10 @@ impl DataStack for OmsDynamoTable {
                     if let Some(n) = t.size_bytes {
                         m.insert("tableSizeBytes".into(), n.into());
                     }
-                    m.insert("tableReadAt".into(), now.round(k8s_openapi::jiff::Unit::Second).unwrap_or(now).to_string().into());
+                    m.insert(
+                        "tableReadAt".into(),
+                        now.round(k8s_openapi::jiff::Unit::Second).unwrap_or(now).to_string().into(),
+                    );
                     m
                 }
                 Ok(None) => previous(),
@@ -343,14 +346,19 @@ mod tests {
     }
 
     fn example(env: &str) -> OmsDynamoTable {
-        let text = std::fs::read_to_string(crate::repo_file(&format!("examples/dynamodb/{env}.yaml"))).expect("example");
+        let text =
+            std::fs::read_to_string(crate::repo_file(&format!("examples/dynamodb/{env}.yaml"))).expect("example");
         serde_saphyr::from_str(&text).expect("example parses")
     }
 
     #[test]
     fn omitted_fields_take_the_environments_preset() {
         let pk = serde_json::json!({ "name": "orderId", "type": "String" });
-        let want = [("dev", "false", "false", "false"), ("staging", "true", "false", "true"), ("prod", "true", "true", "true")];
+        let want = [
+            ("dev", "false", "false", "false"),
+            ("staging", "true", "false", "true"),
+            ("prod", "true", "true", "true"),
+        ];
         for (env, pitr, protection, kms) in want {
             let t = table(serde_json::json!({ "environment": env, "partitionKey": pk }));
             let p = t.parameters().expect("valid");
@@ -386,7 +394,10 @@ mod tests {
     fn impossible_combinations_are_refused_even_past_the_schema() {
         let pk = serde_json::json!({ "name": "id", "type": "String" });
         let cases = [
-            (serde_json::json!({ "environment": "dev", "partitionKey": pk, "billingMode": "PROVISIONED" }), "provisionedThroughput"),
+            (
+                serde_json::json!({ "environment": "dev", "partitionKey": pk, "billingMode": "PROVISIONED" }),
+                "provisionedThroughput",
+            ),
             (
                 serde_json::json!({ "environment": "prod", "partitionKey": pk, "deletionProtection": false }),
                 "prod needs",

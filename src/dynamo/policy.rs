@@ -46,8 +46,12 @@ mod tests {
     fn the_policy_names_only_this_table_its_indexes_and_its_stream() {
         let arn = "arn:aws:dynamodb:us-east-1:123456789012:table/oms-dynamodb-orders-prod";
         let p: serde_json::Value = serde_json::from_str(&workload(arn, true)).expect("JSON");
-        let resources: Vec<&str> =
-            p["Statement"].as_array().expect("statements").iter().map(|s| s["Resource"].as_str().expect("one")).collect();
+        let resources: Vec<&str> = p["Statement"]
+            .as_array()
+            .expect("statements")
+            .iter()
+            .map(|s| s["Resource"].as_str().expect("one"))
+            .collect();
         assert_eq!(resources, [arn.to_string(), format!("{arn}/index/*"), format!("{arn}/stream/*")]);
         let actions = p.to_string();
         for banned in ["DeleteTable", "UpdateTable", "CreateTable", "dynamodb:*", "\"*\""] {

@@ -104,7 +104,9 @@ fn index(i: &GlobalSecondaryIndex, provisioned: bool) -> Value {
     });
     if provisioned {
         out["ProvisionedThroughput"] = match &i.provisioned_throughput {
-            Some(t) => json!({ "ReadCapacityUnits": t.read_capacity_units, "WriteCapacityUnits": t.write_capacity_units }),
+            Some(t) => {
+                json!({ "ReadCapacityUnits": t.read_capacity_units, "WriteCapacityUnits": t.write_capacity_units })
+            }
             None => json!({
                 "ReadCapacityUnits": { "Ref": super::template::param::READ_CAPACITY_UNITS },
                 "WriteCapacityUnits": { "Ref": super::template::param::WRITE_CAPACITY_UNITS },
@@ -222,7 +224,8 @@ mod tests {
 
         let provisioned: Value =
             serde_json::from_str(&for_spec(&key("orderId", "String"), None, &indexes[..1], true)).expect("JSON");
-        let throughput = &provisioned["Resources"][TABLE]["Properties"]["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"];
+        let throughput =
+            &provisioned["Resources"][TABLE]["Properties"]["GlobalSecondaryIndexes"][0]["ProvisionedThroughput"];
         assert_eq!(throughput["ReadCapacityUnits"], json!({ "Ref": "ReadCapacityUnits" }));
     }
 

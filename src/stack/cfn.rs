@@ -204,9 +204,9 @@ pub(crate) fn categorize<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> Aw
             Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequestsException") => {
                 AwsCategory::Throttled
             }
-            Some("ValidationError" | "ValidationException" | "InvalidParameterValue" | "InvalidParameterCombination") => {
-                AwsCategory::Validation
-            }
+            Some(
+                "ValidationError" | "ValidationException" | "InvalidParameterValue" | "InvalidParameterCombination",
+            ) => AwsCategory::Validation,
             Some(c) if c.starts_with("AccessDenied") || c == "UnauthorizedOperation" => AwsCategory::AccessDenied,
             Some(c) if c.ends_with("NotFoundFault") || c.ends_with("NotFound") || c.ends_with("NotFoundException") => {
                 AwsCategory::NotFound

@@ -243,19 +243,21 @@ async fn backup_state(
         return Ok(Backup::NotNamed);
     };
     Ok(match target {
-        BackupTarget::ElastiCacheReplicationGroup { replication_group_id: group, .. } => match ops.snapshot(name).await? {
-            None => Backup::NotStarted,
-            Some(s) if s.replication_group_id.as_deref() != Some(group.as_str()) => Backup::Failed(format!(
-                "a snapshot named {name} already exists and is of {}, not of {group}",
-                s.replication_group_id.as_deref().unwrap_or("no replication group")
-            )),
-            Some(s) => match s.status.as_str() {
-                // Complete, and being copied or restored from: the data is kept either way.
-                "available" | "copying" | "restoring" => Backup::Done,
-                "creating" | "" => Backup::InProgress,
-                other => Backup::Failed(format!("snapshot {name} is {other}")),
-            },
-        },
+        BackupTarget::ElastiCacheReplicationGroup { replication_group_id: group, .. } => {
+            match ops.snapshot(name).await? {
+                None => Backup::NotStarted,
+                Some(s) if s.replication_group_id.as_deref() != Some(group.as_str()) => Backup::Failed(format!(
+                    "a snapshot named {name} already exists and is of {}, not of {group}",
+                    s.replication_group_id.as_deref().unwrap_or("no replication group")
+                )),
+                Some(s) => match s.status.as_str() {
+                    // Complete, and being copied or restored from: the data is kept either way.
+                    "available" | "copying" | "restoring" => Backup::Done,
+                    "creating" | "" => Backup::InProgress,
+                    other => Backup::Failed(format!("snapshot {name} is {other}")),
+                },
+            }
+        }
         // Listed by table, so a backup of that name is of this table.
         BackupTarget::DynamoDbTable { table_name, .. } => match ops.table_backup(table_name, name).await? {
             None => Backup::NotStarted,
@@ -306,11 +308,8 @@ async fn delete_stack<K: DataStack>(
             }
             BackupTarget::DynamoDbTable { .. } => String::new(),
         };
-        let note = format!(
-            "{} {snapshot} of {} is available{listed}; deleting stack {name}",
-            target.noun(),
-            target.holder()
-        );
+        let note =
+            format!("{} {snapshot} of {} is available{listed}; deleting stack {name}", target.noun(), target.holder());
         let action = if target.noun() == "backup" { "CreateBackup" } else { "CreateSnapshot" };
         publish_event(ctx, obj, EventType::Normal, "SnapshotCompleted", action, note).await;
     }

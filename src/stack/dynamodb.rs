@@ -58,7 +58,9 @@ impl Ops {
             Err(e) => {
                 let message = e.message().unwrap_or_default().to_string();
                 match e.code() {
-                    Some("TableNotFoundException" | "ResourceNotFoundException") => Ok(SnapshotStart::GroupGone(message)),
+                    Some("TableNotFoundException" | "ResourceNotFoundException") => {
+                        Ok(SnapshotStart::GroupGone(message))
+                    }
                     // Being created, updated or already backed up, or backups not ready for a new table yet.
                     Some(
                         "TableInUseException"

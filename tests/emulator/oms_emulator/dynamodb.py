@@ -363,15 +363,11 @@ class OmsTable(Table, CloudFormationModel):
         keys = idx.schema_key_attrs
         return [i for i in self.all_items() if all(k in i.attrs for k in keys)]
 
-    def size_bytes(self) -> int:
-        return sum(i.size() for i in self.all_items())
-
     def describe(self, base_key: str = "TableDescription") -> dict[str, Any]:
         d = super().describe(base_key)
         t = d[base_key]
         t["TableStatus"] = self.oms_status
         t["TableId"] = self.table_id
-        t["TableSizeBytes"] = self.size_bytes()
         t["TableClassSummary"] = {"TableClass": self.table_class}
         gsis = []
         for g in self.global_indexes:
@@ -769,7 +765,18 @@ DATA_PLANE = (
 )
 
 
+_orig_table_describe = Table.describe
+
+
+def _table_describe(self: Any, base_key: str = "TableDescription") -> dict[str, Any]:
+    """Every table's DescribeTable with TableSizeBytes computed from its items (moto says 0)."""
+    d = _orig_table_describe(self, base_key)
+    d[base_key]["TableSizeBytes"] = _table_size(self)
+    return d
+
+
 def install() -> None:
+    Table.describe = _table_describe
     ddb_models.DynamoDBBackend.delete_table = _delete_table
     ddb_models.DynamoDBBackend.create_backup = _create_backup
     ddb_models.DynamoDBBackend.describe_continuous_backups = _describe_continuous_backups
