@@ -196,7 +196,7 @@ pub fn identity_change(
     if let Some(was) = recorded_region.filter(|r| *r != region) {
         return Some(format!(
             "spec.region is now {region}, but this resource's stack lives in {was}; nothing was changed, and no second \
-             stack is made. Set spec.region back to {was}. To move the cache, create a new resource in {region} \
+             stack is made. Set spec.region back to {was}. To move it, create a new resource in {region} \
              and delete this one"
         ));
     }
@@ -235,9 +235,9 @@ pub fn decide(i: &Inputs) -> Step {
             Step::Refuse {
                 reason: "StackLost",
                 message: format!(
-                    "{what}. No new, empty cache is made without asking: to get one, annotate this resource with \
-                     {REQUESTED_AT}=<any new value>; or delete this resource. Snapshots of its replication group, \
-                     if any were taken, are kept by ElastiCache"
+                    "{what}. No new, empty stack is made without asking: to get one, annotate this resource with \
+                     {REQUESTED_AT}=<any new value>; or delete this resource. Backups taken of its data, if any, \
+                     outlive the stack (ElastiCache snapshots, DynamoDB backups)"
                 ),
             }
         };
@@ -691,6 +691,10 @@ mod tests {
             Step::Refuse { reason: "StackLost", message } => {
                 assert!(message.contains(&lost.stack_id), "{message}");
                 assert!(message.contains(REQUESTED_AT), "{message}");
+                // The lifecycle serves every kind: a lost table is not called a cache.
+                for word in ["cache", "replication group"] {
+                    assert!(!message.contains(word), "{word}: {message}");
+                }
             }
             other => panic!("{other:?}"),
         }
