@@ -164,7 +164,9 @@ async fn helm_install_and_uninstall_work_on_the_bed() {
         cluster_bindings.list(&mine).await.expect("list").items.into_iter().filter_map(|r| r.metadata.name).collect();
     assert!(!crs.is_empty() && !crbs.is_empty(), "cluster-wide RBAC: {crs:?} {crbs:?}");
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    assert!(crds.get_opt("omsredises.data.oms-spider.io").await.expect("get").is_some(), "the chart's CRD");
+    for crd in ["omsredises.data.oms-spider.io", "omsdynamotables.data.oms-spider.io"] {
+        assert!(crds.get_opt(crd).await.expect("get").is_some(), "the chart's CRD {crd}");
+    }
     let listed: Value = serde_json::from_str(&helm(&["list", "--namespace", &ns, "-o", "json"])).expect("JSON");
     assert_eq!(listed[0]["status"], "deployed", "{listed}");
 

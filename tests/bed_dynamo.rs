@@ -368,3 +368,63 @@ async fn adopting_a_table_of_other_keys_is_previewed_as_a_replacement_and_refuse
     gone(&w, &name).await;
     assert!(stack(w.emu, &name).await.is_some(), "the hand-made stack stays");
 }
+
+#[tokio::test]
+async fn bad_manifests_are_refused_at_apply_with_what_to_change() {
+    let w = World::new("dyn-bad").await;
+    let api = tables(&w);
+    let pk = json!({ "name": "id", "type": "String" });
+    let index = |n: usize| json!({ "indexName": format!("by-{n:03}"), "partitionKey": { "name": format!("a{n}"), "type": "String" } });
+    let cases = [
+        ("oms.dynamodb.dots", json!({ "environment": "dev", "partitionKey": pk }), "no dots"),
+        (
+            "prod-unprotected",
+            json!({ "environment": "prod", "partitionKey": pk, "deletionProtection": false }),
+            "prod needs deletionProtection",
+        ),
+        (
+            "prod-no-pitr",
+            json!({ "environment": "prod", "partitionKey": pk, "pointInTimeRecovery": false }),
+            "prod needs pointInTimeRecovery",
+        ),
+        (
+            "prod-deleted",
+            json!({ "environment": "prod", "partitionKey": pk, "deletionPolicy": "Delete" }),
+            "deletionPolicy must be Retain",
+        ),
+        ("key-type", json!({ "environment": "dev", "partitionKey": { "name": "id", "type": "S" } }), "String"),
+        (
+            "capacity",
+            json!({ "environment": "dev", "partitionKey": pk, "provisionedThroughput": { "readCapacityUnits": 1, "writeCapacityUnits": 1 } }),
+            "only for billingMode: PROVISIONED",
+        ),
+        (
+            "include",
+            json!({ "environment": "dev", "partitionKey": pk, "globalSecondaryIndexes": [
+                { "indexName": "by-x", "partitionKey": { "name": "x", "type": "String" }, "projection": { "type": "INCLUDE" } }] }),
+            "INCLUDE needs at least one",
+        ),
+        (
+            "twins",
+            json!({ "environment": "dev", "partitionKey": pk, "globalSecondaryIndexes": [index(1), index(1)] }),
+            "its own indexName",
+        ),
+        (
+            "too-many",
+            json!({ "environment": "dev", "partitionKey": pk, "globalSecondaryIndexes": (0..21).map(index).collect::<Vec<_>>() }),
+            "must have at most 20 items",
+        ),
+    ];
+    // Sent raw, as kubectl would: a wrong key type cannot even be held by the Rust type.
+    let resource = kube::api::ApiResource::erase::<OmsDynamoTable>(&());
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(w.client.clone(), &w.ns, &resource);
+    for (name, spec, want) in cases {
+        let body = json!({ "apiVersion": "data.oms-spider.io/v1alpha1", "kind": "OmsDynamoTable", "metadata": { "name": name }, "spec": spec });
+        let obj: kube::api::DynamicObject = serde_json::from_value(body).expect("an object");
+        match raw.create(&PostParams::default(), &obj).await {
+            Err(e) => assert!(e.to_string().contains(want), "{name}: {e}"),
+            Ok(_) => panic!("{name} was accepted"),
+        }
+    }
+    assert!(api.list(&Default::default()).await.expect("list").items.is_empty(), "nothing was made");
+}

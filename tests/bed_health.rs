@@ -503,3 +503,44 @@ async fn phase_8_a_paused_resource_is_suspended() {
         .await;
     expect("(8) unpaused: Ready", &obj, &v, "Current", "Healthy");
 }
+
+/// The second kind, through the same checks: a table reads in progress until the operator has seen
+/// it and its stack is made, Current and Healthy once Ready, and Failed and Degraded when an update
+/// rolled back.
+#[tokio::test]
+async fn a_table_reads_in_progress_then_current_then_degraded_when_an_update_rolls_back() {
+    use oms_data_operator::dynamo::OmsDynamoTable;
+    let w = World::new("h-table").await;
+    let api: Api<OmsDynamoTable> = Api::namespaced(w.client.clone(), &w.ns);
+    let name = unique_name("oms-dynamodb-health");
+    w.emu.configure(json!({ "stack_delays": { name.clone(): 3.0 } }));
+    let table: OmsDynamoTable = serde_json::from_value(json!({
+        "apiVersion": "data.oms-spider.io/v1alpha1", "kind": "OmsDynamoTable",
+        "metadata": { "name": name },
+        "spec": { "environment": "dev", "partitionKey": { "name": "id", "type": "String" } },
+    }))
+    .expect("a valid OmsDynamoTable");
+    api.create(&PostParams::default(), &table).await.expect("create");
+    let look = |phase: &'static str, done: fn(&Value) -> bool| {
+        let (client, ns, name) = (w.client.clone(), w.ns.clone(), name.clone());
+        async move {
+            eventually(phase, WAIT, || async {
+                let obj = health::get_raw_of::<OmsDynamoTable>(&client, &ns, &name).await?;
+                let v = judge_honestly(&obj, phase);
+                done(&obj).then_some((obj, v))
+            })
+            .await
+        }
+    };
+    let (obj, v) = look("table creating", |o| observed(o) && condition_is(o, "Reconciling", "True")).await;
+    expect("table creating", &obj, &v, "InProgress", "Progressing");
+    let (obj, v) = look("table Ready", ready_for_current_generation).await;
+    expect("table Ready", &obj, &v, "Current", "Healthy");
+    w.emu.fail_next(&name, "update", "Table", "Subscriber limit exceeded");
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(json!({ "spec": { "timeToLiveAttribute": "ttl" } })))
+        .await
+        .expect("patch");
+    let (obj, v) = look("table update rolled back", |o| stalled(o, "StackUpdateRolledBack")).await;
+    expect("table update rolled back", &obj, &v, "Failed", "Degraded");
+    assert!(v.argo_message.contains("Subscriber limit exceeded"), "{v}");
+}

@@ -92,8 +92,16 @@ pub fn judge(obj: &Value) -> Verdict {
 /// An OmsRedis as the apiserver serves it (raw JSON, nothing dropped by a typed client), or None
 /// when it does not exist.
 pub async fn get_raw(client: &kube::Client, namespace: &str, name: &str) -> Option<Value> {
-    use kube::Resource;
-    let path = format!("{}/{name}", oms_data_operator::redis::OmsRedis::url_path(&(), Some(namespace)));
+    get_raw_of::<oms_data_operator::redis::OmsRedis>(client, namespace, name).await
+}
+
+/// A resource of kind `K` as the apiserver serves it, or None when it does not exist.
+pub async fn get_raw_of<K: kube::Resource<DynamicType = ()>>(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Option<Value> {
+    let path = format!("{}/{name}", K::url_path(&(), Some(namespace)));
     let req = http::Request::get(path).body(Vec::new()).expect("a GET request");
     match client.request::<Value>(req).await {
         Ok(v) => Some(v),
