@@ -239,6 +239,7 @@ async fn an_edit_updates_the_table_in_place_and_changes_dynamodb_cannot_make_are
             json!({ "globalSecondaryIndexes": [index, { "indexName": "by-order", "partitionKey": { "name": "orderId", "type": "Number" } }] }),
             "same type",
         ),
+        (json!({ "timeToLiveAttribute": "expiry" }), "cannot be renamed in one edit"),
         (json!({ "deletionProtection": true }), "deletionPolicy must be Retain"),
         (json!({ "billingMode": "PROVISIONED" }), "needs provisionedThroughput"),
     ];

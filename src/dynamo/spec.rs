@@ -95,6 +95,9 @@ fn key_types_agree_rule() -> String {
     "has(oldSelf.sortKey) ? (has(self.sortKey) && self.sortKey == oldSelf.sortKey) : !has(self.sortKey)"
 ).message("sortKey is immutable: a table's key schema is fixed when it is created (changing it replaces the table and its data). Create a new OmsDynamoTable for another key schema"))]
 #[x_kube(validation = Rule::new(
+    "!has(oldSelf.timeToLiveAttribute) || !has(self.timeToLiveAttribute) || self.timeToLiveAttribute == oldSelf.timeToLiveAttribute"
+).message("timeToLiveAttribute cannot be renamed in one edit: DynamoDB turns time to live off before it can use another attribute. Remove timeToLiveAttribute, wait for Ready, then set the new name (AWS may refuse to turn it on again for up to an hour)"))]
+#[x_kube(validation = Rule::new(
     "!has(self.provisionedThroughput) || (has(self.billingMode) && self.billingMode == 'PROVISIONED')"
 ).message("provisionedThroughput is only for billingMode: PROVISIONED; remove it, or set billingMode: PROVISIONED"))]
 #[x_kube(validation = Rule::new(

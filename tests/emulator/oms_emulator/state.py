@@ -42,7 +42,7 @@ STORMS: dict[str, float] = {}  # access key id -> time.monotonic() until which e
 # action@stack -> {"count": replies left to hold, "seconds": how long}: the call is carried out, its reply held back
 HOLDS: dict[str, dict[str, float]] = {}
 CALLS: Counter = Counter()  # "service:Action" -> n
-CALLS_BY_NAME: dict[str, Counter] = {}  # StackName/ReplicationGroupId -> Counter
+CALLS_BY_NAME: dict[str, Counter] = {}  # StackName/ReplicationGroupId/TableName -> Counter
 CALLS_BY_KEY: dict[str, Counter] = {}  # access key id -> Counter
 CALLS_BY_ACCOUNT: dict[str, Counter] = {}  # account id the request acts in -> Counter
 
