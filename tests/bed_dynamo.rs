@@ -429,3 +429,55 @@ async fn bad_manifests_are_refused_at_apply_with_what_to_change() {
     }
     assert!(api.list(&Default::default()).await.expect("list").items.is_empty(), "nothing was made");
 }
+
+#[tokio::test]
+async fn an_operator_killed_at_each_step_of_a_table_backup_deletion_takes_one_backup_and_deletes_the_stack_once() {
+    use support::operator::OperatorProcess;
+    let w = World::new("dyn-kill").await;
+    let ns = controlplane::test_namespace(&w.client, "dyn-kill-bin").await;
+    let api: Api<OmsDynamoTable> = Api::namespaced(w.client.clone(), &ns);
+    let name = unique_name("oms-dynamodb-kill");
+    let spawn = |key: &str| OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &ns, key, &[]);
+    let mut operator = spawn("dynkill-0");
+    // Staging: deletion policy Snapshot by its preset.
+    let spec = json!({ "environment": "staging", "partitionKey": { "name": "orderId", "type": "String" } });
+    let mut table = manifest(&name, spec);
+    table.metadata.namespace = Some(ns.clone());
+    api.create(&PostParams::default(), &table).await.expect("create");
+    ready_in(&api, &name).await;
+    dynamodb(&w)
+        .put_item()
+        .table_name(&name)
+        .item("orderId", AttributeValue::S("o-1".into()))
+        .send()
+        .await
+        .expect("an item worth a backup");
+    // Each step: its reply is lost, the operator is SIGKILLed while it waits, a new one goes on.
+    for (i, key) in ["dynamodb:CreateBackup", "cloudformation:DeleteStack"].iter().enumerate() {
+        let action = key.split(':').nth(1).expect("an action");
+        let seen = w.count(&name, key);
+        w.emu.hold(action, &name, 1, 60.0);
+        if i == 0 {
+            api.delete(&name, &DeleteParams::default()).await.expect("delete");
+        }
+        eventually(&format!("the operator to call {action}"), WAIT, || async {
+            (w.count(&name, key) > seen).then_some(())
+        })
+        .await;
+        operator.child.kill().expect("kill -9 the operator");
+        let _ = operator.child.wait();
+        w.emu.hold(action, &name, 0, 0.0);
+        operator = spawn(&format!("dynkill-{}", i + 1));
+    }
+    eventually(&format!("{name} to be deleted"), WAIT, || async {
+        matches!(api.get_opt(&name).await, Ok(None)).then_some(())
+    })
+    .await;
+    let backups = dynamodb(&w).list_backups().table_name(&name).send().await.expect("backups");
+    assert_eq!(backups.backup_summaries().len(), 1, "one backup, however often the operator died: {backups:?}");
+    assert!(stack(w.emu, &name).await.is_none(), "the stack is deleted");
+    let calls = w.emu.calls(Some(&name));
+    println!("dynamo: backup deletion killed at CreateBackup and DeleteStack: {calls:?}");
+    assert_eq!(calls.get("dynamodb:CreateBackup"), Some(&1), "{calls:?}");
+    drop(operator);
+}
