@@ -137,12 +137,13 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
                 return Err(crate::error::Error::Internal("a backup without a target or a name".into()));
             };
             let (noun, holder) = (target.noun(), target.holder());
-            let (action, started) = match target {
+            let action = target.action();
+            let started = match target {
                 BackupTarget::ElastiCacheReplicationGroup { replication_group_id: group, .. } => {
-                    ("CreateSnapshot", ops.create_snapshot(group, &snapshot, &owner.tags(&Default::default())).await?)
+                    ops.create_snapshot(group, &snapshot, &owner.tags(&Default::default())).await?
                 }
                 BackupTarget::DynamoDbTable { table_name, .. } => {
-                    ("CreateBackup", ops.create_table_backup(table_name, &snapshot).await?)
+                    ops.create_table_backup(table_name, &snapshot).await?
                 }
             };
             match started {
@@ -169,8 +170,9 @@ pub(super) async fn cleanup<K: DataStack>(obj: &K, ctx: &Context) -> Result<Clea
                 }
                 SnapshotStart::Busy(aws) => {
                     let message = format!(
-                        "{holder} cannot be backed up yet ({aws}); {noun} {snapshot} is taken once it can be, then \
-                         stack {name} is deleted"
+                        "{holder} cannot be {} yet ({aws}); {noun} {snapshot} is taken once it can be, then stack \
+                         {name} is deleted",
+                        target.done()
                     );
                     waiting(ctx, next, "SnapshotWaiting", message)
                 }
@@ -310,8 +312,7 @@ async fn delete_stack<K: DataStack>(
         };
         let note =
             format!("{} {snapshot} of {} is available{listed}; deleting stack {name}", target.noun(), target.holder());
-        let action = if target.noun() == "backup" { "CreateBackup" } else { "CreateSnapshot" };
-        publish_event(ctx, obj, EventType::Normal, "SnapshotCompleted", action, note).await;
+        publish_event(ctx, obj, EventType::Normal, "SnapshotCompleted", target.action(), note).await;
     }
     let failed = obs.status == "DELETE_FAILED";
     if failed {

@@ -141,6 +141,22 @@ impl BackupTarget {
         }
     }
 
+    /// The verb's participle: "snapshotted", "backed up".
+    pub fn done(&self) -> &'static str {
+        match self {
+            BackupTarget::ElastiCacheReplicationGroup { .. } => "snapshotted",
+            BackupTarget::DynamoDbTable { .. } => "backed up",
+        }
+    }
+
+    /// The AWS action that takes one.
+    pub fn action(&self) -> &'static str {
+        match self {
+            BackupTarget::ElastiCacheReplicationGroup { .. } => "CreateSnapshot",
+            BackupTarget::DynamoDbTable { .. } => "CreateBackup",
+        }
+    }
+
     pub fn prefix(&self) -> &'static str {
         match self {
             BackupTarget::ElastiCacheReplicationGroup { snapshot_prefix, .. } => snapshot_prefix,

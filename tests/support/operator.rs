@@ -157,6 +157,18 @@ impl OperatorProcess {
             let f = std::fs::File::create(log).expect("the operator's log file");
             cmd.stdout(f.try_clone().expect("log")).stderr(f);
         }
+        // Like every bed process, it dies with the thread that started it: a demo stopped by a
+        // signal leaves no operator behind.
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let child = cmd.spawn().expect("start the operator binary");
         OperatorProcess { child, http_port, log: opts.log }
     }
