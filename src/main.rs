@@ -371,7 +371,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     let namespaces: Vec<Option<String>> =
         if args.namespaces.is_empty() { vec![None] } else { args.namespaces.iter().cloned().map(Some).collect() };
-    tracing::info!(namespaces = ?args.namespaces, "starting the OmsRedis, OmsBackup and OmsFailoverTest controllers");
+    tracing::info!(namespaces = ?args.namespaces, "starting the OmsRedis, OmsDynamoTable, OmsBackup and OmsFailoverTest controllers");
     futures::future::join_all(
         namespaces.into_iter().map(|ns| controller::run_all(ctx.clone(), ns, work_stop_rx.clone())),
     )

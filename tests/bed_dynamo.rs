@@ -275,6 +275,9 @@ async fn injected_failures_end_in_their_states() {
     assert!(ready.message.contains("Subscriber limit exceeded"), "{}", ready.message);
     assert_eq!(o.status.as_ref().and_then(|s| s.stack.stack_status.as_deref()), Some("UPDATE_ROLLBACK_COMPLETE"));
     assert!(o.status.as_ref().and_then(|s| s.table_name.clone()).is_some(), "the table stays published");
+    let status = o.status.clone().expect("status");
+    assert_eq!(status.table_status.as_deref(), Some("ACTIVE"), "and what DynamoDB says of it: {status:?}");
+    assert!(status.item_count.is_some(), "{status:?}");
     let secrets: Api<Secret> = Api::namespaced(w.client.clone(), &w.ns);
     assert!(secrets.get_opt(&format!("{name}-dynamodb")).await.expect("get").is_some());
 

@@ -151,6 +151,10 @@ pub(super) async fn apply<K: DataStack>(api: &Api<K>, obj: &K, ctx: &Context) ->
         outcome.next.last_handled_requested_at = prev.last_handled_requested_at.clone();
     }
     outcome.next.account = outcome.next.stack_id.as_deref().and_then(accounts::account_of_stack);
+    // Whatever publishes (a settled stack, a rolled-back one) also says what the store reports of itself.
+    if let (Some(published), Some(obs)) = (outcome.published.as_mut(), observed.as_ref()) {
+        published.status.extend(obj.read_live(&ops, &obs.outputs).await);
+    }
     // The checks beside Ready: each says how soon it wants to look again, and the sooner wins.
     let endpoint = super::endpoint::check(obj, &mut outcome, &ctx.probes);
     let drift = super::drift::check(obj, &ops, observed.as_ref(), &mut outcome, ctx.settings.poll_interval).await?;
@@ -394,14 +398,10 @@ async fn act<K: DataStack>(
             if let Some(left) = next.plan.take_if(|p| changeset::never_ran(p)) {
                 changeset::discard(ops, &obs.id, &left).await?;
             }
-            let mut outcome = match &desired.credential {
+            match &desired.credential {
                 Some(c) => settle_credential(obj, ctx, ops, c, obs, desired, next).await?,
                 None => ready(obj, next, obs, desired, None, ctx.settings.resync),
-            };
-            if let Some(published) = outcome.published.as_mut() {
-                published.status.extend(obj.read_live(ops, &obs.outputs).await);
             }
-            outcome
         }
         Step::PublishRolledBack => {
             let obs = observed.ok_or_else(|| Error::Internal("publish without a stack".into()))?;
