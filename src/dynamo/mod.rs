@@ -314,8 +314,7 @@ impl DataStack for OmsDynamoTable {
     }
 
     fn drift_check_interval(&self) -> Option<std::time::Duration> {
-        let minutes = self.spec.drift_detection.as_ref()?.interval_minutes.clamp(1, 10080);
-        Some(std::time::Duration::from_secs(u64::try_from(minutes).unwrap_or(60) * 60))
+        Some(self.spec.drift_detection.as_ref()?.interval())
     }
 
     fn deletion_policy(&self) -> DeletionPolicy {

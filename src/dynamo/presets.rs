@@ -45,15 +45,9 @@ pub const fn preset(env: Environment) -> Preset {
     }
 }
 
-const ALL_ENVIRONMENTS: [Environment; 3] = [Environment::Dev, Environment::Staging, Environment::Prod];
-
 /// A CEL expression for a spec field with its preset fallback.
 fn effective(field: &str, value: impl Fn(Preset) -> String) -> String {
-    let mut fallback = value(preset(Environment::Prod));
-    for env in ALL_ENVIRONMENTS.iter().rev().skip(1) {
-        fallback = format!("(self.environment == '{}' ? {} : {fallback})", env.as_str(), value(preset(*env)));
-    }
-    format!("(has(self.{field}) ? self.{field} : {fallback})")
+    Environment::cel_with_preset(field, |env| value(preset(env)))
 }
 
 fn policy_word(p: DeletionPolicy) -> &'static str {
@@ -89,7 +83,7 @@ mod tests {
         assert_eq!(prod.deletion_policy, DeletionPolicy::Retain);
         assert_eq!(preset(Environment::Staging).deletion_policy, DeletionPolicy::Snapshot);
         assert_eq!(preset(Environment::Dev).deletion_policy, DeletionPolicy::Delete);
-        for env in ALL_ENVIRONMENTS {
+        for env in Environment::ALL {
             let p = preset(env);
             assert!(!p.deletion_protection || p.deletion_policy == DeletionPolicy::Retain, "{env:?}");
         }

@@ -6,7 +6,7 @@
 //! environment's preset (see [`super::presets`]); the rules that depend on them reason about the
 //! presets too.
 
-use crate::redis::spec::DriftDetectionSpec;
+use crate::redis::spec::{DNS_SUBDOMAIN_PATTERN, DriftDetectionSpec, REGION_PATTERN, TAGS_MESSAGE, TAGS_RULE};
 use crate::stack::DeletionPolicy;
 use crate::stack::status::StackStatus;
 use kube::{CustomResource, KubeSchema};
@@ -25,7 +25,6 @@ const ATTRIBUTE_NAME_PATTERN: &str = r"^[!-~]{1,255}$";
 /// DynamoDB's index names: 3–255 of letters, digits, `_`, `-` and `.`; at most 128 here, so that the
 /// list of index names fits in the stack parameter that records them.
 const INDEX_NAME_PATTERN: &str = r"^[a-zA-Z0-9_.-]{3,128}$";
-const DNS_SUBDOMAIN_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 
 /// The indexes (the schema defaults the list to empty, so it is always there and its bound of 20
 /// items holds for the rules' cost).
@@ -205,15 +204,13 @@ pub struct OmsDynamoTableSpec {
 
     /// AWS region. Default: the operator's region. Immutable.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]$"))]
+    #[schemars(regex(pattern = REGION_PATTERN))]
     pub region: Option<String>,
 
     /// Extra tags for the stack and its table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("maxProperties" = 40))]
-    #[x_kube(validation = Rule::new(
-        "self.all(k, size(k) <= 128 && !k.startsWith('aws:') && !k.startsWith('oms-data-operator/') && size(self[k]) <= 256)"
-    ).message("tags: keys at most 128 characters and not starting with aws: or oms-data-operator/ (reserved), values at most 256 characters"))]
+    #[x_kube(validation = Rule::new(TAGS_RULE).message(TAGS_MESSAGE))]
     pub tags: Option<BTreeMap<String, String>>,
 
     /// What deleting this resource does to the table: Delete, Retain, or Snapshot (an on-demand

@@ -49,16 +49,9 @@ pub const fn preset(env: Environment) -> Preset {
     }
 }
 
-const ALL_ENVIRONMENTS: [Environment; 3] = [Environment::Dev, Environment::Staging, Environment::Prod];
-
-/// A CEL expression for a spec field with its preset fallback, e.g.
-/// `(has(self.numCacheNodes) ? self.numCacheNodes : (self.environment == 'dev' ? 1 : ...))`.
+/// A CEL expression for a spec field with its preset fallback.
 fn effective(field: &str, value: impl Fn(Preset) -> String) -> String {
-    let mut fallback = value(preset(Environment::Prod));
-    for env in ALL_ENVIRONMENTS.iter().rev().skip(1) {
-        fallback = format!("(self.environment == '{}' ? {} : {fallback})", env.as_str(), value(preset(*env)));
-    }
-    format!("(has(self.{field}) ? self.{field} : {fallback})")
+    Environment::cel_with_preset(field, |env| value(preset(env)))
 }
 
 fn effective_failover() -> String {
@@ -137,7 +130,7 @@ mod tests {
 
     #[test]
     fn every_preset_satisfies_the_rules_it_feeds() {
-        for env in ALL_ENVIRONMENTS {
+        for env in Environment::ALL {
             let p = preset(env);
             assert!(!p.automatic_failover_enabled || p.num_cache_nodes >= 2, "{env:?}");
             assert!(env != Environment::Prod || p.automatic_failover_enabled);

@@ -28,7 +28,13 @@ pub const SNS_TOPIC_ARN_PATTERN: &str = r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{1
 /// fixed in place; after it, adding, changing or removing it would replace the cache's data.
 const RESTORE_ONLY_BEFORE_CREATION_RULE: &str = "!has(oldSelf.status) || !has(oldSelf.status.stackId) || (has(self.spec.restoreFrom) ? (has(oldSelf.spec.restoreFrom) && self.spec.restoreFrom == oldSelf.spec.restoreFrom) : !has(oldSelf.spec.restoreFrom))";
 const RESTORE_ONLY_BEFORE_CREATION_MESSAGE: &str = "restoreFrom can only be given before the cache's stack is created, and never changed or removed after: restoring replaces a cache's data, so it is never done to a running cache. To restore, create a new OmsRedis with spec.restoreFrom.snapshotName and point workloads at its Secret";
-const DNS_SUBDOMAIN_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// A Secret's name (a DNS subdomain), for every kind's secretName.
+pub const DNS_SUBDOMAIN_PATTERN: &str = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
+/// An AWS region name, for every kind's region.
+pub const REGION_PATTERN: &str = r"^[a-z]{2}(-[a-z]+)+-[0-9]$";
+/// Every kind's user tags: within AWS's limits, and off the prefixes AWS and the operator reserve.
+pub const TAGS_RULE: &str = "self.all(k, size(k) <= 128 && !k.startsWith('aws:') && !k.startsWith('oms-data-operator/') && size(self[k]) <= 256)";
+pub const TAGS_MESSAGE: &str = "tags: keys at most 128 characters and not starting with aws: or oms-data-operator/ (reserved), values at most 256 characters";
 const NODE_TYPE_PATTERN: &str = r"^cache\.[a-z][a-z0-9]*\.[a-z0-9]+$";
 
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -151,15 +157,13 @@ pub struct OmsRedisSpec {
 
     /// AWS region. Default: the operator's region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[a-z]{2}(-[a-z]+)+-[0-9]$"))]
+    #[schemars(regex(pattern = REGION_PATTERN))]
     pub region: Option<String>,
 
     /// Extra tags for the stack and its resources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("maxProperties" = 40))]
-    #[x_kube(validation = Rule::new(
-        "self.all(k, size(k) <= 128 && !k.startsWith('aws:') && !k.startsWith('oms-data-operator/') && size(self[k]) <= 256)"
-    ).message("tags: keys at most 128 characters and not starting with aws: or oms-data-operator/ (reserved), values at most 256 characters"))]
+    #[x_kube(validation = Rule::new(TAGS_RULE).message(TAGS_MESSAGE))]
     pub tags: Option<BTreeMap<String, String>>,
 
     /// Weekly maintenance window, UTC, ddd:hh24:mi-ddd:hh24:mi, at least 60 minutes, not overlapping
@@ -297,6 +301,14 @@ pub struct DriftDetectionSpec {
     pub interval_minutes: i32,
 }
 
+impl DriftDetectionSpec {
+    /// Time between detections, the schema's bounds enforced for objects that predate them.
+    pub fn interval(&self) -> std::time::Duration {
+        let minutes = self.interval_minutes.clamp(1, 10080);
+        std::time::Duration::from_secs(u64::try_from(minutes).unwrap_or(60) * 60)
+    }
+}
+
 /// The endpoint check.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -365,6 +377,18 @@ pub enum Environment {
 }
 
 impl Environment {
+    pub const ALL: [Environment; 3] = [Environment::Dev, Environment::Staging, Environment::Prod];
+
+    /// A CEL expression for a spec field with its environment preset as fallback, e.g.
+    /// `(has(self.numCacheNodes) ? self.numCacheNodes : (self.environment == 'dev' ? 1 : ...))`.
+    pub fn cel_with_preset(field: &str, value: impl Fn(Environment) -> String) -> String {
+        let mut fallback = value(Environment::Prod);
+        for env in Environment::ALL.iter().rev().skip(1) {
+            fallback = format!("(self.environment == '{}' ? {} : {fallback})", env.as_str(), value(*env));
+        }
+        format!("(has(self.{field}) ? self.{field} : {fallback})")
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Environment::Dev => "dev",
