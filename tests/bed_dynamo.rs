@@ -13,7 +13,10 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use support::controlplane;
 use support::operator::Operator;
-use support::world::{WAIT, World, condition, ready_in, reason_in, secret_data, stack, stack_params, stack_tags};
+use support::world::{
+    WAIT, World, condition, delete_killing_at_each_call, ready_in, reason_in, secret_data, stack, stack_params,
+    stack_tags,
+};
 use support::{eventually, unique_name};
 
 fn tables(w: &World) -> Api<OmsDynamoTable> {
@@ -441,7 +444,7 @@ async fn an_operator_killed_at_each_step_of_a_table_backup_deletion_takes_one_ba
     let api: Api<OmsDynamoTable> = Api::namespaced(w.client.clone(), &ns);
     let name = unique_name("oms-dynamodb-kill");
     let spawn = |key: &str| OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &ns, key, &[]);
-    let mut operator = spawn("dynkill-0");
+    let operator = spawn("dynkill-0");
     // Staging: deletion policy Snapshot by its preset.
     let spec = json!({ "environment": "staging", "partitionKey": { "name": "orderId", "type": "String" } });
     let mut table = manifest(&name, spec);
@@ -456,22 +459,9 @@ async fn an_operator_killed_at_each_step_of_a_table_backup_deletion_takes_one_ba
         .await
         .expect("an item worth a backup");
     // Each step: its reply is lost, the operator is SIGKILLed while it waits, a new one goes on.
-    for (i, key) in ["dynamodb:CreateBackup", "cloudformation:DeleteStack"].iter().enumerate() {
-        let action = key.split(':').nth(1).expect("an action");
-        let seen = w.count(&name, key);
-        w.emu.hold(action, &name, 1, 60.0);
-        if i == 0 {
-            api.delete(&name, &DeleteParams::default()).await.expect("delete");
-        }
-        eventually(&format!("the operator to call {action}"), WAIT, || async {
-            (w.count(&name, key) > seen).then_some(())
-        })
-        .await;
-        operator.child.kill().expect("kill -9 the operator");
-        let _ = operator.child.wait();
-        w.emu.hold(action, &name, 0, 0.0);
-        operator = spawn(&format!("dynkill-{}", i + 1));
-    }
+    let calls = ["dynamodb:CreateBackup", "cloudformation:DeleteStack"];
+    let operator =
+        delete_killing_at_each_call(&w, &api, &name, &calls, operator, |i| spawn(&format!("dynkill-{i}"))).await;
     eventually(&format!("{name} to be deleted"), WAIT, || async {
         matches!(api.get_opt(&name).await, Ok(None)).then_some(())
     })

@@ -11,7 +11,7 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 use support::operator::{OperatorProcess, ProcessOptions};
 use support::proxy::Proxy;
-use support::world::{WAIT, World, all_ready, assert_one_stack_each, create_in};
+use support::world::{WAIT, World, all_ready, assert_one_stack_each, create_in, delete_killing_at_each_call};
 use support::{controlplane, eventually, unique_name};
 
 const OUTAGE: Duration = Duration::from_secs(30);
@@ -129,29 +129,14 @@ async fn an_operator_killed_at_each_step_of_a_snapshot_deletion_takes_one_snapsh
     let api: Api<OmsRedis> = Api::namespaced(w.client.clone(), &ns);
     let name = unique_name("oms-redis-delkill");
     let spawn = |key: &str| OperatorProcess::watching(w.emu, &w.cp.kubeconfig, &ns, key, &[]);
-    let mut operator = spawn("delkill-0");
+    let operator = spawn("delkill-0");
     let snapshot = json!({ "deletionPolicy": "Snapshot" });
     create_in(&w, &api, &ns, std::slice::from_ref(&name), "staging", snapshot).await;
     all_ready(&api, std::slice::from_ref(&name)).await;
     // Each step: its reply is lost, the operator is SIGKILLed while it waits, a new one goes on.
-    for (i, (action, service)) in
-        [("CreateSnapshot", "elasticache"), ("DeleteStack", "cloudformation")].iter().enumerate()
-    {
-        let key = format!("{service}:{action}");
-        let seen = w.count(&name, &key);
-        w.emu.hold(action, &name, 1, 60.0);
-        if i == 0 {
-            api.delete(&name, &Default::default()).await.expect("delete");
-        }
-        eventually(&format!("the operator to call {action}"), WAIT, || async {
-            (w.count(&name, &key) > seen).then_some(())
-        })
-        .await;
-        operator.child.kill().expect("kill -9 the operator");
-        let _ = operator.child.wait();
-        w.emu.hold(action, &name, 0, 0.0);
-        operator = spawn(&format!("delkill-{}", i + 1));
-    }
+    let calls = ["elasticache:CreateSnapshot", "cloudformation:DeleteStack"];
+    let operator =
+        delete_killing_at_each_call(&w, &api, &name, &calls, operator, |i| spawn(&format!("delkill-{i}"))).await;
     eventually(&format!("{name} to be deleted"), WAIT, || async {
         matches!(api.get_opt(&name).await, Ok(None)).then_some(())
     })

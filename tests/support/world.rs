@@ -4,7 +4,7 @@
 use super::controlplane::{self, ControlPlane};
 use super::emulator::{self, Emulator};
 use super::eventually;
-use super::operator::Operator;
+use super::operator::{Operator, OperatorProcess};
 use aws_sdk_cloudformation::error::ProvideErrorMetadata;
 use k8s_openapi::api::core::v1::{Event as CoreEvent, Secret};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
@@ -248,4 +248,34 @@ pub fn seed(env: &str, vpc: &str) -> BTreeMap<String, String> {
         (param::SNAPSHOT_RETENTION_LIMIT.to_string(), retention.to_string()),
         (param::AUTOMATIC_FAILOVER_ENABLED.to_string(), failover.to_string()),
     ])
+}
+
+/// Deletes `name` and SIGKILLs its operator at each of `calls` ("service:Action") in turn: each
+/// call's reply is held (the call is carried out, its answer lost), the operator is killed while it
+/// waits, and `spawn(step)` starts the next one. Returns the operator left running.
+pub async fn delete_killing_at_each_call<K: DataStack>(
+    w: &World,
+    api: &Api<K>,
+    name: &str,
+    calls: &[&str],
+    mut operator: OperatorProcess,
+    spawn: impl Fn(usize) -> OperatorProcess,
+) -> OperatorProcess {
+    for (i, key) in calls.iter().enumerate() {
+        let action = key.split(':').nth(1).expect("service:Action");
+        let seen = w.count(name, key);
+        w.emu.hold(action, name, 1, 60.0);
+        if i == 0 {
+            api.delete(name, &Default::default()).await.expect("delete");
+        }
+        eventually(&format!("the operator to call {action}"), WAIT, || async {
+            (w.count(name, key) > seen).then_some(())
+        })
+        .await;
+        operator.child.kill().expect("kill -9 the operator");
+        let _ = operator.child.wait();
+        w.emu.hold(action, name, 0, 0.0);
+        operator = spawn(i + 1);
+    }
+    operator
 }
